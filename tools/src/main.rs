@@ -1,0 +1,2 @@
+//! The `wse` command.
+fn main() {}
