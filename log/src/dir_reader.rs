@@ -1,0 +1,233 @@
+//! Read-only access to a data directory, for tools: list topics, inspect,
+//! dump, follow, verify. It takes no lock and never writes, so it works on
+//! the directory of a running server: segments describe themselves, and a
+//! record still being written at the end of a segment is simply not there
+//! yet.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{LogError, Result};
+use crate::files::FileCache;
+use crate::layout::Layout;
+use crate::load::{self, Finding, Loaded, LoadedTopic, ScanSettings};
+use crate::position::Epoch;
+use crate::read::{DiskRead, ReadLimits, Seek};
+use crate::record::Record;
+use crate::topic_name::topic_key;
+
+/// Opens a data directory for reading only.
+pub struct DirReader {
+    layout: Layout,
+    files: FileCache,
+    settings: ScanSettings,
+}
+
+/// A topic as stored on disk.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TopicSummary {
+    /// The topic name.
+    pub name: String,
+    /// The stored history's epoch.
+    pub epoch: Epoch,
+    /// Oldest stored offset.
+    pub first_offset: u64,
+    /// Offset after the newest stored record.
+    pub next_offset: u64,
+    /// Bytes of all segments.
+    pub bytes: u64,
+    /// The topic's directory.
+    pub dir: PathBuf,
+    /// Its segments, oldest first.
+    pub segments: Vec<SegmentSummary>,
+    /// Torn tails and corruption seen while loading (not repaired here).
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+}
+
+/// One segment file as stored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SegmentSummary {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// Offset after its last record.
+    pub end_offset: u64,
+    /// Bytes (header included).
+    pub bytes: u64,
+    /// Time of the first record, microseconds since the Unix epoch.
+    pub first_ts_us: u64,
+    /// Time of the last record.
+    pub last_ts_us: u64,
+    /// Position of a corrupt record, if any.
+    pub corrupt_at: Option<u64>,
+}
+
+/// A topic directory that could not be loaded as a topic.
+#[derive(Clone, Debug)]
+pub struct Unreadable {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why.
+    pub why: String,
+}
+
+impl DirReader {
+    /// Read the data directory `dir`, with the default limits.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let defaults = crate::LogConfig::default();
+        Self::with_settings(
+            dir,
+            defaults.max_record_bytes,
+            defaults.index_interval_bytes,
+        )
+    }
+
+    /// Read `dir`, accepting records of up to `max_record_bytes` payload.
+    pub fn with_settings(
+        dir: impl AsRef<Path>,
+        max_record_bytes: usize,
+        index_interval_bytes: u64,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(LogError::io(
+                "open",
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
+            ));
+        }
+        Ok(Self {
+            layout: Layout::new(dir),
+            files: FileCache::new(64, false, false),
+            settings: ScanSettings {
+                max_payload: max_record_bytes,
+                index_interval: index_interval_bytes,
+            },
+        })
+    }
+
+    /// The directory's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Every topic, sorted by name, and the directories that are not
+    /// readable topics.
+    pub fn topics(&self) -> Result<(Vec<TopicSummary>, Vec<Unreadable>)> {
+        let dirs = self
+            .layout
+            .list_topic_dirs()
+            .map_err(|e| LogError::io("list", self.layout.topics_dir(), e))?;
+        let mut topics = Vec::new();
+        let mut bad = Vec::new();
+        for (key, dir) in dirs {
+            match self.load(key, &dir)? {
+                Loaded::Topic(lt) => topics.push(summary(lt, dir)),
+                Loaded::Empty => {}
+                Loaded::Unprovable { why, .. } => bad.push(Unreadable {
+                    dir,
+                    why: why.to_string(),
+                }),
+            }
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((topics, bad))
+    }
+
+    /// One topic, if it is stored here.
+    pub fn topic(&self, name: &str) -> Result<Option<TopicSummary>> {
+        let key = topic_key(name);
+        let dir = self.layout.topic_dir(key);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        match self.load(key, &dir)? {
+            Loaded::Topic(lt) if lt.name == name => Ok(Some(summary(lt, dir))),
+            Loaded::Topic(_) | Loaded::Empty => Ok(None),
+            Loaded::Unprovable { why, .. } => Err(LogError::Unreadable {
+                dir,
+                why: why.to_string(),
+            }),
+        }
+    }
+
+    /// Records of `topic` from offset `from`, within `limits` (validated;
+    /// reading stops at a corrupt record with an error).
+    pub fn read(&self, topic: &TopicSummary, from: u64, limits: ReadLimits) -> Result<Vec<Record>> {
+        if from < topic.first_offset {
+            return Err(LogError::NotRecoverable(crate::error::NotRecoverable {
+                topic: topic.name.clone(),
+                requested: crate::Position::new(topic.epoch, from),
+                reason: crate::error::NotRecoverableReason::Removed,
+                epoch: topic.epoch,
+                first_offset: topic.first_offset,
+                next_offset: topic.next_offset,
+            }));
+        }
+        let infos = self.segment_infos(topic)?;
+        let disk = DiskRead {
+            files: &self.files,
+            topic: &topic.name,
+            epoch: topic.epoch,
+            max_payload: self.settings.max_payload,
+        };
+        let seek = |o: u64| {
+            let i = infos.partition_point(|s| s.base <= o);
+            i.checked_sub(1)
+                .map(|i| &infos[i])
+                .filter(|s| o < s.end_offset)
+                .map(|s| Seek::new(s, o))
+        };
+        match disk.read(from, topic.next_offset, limits, seek) {
+            Ok(r) => Ok(r),
+            Err(None) => Ok(Vec::new()),
+            Err(Some(e)) => Err(e),
+        }
+    }
+
+    fn segment_infos(
+        &self,
+        topic: &TopicSummary,
+    ) -> Result<Vec<crate::segment::info::SegmentInfo>> {
+        match self.load(topic_key(&topic.name), &topic.dir)? {
+            Loaded::Topic(lt) => Ok(lt.segments),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn load(&self, key: u128, dir: &Path) -> Result<Loaded> {
+        load::load_topic_dir(dir, key, self.settings).map_err(|e| LogError::io("scan", dir, e))
+    }
+
+    /// Check every segment, record and index entry (see [`crate::verify`]).
+    pub fn verify(&self) -> Result<crate::verify::VerifyReport> {
+        crate::verify::verify_dir(&self.layout, self.settings)
+    }
+}
+
+fn summary(lt: LoadedTopic, dir: PathBuf) -> TopicSummary {
+    let next_offset = lt.next_offset();
+    TopicSummary {
+        first_offset: lt.segments.first().map_or(0, |s| s.base),
+        next_offset,
+        bytes: lt.segments.iter().map(|s| s.len).sum(),
+        segments: lt
+            .segments
+            .iter()
+            .map(|s| SegmentSummary {
+                path: s.path.clone(),
+                base_offset: s.base,
+                end_offset: s.end_offset,
+                bytes: s.len,
+                first_ts_us: s.first_ts_us,
+                last_ts_us: s.last_ts_us,
+                corrupt_at: s.corrupt_at,
+            })
+            .collect(),
+        name: lt.name,
+        epoch: lt.epoch,
+        dir,
+        findings: lt.findings,
+    }
+}

@@ -1,0 +1,167 @@
+//! Errors of the log, as types a caller can match on.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::position::{Epoch, Position};
+use crate::record::DecodeError;
+use crate::topic_name::TopicNameError;
+
+/// Everything that can go wrong in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The topic name cannot be stored (empty, too long, NUL byte).
+    #[error(transparent)]
+    InvalidTopic(#[from] TopicNameError),
+    /// The payload is larger than `max_record_bytes`.
+    #[error("record payload of {size} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// Size of the rejected payload.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {dir} is in use by another process (lock file {lock})")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file that could not be taken.
+        lock: PathBuf,
+    },
+    /// An operating-system error, with the file and the operation.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`open`, `write`, `fsync`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Meta(String),
+    /// The requested history cannot be served (see [`NotRecoverable`]).
+    #[error(transparent)]
+    NotRecoverable(#[from] NotRecoverable),
+    /// A stored record failed validation; nothing past it is returned.
+    #[error(
+        "corrupt record of topic {topic:?} in {} at byte {file_position} (expected offset {offset}): {reason}",
+        segment.display()
+    )]
+    Corrupt {
+        /// The topic.
+        topic: String,
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte position of the bad record in the file.
+        file_position: u64,
+        /// The offset the record should have had.
+        offset: u64,
+        /// What is wrong with it.
+        reason: CorruptReason,
+    },
+    /// A topic directory whose history cannot be trusted as a whole.
+    #[error("{}: {why}", dir.display())]
+    Unreadable {
+        /// The topic directory.
+        dir: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// No such topic in this log.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// A previous write or fsync failed; the log refuses further appends
+    /// rather than pretend they are safe.
+    #[error("the log stopped accepting appends after an I/O failure: {0}")]
+    Failed(String),
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+    /// The configuration is inconsistent.
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+}
+
+/// What is wrong with a record found on disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CorruptReason {
+    /// The bytes do not decode as a record.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// A valid record carries another offset than its place demands.
+    #[error("record carries offset {found}")]
+    WrongOffset {
+        /// The offset in the record.
+        found: u64,
+    },
+    /// A valid record carries another epoch than its segment.
+    #[error("record carries epoch {found}")]
+    WrongEpoch {
+        /// The epoch in the record.
+        found: Epoch,
+    },
+    /// The offsets end before the next segment begins.
+    #[error("offsets {from}..{to} are missing")]
+    Missing {
+        /// First missing offset.
+        from: u64,
+        /// First offset present again.
+        to: u64,
+    },
+}
+
+impl LogError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Why a position cannot be read from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotRecoverableReason {
+    /// The position belongs to another history of the topic.
+    EpochMismatch,
+    /// Retention removed the requested offsets.
+    Removed,
+    /// The offset is beyond the newest record of this history.
+    Ahead,
+}
+
+/// A read asked for history this log cannot serve, with the topic's current
+/// state so the caller can tell the client where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "topic {topic:?} cannot serve {requested}: {reason:?} (epoch {epoch}, offsets {first_offset}..{next_offset})"
+)]
+pub struct NotRecoverable {
+    /// The topic.
+    pub topic: String,
+    /// The position that was asked for.
+    pub requested: Position,
+    /// Why it cannot be served.
+    pub reason: NotRecoverableReason,
+    /// The topic's current epoch.
+    pub epoch: Epoch,
+    /// Oldest offset still stored.
+    pub first_offset: u64,
+    /// Offset the next record will get (newest + 1).
+    pub next_offset: u64,
+}
+
+impl NotRecoverable {
+    /// The newest offset of the topic, if it has any record.
+    pub fn last_offset(&self) -> Option<u64> {
+        self.next_offset.checked_sub(1)
+    }
+}
+
+/// Shorthand for results of the log.
+pub type Result<T, E = LogError> = std::result::Result<T, E>;

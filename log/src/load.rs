@@ -1,0 +1,471 @@
+//! Reading a topic directory back: headers, indexes and the records after
+//! the last index entry of each segment.
+//!
+//! The same scan serves the writer when it opens a log (it then applies the
+//! repairs the scan proposes: cut a torn tail, rewrite a damaged index) and
+//! the read-only tools (which only report). Segments are self-describing,
+//! so nothing here needs the metadata store.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::CorruptReason;
+use crate::layout;
+use crate::position::Epoch;
+use crate::record::Record;
+use crate::segment::cursor::{self, CursorStop, RecordCursor};
+use crate::segment::header::{HeaderError, SegmentHeader};
+use crate::segment::index::{self, IndexEntry};
+use crate::segment::info::SegmentInfo;
+use crate::segment::{index_path, segment_path};
+use crate::topic_name::topic_key;
+
+/// A topic directory as found on disk.
+#[derive(Debug)]
+pub struct LoadedTopic {
+    /// The topic name (from the segment headers).
+    pub name: String,
+    /// The epoch of the stored history.
+    pub epoch: Epoch,
+    /// Segments, oldest first; the last one is the active segment.
+    pub segments: Vec<SegmentInfo>,
+    /// What the scan found that needs (or got) repairing.
+    pub findings: Vec<Finding>,
+}
+
+impl LoadedTopic {
+    /// Offset after the newest stored record.
+    pub fn next_offset(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.end_offset)
+    }
+}
+
+/// Something a scan found that is not simply intact data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The active segment ends inside a record (a write cut short by a
+    /// crash); the bytes from `at` on hold no acknowledged record.
+    TornTail {
+        /// The segment file.
+        segment: PathBuf,
+        /// Where the valid data ends.
+        at: u64,
+        /// Bytes after it.
+        cut_bytes: u64,
+    },
+    /// The newest segment file has no complete header (a crash while
+    /// creating it); it holds no record.
+    TornCreation {
+        /// The segment file.
+        segment: PathBuf,
+    },
+    /// A corrupt record with valid data after it, or a sealed segment that
+    /// ends early: reads stop there.
+    Corruption {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte position of the bad record.
+        at: u64,
+        /// The offset it should have had.
+        offset: u64,
+        /// What is wrong.
+        reason: CorruptReason,
+    },
+    /// The index file was missing or damaged and was rebuilt from the
+    /// segment.
+    IndexRebuilt {
+        /// The index file.
+        index: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TornTail {
+                segment,
+                at,
+                cut_bytes,
+            } => write!(
+                f,
+                "{}: torn tail at byte {at}, {cut_bytes} bytes cut",
+                segment.display()
+            ),
+            Self::TornCreation { segment } => {
+                write!(
+                    f,
+                    "{}: incomplete segment header, removed",
+                    segment.display()
+                )
+            }
+            Self::Corruption {
+                segment,
+                at,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "{}: corrupt record at byte {at} (offset {offset}): {reason}",
+                segment.display()
+            ),
+            Self::IndexRebuilt { index, reason } => {
+                write!(f, "{}: index rebuilt ({reason})", index.display())
+            }
+        }
+    }
+}
+
+/// Why a topic directory's history cannot be trusted as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unprovable {
+    /// A segment header is damaged.
+    #[error("{}: {error}", segment.display())]
+    BadHeader {
+        /// The segment file.
+        segment: PathBuf,
+        /// What is wrong.
+        error: HeaderError,
+    },
+    /// The directory holds a topic whose name does not hash to it.
+    #[error("{}: holds topic {topic:?}, which does not belong here", segment.display())]
+    ForeignTopic {
+        /// The segment file.
+        segment: PathBuf,
+        /// The topic in its header.
+        topic: String,
+    },
+    /// Segments disagree on the topic, the epoch or their base offsets.
+    #[error("{}: {what}", segment.display())]
+    Inconsistent {
+        /// The segment file.
+        segment: PathBuf,
+        /// What disagrees.
+        what: String,
+    },
+}
+
+/// Result of loading one topic directory.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A topic with its history.
+    Topic(LoadedTopic),
+    /// A directory without any segment (nothing to load).
+    Empty,
+    /// A history that cannot be trusted (the writer sets it aside and gives
+    /// the topic a new epoch).
+    Unprovable {
+        /// The topic name, when a header could be read.
+        name: Option<String>,
+        /// The epoch, when a header could be read.
+        epoch: Option<Epoch>,
+        /// Why.
+        why: Unprovable,
+    },
+}
+
+/// Settings a scan needs.
+#[derive(Copy, Clone, Debug)]
+pub struct ScanSettings {
+    /// Largest payload a record may declare.
+    pub max_payload: usize,
+    /// Bytes between index entries.
+    pub index_interval: u64,
+}
+
+/// Read the header of the segment file at `path`.
+pub fn read_header(file: &File) -> io::Result<Result<(SegmentHeader, usize), HeaderError>> {
+    let head = cursor::read_at_most(file, 0, 4096)?;
+    match SegmentHeader::needed_len(&head) {
+        Some(n) if n > head.len() => {
+            let full = cursor::read_at_most(file, 0, n)?;
+            Ok(SegmentHeader::decode(&full))
+        }
+        _ => Ok(SegmentHeader::decode(&head)),
+    }
+}
+
+/// Load the topic directory `dir` whose name is the key `key`.
+pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Result<Loaded> {
+    let bases = layout::list_segments(dir)?;
+    let mut findings = Vec::new();
+    let mut headers: Vec<(u64, PathBuf, File, SegmentHeader, u64)> = Vec::new();
+    for (i, &base) in bases.iter().enumerate() {
+        let path = segment_path(dir, base);
+        let file = File::open(&path)?;
+        match read_header(&file)? {
+            Ok((h, len)) => headers.push((base, path, file, h, len as u64)),
+            Err(HeaderError::Truncated(_)) if i + 1 == bases.len() => {
+                findings.push(Finding::TornCreation { segment: path });
+            }
+            Err(error) => {
+                let first = headers.first().map(|(_, _, _, h, _)| h);
+                return Ok(Loaded::Unprovable {
+                    name: first.map(|h| h.topic.clone()),
+                    epoch: first.map(|h| h.epoch),
+                    why: Unprovable::BadHeader {
+                        segment: path,
+                        error,
+                    },
+                });
+            }
+        }
+    }
+    let Some((_, first_path, _, first, _)) = headers.first() else {
+        return Ok(Loaded::Empty);
+    };
+    let (name, epoch) = (first.topic.clone(), first.epoch);
+    let unprovable = |why| Loaded::Unprovable {
+        name: Some(name.clone()),
+        epoch: Some(epoch),
+        why,
+    };
+    if topic_key(&name) != key {
+        return Ok(unprovable(Unprovable::ForeignTopic {
+            segment: first_path.clone(),
+            topic: name.clone(),
+        }));
+    }
+    for (base, path, _, h, _) in &headers {
+        let what = if h.topic != name {
+            Some(format!("topic {:?} differs from {name:?}", h.topic))
+        } else if h.epoch != epoch {
+            Some(format!("epoch {} differs from {epoch}", h.epoch))
+        } else if h.base_offset != *base {
+            Some(format!(
+                "header base offset {} differs from its name",
+                h.base_offset
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Ok(unprovable(Unprovable::Inconsistent {
+                segment: path.clone(),
+                what,
+            }));
+        }
+    }
+
+    let count = headers.len();
+    let mut segments = Vec::with_capacity(count);
+    for (i, (base, path, file, _, header_len)) in headers.iter().enumerate() {
+        let next_base = headers.get(i + 1).map(|(b, ..)| *b);
+        let (info, mut found) = scan_segment(
+            dir,
+            file,
+            path,
+            *base,
+            *header_len,
+            epoch,
+            next_base,
+            settings,
+        )?;
+        findings.append(&mut found);
+        segments.push(info);
+    }
+    Ok(Loaded::Topic(LoadedTopic {
+        name,
+        epoch,
+        segments,
+        findings,
+    }))
+}
+
+/// Scan one segment from its last good index entry to its end.
+#[allow(clippy::too_many_arguments)]
+fn scan_segment(
+    dir: &Path,
+    file: &File,
+    path: &Path,
+    base: u64,
+    header_len: u64,
+    epoch: Epoch,
+    next_base: Option<u64>,
+    settings: ScanSettings,
+) -> io::Result<(SegmentInfo, Vec<Finding>)> {
+    let file_len = file.metadata()?.len();
+    let mut findings = Vec::new();
+    let mut info = SegmentInfo::new(base, path.to_owned(), header_len);
+    info.first_ts_us = first_timestamp(file, header_len, file_len, settings)?;
+
+    // The index: keep the entries that check out.
+    let idx_path = index_path(dir, base);
+    let (mut entries, index_problem) = match fs::read(&idx_path) {
+        Ok(buf) => match index::parse(&buf, base, file_len) {
+            Ok(e) => (e, None),
+            Err((good, e)) => (good, Some(e.to_string())),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) => return Err(e),
+    };
+    let parsed = entries.len();
+    let mut start = None;
+    while let Some(last) = entries.last().copied() {
+        if entry_checks_out(file, last, base, epoch, file_len, settings)? {
+            start = Some((u64::from(last.position), base + u64::from(last.rel_offset)));
+            break;
+        }
+        entries.pop();
+    }
+    let index_problem = index_problem.or_else(|| {
+        (entries.len() < parsed).then(|| "entries point at no matching record".to_owned())
+    });
+    info.index = entries;
+    info.index_persisted = if index_problem.is_some() {
+        0
+    } else {
+        info.index.len()
+    };
+
+    let (mut pos, mut expected) = start.unwrap_or((header_len, base));
+    let mut cursor = RecordCursor::new(file, pos, file_len, settings.max_payload);
+    let stop = loop {
+        match cursor.next_record() {
+            Ok(r) => {
+                if let Some(reason) = misplaced(&r, expected, epoch) {
+                    break Some((pos, reason));
+                }
+                info.maybe_index(expected, pos, settings.index_interval);
+                info.last_ts_us = r.timestamp_us();
+                expected += 1;
+                pos = cursor.position();
+            }
+            Err(CursorStop::End) => break None,
+            Err(CursorStop::Truncated { at, error }) => break Some((at, error.into())),
+            Err(CursorStop::Invalid { at, error }) => break Some((at, error.into())),
+            Err(CursorStop::Io(e)) => return Err(e),
+        }
+    };
+    info.len = pos;
+    info.end_offset = expected;
+
+    match (stop, next_base) {
+        // Sealed segment: must end cleanly where the next one begins.
+        (None, Some(next)) if expected == next => {}
+        (None, Some(next)) => {
+            info.corrupt_at = Some(pos);
+            // A sealed segment covers everything up to the next one; reads
+            // of the missing offsets stop at the gap with an error.
+            info.end_offset = next;
+            findings.push(Finding::Corruption {
+                segment: path.to_owned(),
+                at: pos,
+                offset: expected,
+                reason: CorruptReason::Missing {
+                    from: expected,
+                    to: next,
+                },
+            });
+        }
+        (Some((at, reason)), Some(next)) => {
+            info.corrupt_at = Some(at);
+            info.end_offset = next;
+            findings.push(Finding::Corruption {
+                segment: path.to_owned(),
+                at,
+                offset: expected,
+                reason,
+            });
+        }
+        (None, None) => {}
+        // Active segment: a torn tail unless valid records follow the bad one.
+        (Some((at, reason)), None) => {
+            match cursor::resync(file, at + 1, file_len, settings.max_payload, epoch)? {
+                Some((resume, r)) if r.offset() > expected => {
+                    info.corrupt_at = Some(at);
+                    findings.push(Finding::Corruption {
+                        segment: path.to_owned(),
+                        at,
+                        offset: expected,
+                        reason,
+                    });
+                    let (end, end_offset, last_ts) =
+                        scan_after_resync(file, resume, r.offset(), file_len, epoch, settings)?;
+                    info.len = end;
+                    info.end_offset = end_offset;
+                    info.last_ts_us = last_ts;
+                }
+                _ => findings.push(Finding::TornTail {
+                    segment: path.to_owned(),
+                    at,
+                    cut_bytes: file_len - at,
+                }),
+            }
+        }
+    }
+    if let Some(reason) = index_problem {
+        findings.push(Finding::IndexRebuilt {
+            index: idx_path,
+            reason,
+        });
+    }
+    Ok((info, findings))
+}
+
+/// After a hole, count the valid records that follow (for the end of a
+/// segment that is kept but never appended to again).
+fn scan_after_resync(
+    file: &File,
+    from: u64,
+    offset: u64,
+    file_len: u64,
+    epoch: Epoch,
+    settings: ScanSettings,
+) -> io::Result<(u64, u64, u64)> {
+    let mut cursor = RecordCursor::new(file, from, file_len, settings.max_payload);
+    let (mut end, mut expected, mut last_ts) = (from, offset, 0);
+    while let Ok(r) = cursor.next_record() {
+        if misplaced(&r, expected, epoch).is_some() {
+            break;
+        }
+        expected += 1;
+        last_ts = r.timestamp_us();
+        end = cursor.position();
+    }
+    Ok((end, expected, last_ts))
+}
+
+/// Does the index entry point at a valid record with the offset it names?
+fn entry_checks_out(
+    file: &File,
+    e: IndexEntry,
+    base: u64,
+    epoch: Epoch,
+    file_len: u64,
+    settings: ScanSettings,
+) -> io::Result<bool> {
+    let mut c = RecordCursor::new(file, u64::from(e.position), file_len, settings.max_payload);
+    Ok(match c.next_record() {
+        Ok(r) => misplaced(&r, base + u64::from(e.rel_offset), epoch).is_none(),
+        Err(CursorStop::Io(err)) => return Err(err),
+        Err(_) => false,
+    })
+}
+
+/// Why a valid record does not belong where it was found, if it does not.
+pub fn misplaced(r: &Record, expected: u64, epoch: Epoch) -> Option<CorruptReason> {
+    if r.offset() != expected {
+        Some(CorruptReason::WrongOffset { found: r.offset() })
+    } else if r.epoch() != epoch {
+        Some(CorruptReason::WrongEpoch { found: r.epoch() })
+    } else {
+        None
+    }
+}
+
+fn first_timestamp(
+    file: &File,
+    header_len: u64,
+    file_len: u64,
+    settings: ScanSettings,
+) -> io::Result<u64> {
+    let mut c = RecordCursor::new(file, header_len, file_len, settings.max_payload);
+    match c.next_record() {
+        Ok(r) => Ok(r.timestamp_us()),
+        Err(CursorStop::Io(e)) => Err(e),
+        Err(_) => Ok(0),
+    }
+}

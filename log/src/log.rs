@@ -1,0 +1,694 @@
+//! The public handle of an open log.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{LogConfig, Retention};
+use crate::error::{LogError, Result};
+use crate::files::FileCache;
+use crate::layout::Layout;
+use crate::meta::{MetaStore, SledMeta, TopicMeta};
+use crate::open::{self, DirLock, OpenReport};
+use crate::position::{Epoch, Position};
+use crate::read::{ReadBatch, ReadLimits};
+use crate::record::{Record, RecordKind};
+use crate::shared::{AppendListener, Queue, Shared};
+use crate::stats::{Counters, LogStats};
+use crate::topic::Topic;
+use crate::topic_name;
+use crate::writer;
+
+/// A set of per-topic logs in one data directory, open for appending.
+///
+/// One process at a time may hold a data directory open as a `Log` (a lock
+/// file enforces it); read-only tools use [`crate::DirReader`] instead and
+/// work beside a running writer.
+pub struct Log {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    report: OpenReport,
+    _lock: DirLock,
+}
+
+/// Options for opening a log beyond its [`LogConfig`].
+pub struct LogBuilder {
+    dir: std::path::PathBuf,
+    config: LogConfig,
+    meta: Option<Box<dyn MetaStore>>,
+    clock: Arc<dyn Clock>,
+    listener: Option<Arc<dyn AppendListener>>,
+}
+
+impl LogBuilder {
+    /// Use `config` (default: [`LogConfig::default`]).
+    pub fn config(mut self, config: LogConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Keep metadata in `meta` instead of sled in `<dir>/meta`.
+    pub fn meta(mut self, meta: impl MetaStore + 'static) -> Self {
+        self.meta = Some(Box::new(meta));
+        self
+    }
+
+    /// Take time from `clock` (tests move time instead of sleeping).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Tell `listener` about records as soon as they become visible.
+    pub fn listener(mut self, listener: Arc<dyn AppendListener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Open the log: lock the directory, load and repair every topic, start
+    /// the writer thread.
+    pub fn open(self) -> Result<Log> {
+        self.config.validate().map_err(LogError::Config)?;
+        let layout = Layout::new(self.dir);
+        std::fs::create_dir_all(layout.root())
+            .map_err(|e| LogError::io("create", layout.root(), e))?;
+        let lock = open::lock_dir(&layout)?;
+        let (unclean, os_restarted) = open::mark_running(&layout, &self.config.boot_id_path)?;
+        let meta = match self.meta {
+            Some(m) => m,
+            None => Box::new(
+                SledMeta::open(&layout.meta_dir()).map_err(|e| LogError::Meta(e.to_string()))?,
+            ),
+        };
+        let shared = Arc::new(Shared {
+            files: FileCache::new(
+                self.config.max_open_files,
+                true,
+                self.config.durability != crate::config::Durability::Never,
+            ),
+            layout,
+            config: self.config,
+            meta,
+            clock: self.clock,
+            topics: Default::default(),
+            queue: Mutex::new(Queue::default()),
+            queue_cv: Default::default(),
+            progress: Mutex::new(()),
+            progress_cv: Default::default(),
+            pending_bytes: Default::default(),
+            tail_bytes: Default::default(),
+            counters: Counters::default(),
+            listener: self.listener,
+            failure: Mutex::new(None),
+            failed: Default::default(),
+            closed: Default::default(),
+        });
+        let report = open::load_topics(&shared, unclean, os_restarted)?;
+        let w = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("wse-log-writer".into())
+            .spawn(move || writer::run(w))
+            .map_err(|e| LogError::io("spawn writer thread for", shared.layout.root(), e))?;
+        Ok(Log {
+            shared,
+            writer: Mutex::new(Some(handle)),
+            report,
+            _lock: lock,
+        })
+    }
+}
+
+/// A record that was appended: its position, the record itself, and a way
+/// to wait until readers (and, under `always`, the disk) have it.
+#[derive(Clone)]
+pub struct Appended {
+    /// Where the record went.
+    pub position: Position,
+    /// The record, shared with the memory tail.
+    pub record: Record,
+    topic: Arc<Topic>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Appended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appended")
+            .field("topic", &self.topic.name)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+impl Appended {
+    /// True once readers can see the record.
+    pub fn is_visible(&self) -> bool {
+        self.topic.visible() > self.position.offset
+    }
+
+    /// Block until the record is visible: written to the OS, and under the
+    /// `always` policy fsynced.
+    pub fn wait(&self) -> Result<()> {
+        loop {
+            if self.is_visible() {
+                return Ok(());
+            }
+            self.check()?;
+            let mut g = self.shared.progress.lock();
+            if self.is_visible() {
+                return Ok(());
+            }
+            self.shared.progress_cv.wait(&mut g);
+        }
+    }
+
+    /// Wait (async) until the record is visible.
+    pub async fn visible(&self) -> Result<()> {
+        let mut rx = self.topic.watch.subscribe();
+        loop {
+            if *rx.borrow_and_update() > self.position.offset {
+                return Ok(());
+            }
+            self.check()?;
+            if rx.changed().await.is_err() {
+                return Err(LogError::Closed);
+            }
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Some(f) = self.shared.failure() {
+            return Err(LogError::Failed(f));
+        }
+        if self.topic.state.lock().deleted {
+            return Err(LogError::UnknownTopic(self.topic.name.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Where a topic stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicPosition {
+    /// The current history.
+    pub epoch: Epoch,
+    /// Oldest offset still stored.
+    pub first_offset: u64,
+    /// Offset after the newest visible record.
+    pub next_offset: u64,
+}
+
+impl TopicPosition {
+    /// The newest offset, if the topic has a record.
+    pub fn last_offset(&self) -> Option<u64> {
+        self.next_offset.checked_sub(1)
+    }
+}
+
+/// A topic with its figures, as `topics()` lists them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TopicInfo {
+    /// The topic name.
+    pub name: String,
+    /// The current history.
+    pub epoch: Epoch,
+    /// Oldest offset still stored.
+    pub first_offset: u64,
+    /// Offset after the newest visible record.
+    pub next_offset: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes of segment files.
+    pub bytes: u64,
+    /// Records held by the memory tail.
+    pub tail_records: usize,
+    /// Retention in force for the topic.
+    pub retention: Retention,
+}
+
+/// Waits for new records of one topic (async).
+pub struct TopicWatch {
+    rx: tokio::sync::watch::Receiver<u64>,
+    shared: Arc<Shared>,
+}
+
+impl TopicWatch {
+    /// Offset after the newest visible record now.
+    pub fn head(&self) -> u64 {
+        *self.rx.borrow()
+    }
+
+    /// Wait until the head moves beyond `offset` (a record at `offset` or
+    /// later is visible); returns the new head.
+    pub async fn wait_beyond(&mut self, offset: u64) -> Result<u64> {
+        loop {
+            let head = *self.rx.borrow_and_update();
+            if head > offset {
+                return Ok(head);
+            }
+            if let Some(f) = self.shared.failure() {
+                return Err(LogError::Failed(f));
+            }
+            if self.rx.changed().await.is_err() {
+                return Err(LogError::Closed);
+            }
+        }
+    }
+}
+
+impl Log {
+    /// Open the log in `dir` with `config` and sled metadata.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
+        Self::builder(dir).config(config).open()
+    }
+
+    /// Options for opening the log in `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> LogBuilder {
+        LogBuilder {
+            dir: dir.as_ref().to_owned(),
+            config: LogConfig::default(),
+            meta: None,
+            clock: Arc::new(SystemClock),
+            listener: None,
+        }
+    }
+
+    /// What opening found and repaired.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.shared.layout.root()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
+    /// Append `payload` to `topic` and wait until it is visible (under
+    /// `always`: fsynced). Returns its position.
+    pub fn append(&self, topic: &str, kind: RecordKind, payload: &[u8]) -> Result<Position> {
+        let a = self.append_with(topic, kind, payload.len(), |_, buf| {
+            buf.extend_from_slice(payload)
+        })?;
+        a.wait()?;
+        Ok(a.position)
+    }
+
+    /// Append a record whose payload `fill` writes into the record buffer,
+    /// given the position the record gets. Returns at once; the record is
+    /// visible to readers after the writer wrote it (see [`Appended`]).
+    ///
+    /// `fill` runs under the topic's append lock, so positions and payloads
+    /// are in the same order; keep it short. `size_hint` is the expected
+    /// payload size (for the allocation).
+    pub fn append_with(
+        &self,
+        topic: &str,
+        kind: RecordKind,
+        size_hint: usize,
+        fill: impl FnOnce(Position, &mut BytesMut),
+    ) -> Result<Appended> {
+        self.check_writable()?;
+        self.wait_for_room()?;
+        let mut fill = Some(fill);
+        loop {
+            let t = self.topic_for_append(topic)?;
+            let (record, enqueue) = {
+                let mut st = t.state.lock();
+                if st.deleted {
+                    continue;
+                }
+                let position = Position::new(t.epoch, st.next_offset);
+                let f = fill.take().expect("fill runs once");
+                let record = Record::build(position, self.shared.now_us(), kind, size_hint, |b| {
+                    f(position, b)
+                });
+                if record.payload_len() > self.shared.config.max_record_bytes {
+                    return Err(LogError::RecordTooLarge {
+                        size: record.payload_len(),
+                        limit: self.shared.config.max_record_bytes,
+                    });
+                }
+                st.next_offset += 1;
+                let delta = st
+                    .tail
+                    .push(record.clone(), self.shared.config.tail.records_per_topic);
+                self.shared.add_tail_bytes(delta);
+                st.pending.push(record.clone());
+                let enqueue = !st.queued;
+                st.queued = true;
+                (record, enqueue)
+            };
+            t.touch(self.shared.now_ms());
+            Counters::add(&self.shared.counters.appends, 1);
+            Counters::add(
+                &self.shared.counters.append_bytes,
+                record.encoded_len() as u64,
+            );
+            self.shared
+                .pending_bytes
+                .fetch_add(record.encoded_len(), Ordering::AcqRel);
+            if enqueue {
+                let mut q = self.shared.queue.lock();
+                q.dirty.push(t.clone());
+                if q.idle {
+                    self.shared.queue_cv.notify_one();
+                }
+            }
+            return Ok(Appended {
+                position: record.position(),
+                record,
+                topic: t,
+                shared: self.shared.clone(),
+            });
+        }
+    }
+
+    /// Append several payloads to one topic, consecutively; waits until the
+    /// last one is visible. Returns the position of the first.
+    pub fn append_batch<P: AsRef<[u8]>>(
+        &self,
+        topic: &str,
+        kind: RecordKind,
+        payloads: &[P],
+    ) -> Result<Option<Position>> {
+        let mut first = None;
+        let mut last = None;
+        for p in payloads {
+            let p = p.as_ref();
+            let a = self.append_with(topic, kind, p.len(), |_, b| b.extend_from_slice(p))?;
+            first.get_or_insert(a.position);
+            last = Some(a);
+        }
+        if let Some(a) = last {
+            a.wait()?;
+        }
+        Ok(first)
+    }
+
+    /// Read `topic` from `from` (inclusive), within `limits`.
+    pub fn read(&self, topic: &str, from: Position, limits: ReadLimits) -> Result<ReadBatch> {
+        let t = self.topic(topic)?;
+        self.shared.read(&t, from, limits)
+    }
+
+    /// Where `topic` stands, if it has a live history.
+    pub fn position(&self, topic: &str) -> Option<TopicPosition> {
+        let t = self.shared.topics.get(topic)?.clone();
+        let first_offset = t.store.lock().first_offset();
+        Some(TopicPosition {
+            epoch: t.epoch,
+            first_offset,
+            next_offset: t.visible(),
+        })
+    }
+
+    /// Every topic with its figures, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        let topics: Vec<Arc<Topic>> = self
+            .shared
+            .topics
+            .iter()
+            .map(|t| t.value().clone())
+            .collect();
+        let mut out: Vec<TopicInfo> = topics.iter().map(|t| self.info(t)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One topic's figures.
+    pub fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
+        let t = self.shared.topics.get(topic)?.clone();
+        Some(self.info(&t))
+    }
+
+    fn info(&self, t: &Topic) -> TopicInfo {
+        let tail_records = t.state.lock().tail.len();
+        let store = t.store.lock();
+        TopicInfo {
+            name: t.name.to_string(),
+            epoch: t.epoch,
+            first_offset: store.first_offset(),
+            next_offset: t.visible(),
+            segments: store.segments.len(),
+            bytes: store.bytes(),
+            tail_records,
+            retention: store.retention.unwrap_or(self.shared.config.retention),
+        }
+    }
+
+    /// Wait (async) for records of `topic`.
+    pub fn watch(&self, topic: &str) -> Result<TopicWatch> {
+        let t = self.topic(topic)?;
+        Ok(TopicWatch {
+            rx: t.watch.subscribe(),
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Set (or with `None` clear) the retention of one topic. Durable when
+    /// this returns; applied at the next maintenance pass.
+    pub fn set_retention(&self, topic: &str, retention: Option<Retention>) -> Result<()> {
+        let t = self.topic(topic)?;
+        let mut meta = self
+            .shared
+            .meta
+            .get(topic)
+            .map_err(|e| LogError::Meta(e.to_string()))?
+            .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
+        meta.retention = retention;
+        self.shared
+            .meta
+            .put(&meta)
+            .and_then(|()| self.shared.meta.flush())
+            .map_err(|e| LogError::Meta(e.to_string()))?;
+        t.store.lock().retention = retention;
+        Ok(())
+    }
+
+    /// Apply retention to `topic` now; returns how many segments went.
+    pub fn enforce_retention(&self, topic: &str) -> Result<usize> {
+        let t = self.topic(topic)?;
+        crate::retention::enforce(&self.shared, &t)
+    }
+
+    /// Delete a topic and its history. The next append starts a new
+    /// history with an epoch the topic never had. Returns false when there
+    /// was no such topic.
+    pub fn delete_topic(&self, topic: &str) -> Result<bool> {
+        let Some((_, t)) = self.shared.topics.remove(topic) else {
+            return Ok(false);
+        };
+        let dropped: usize = {
+            let mut st = t.state.lock();
+            st.deleted = true;
+            let freed = st.tail.clear();
+            self.shared.add_tail_bytes(-(freed as isize));
+            std::mem::take(&mut st.pending)
+                .iter()
+                .map(Record::encoded_len)
+                .sum()
+        };
+        self.shared
+            .pending_bytes
+            .fetch_sub(dropped, Ordering::AcqRel);
+        {
+            let mut store = t.store.lock();
+            store.deleted = true;
+            self.shared.files.forget_dir(&t.dir);
+            match std::fs::remove_dir_all(&t.dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("remove", &t.dir, e)),
+            }
+            if let Some(parent) = t.dir.parent() {
+                crate::layout::sync_dir(parent).map_err(|e| LogError::io("fsync", parent, e))?;
+            }
+        }
+        let mut meta = self
+            .shared
+            .meta
+            .get(topic)
+            .map_err(|e| LogError::Meta(e.to_string()))?
+            .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
+        meta.epoch = Some(t.epoch.0);
+        meta.retire();
+        self.shared
+            .meta
+            .put(&meta)
+            .and_then(|()| self.shared.meta.flush())
+            .map_err(|e| LogError::Meta(e.to_string()))?;
+        t.watch.send_modify(|_| {});
+        self.shared.announce_progress();
+        Ok(true)
+    }
+
+    /// Wait until everything appended so far is visible, then fsync every
+    /// file written since the last fsync (under `never` nothing is fsynced:
+    /// that policy leaves writeback to the operating system entirely).
+    pub fn flush(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self
+            .shared
+            .topics
+            .iter()
+            .map(|t| t.value().clone())
+            .collect();
+        for t in topics {
+            let target = t.state.lock().next_offset;
+            let mut g = self.shared.progress.lock();
+            while t.visible() < target && !t.state.lock().deleted {
+                if let Some(f) = self.shared.failure() {
+                    return Err(LogError::Failed(f));
+                }
+                self.shared.progress_cv.wait(&mut g);
+            }
+        }
+        let n = self
+            .shared
+            .files
+            .sync_dirty()
+            .map_err(|(p, e)| LogError::io("fsync", p, e))?;
+        Counters::add(&self.shared.counters.fsyncs, n as u64);
+        Ok(())
+    }
+
+    /// The log's counters and gauges.
+    pub fn stats(&self) -> LogStats {
+        let c = &self.shared.counters;
+        LogStats {
+            appends: Counters::get(&c.appends),
+            append_bytes: Counters::get(&c.append_bytes),
+            writes: Counters::get(&c.writes),
+            bytes_written: Counters::get(&c.bytes_written),
+            fsyncs: Counters::get(&c.fsyncs),
+            batches: Counters::get(&c.batches),
+            tail_reads: Counters::get(&c.tail_reads),
+            disk_reads: Counters::get(&c.disk_reads),
+            disk_records_read: Counters::get(&c.disk_records_read),
+            segments_created: Counters::get(&c.segments_created),
+            segments_deleted: Counters::get(&c.segments_deleted),
+            tails_evicted: Counters::get(&c.tails_evicted),
+            topics: self.shared.topics.len() as u64,
+            tail_bytes: self.shared.tail_bytes.load(Ordering::Relaxed) as u64,
+            pending_bytes: self.shared.pending_bytes.load(Ordering::Relaxed) as u64,
+            open_files: self.shared.files.open_count() as u64,
+        }
+    }
+
+    /// Write and fsync everything, stop the writer and mark the directory
+    /// cleanly closed. Dropping a `Log` does the same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        let Some(handle) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        self.shared.closed.store(true, Ordering::Release);
+        {
+            let mut q = self.shared.queue.lock();
+            q.shutdown = true;
+            self.shared.queue_cv.notify_one();
+        }
+        let _ = handle.join();
+        self.shared.announce_progress();
+        if let Some(f) = self.shared.failure() {
+            // Leave the running marker: the next open scans everything.
+            return Err(LogError::Failed(f));
+        }
+        open::mark_stopped(&self.shared.layout)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        if let Some(f) = self.shared.failure() {
+            return Err(LogError::Failed(f));
+        }
+        Ok(())
+    }
+
+    /// Block while more than `max_pending_bytes` wait for the writer.
+    fn wait_for_room(&self) -> Result<()> {
+        let max = self.shared.config.max_pending_bytes;
+        if self.shared.pending_bytes.load(Ordering::Acquire) < max {
+            return Ok(());
+        }
+        let mut g = self.shared.progress.lock();
+        while self.shared.pending_bytes.load(Ordering::Acquire) >= max {
+            self.check_writable()?;
+            self.shared.progress_cv.wait_for(&mut g, writer::ROOM_POLL);
+        }
+        Ok(())
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.shared
+            .topics
+            .get(name)
+            .map(|t| t.clone())
+            .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
+    }
+
+    /// The topic, created with a fresh epoch if it does not exist.
+    fn topic_for_append(&self, name: &str) -> Result<Arc<Topic>> {
+        if let Some(t) = self.shared.topics.get(name) {
+            return Ok(t.clone());
+        }
+        topic_name::validate(name, self.shared.config.max_topic_bytes)?;
+        let entry = self.shared.topics.entry(Arc::from(name));
+        match entry {
+            dashmap::Entry::Occupied(o) => Ok(o.get().clone()),
+            dashmap::Entry::Vacant(v) => {
+                let mut meta = self
+                    .shared
+                    .meta
+                    .get(name)
+                    .map_err(|e| LogError::Meta(e.to_string()))?
+                    .unwrap_or_else(|| TopicMeta {
+                        name: name.to_owned(),
+                        epoch: None,
+                        retired_epochs: Vec::new(),
+                        retention: None,
+                    });
+                meta.retire();
+                let epoch = open::fresh_epoch(&meta);
+                meta.epoch = Some(epoch);
+                self.shared
+                    .meta
+                    .put(&meta)
+                    .map_err(|e| LogError::Meta(e.to_string()))?;
+                let key = topic_name::topic_key(name);
+                let topic = Arc::new(Topic::new(
+                    v.key().clone(),
+                    self.shared.layout.topic_dir(key),
+                    Epoch(epoch),
+                    Vec::new(),
+                    0,
+                    meta.retention,
+                    self.shared.now_ms(),
+                ));
+                v.insert(topic.clone());
+                Ok(topic)
+            }
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "closing the log failed");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Opening a log: take the directory lock, find out whether the last run
+//! ended cleanly, load every topic from its segments, repair torn tails and
+//! damaged indexes, and decide each topic's epoch.
+//!
+//! Epochs are kept whenever the history on disk is intact. A topic gets a
+//! new epoch (and its old files are set aside in `lost+found/`) only when
+//! its history cannot be proven intact: a damaged segment header, segments
+//! that disagree, a registered history whose files are gone, or an OS crash
+//! under a policy that does not fsync every append.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Durability;
+use crate::error::{LogError, Result};
+use crate::layout::{self, Layout};
+use crate::load::{self, Finding, Loaded, ScanSettings};
+use crate::meta::TopicMeta;
+use crate::position::Epoch;
+use crate::shared::Shared;
+use crate::topic::{Topic, persist_index};
+use crate::topic_name::{key_hex, topic_key};
+
+/// What opening a log found and did.
+#[derive(Clone, Debug, Default)]
+pub struct OpenReport {
+    /// The previous run did not close the log.
+    pub unclean_shutdown: bool,
+    /// The previous run ended with the operating system going down (its
+    /// boot id differs), so data not yet fsynced may be lost.
+    pub os_restarted: bool,
+    /// Topics loaded.
+    pub topics: usize,
+    /// Repairs and corruption found, per topic.
+    pub findings: Vec<(String, Finding)>,
+    /// Topics whose history was replaced by a new epoch, and why.
+    pub new_epochs: Vec<EpochChange>,
+}
+
+/// A topic whose stored history could not be kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochChange {
+    /// The topic, when known.
+    pub topic: Option<String>,
+    /// The epoch of the history that was set aside.
+    pub old: Option<Epoch>,
+    /// Why.
+    pub reason: String,
+    /// Where its files went.
+    pub set_aside: Option<PathBuf>,
+}
+
+/// The held directory lock; released when dropped.
+pub struct DirLock {
+    _file: File,
+}
+
+/// Take the writer's lock on the data directory.
+pub fn lock_dir(layout: &Layout) -> Result<DirLock> {
+    let path = layout.lock_file();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LogError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: file }),
+        Err(_) => Err(LogError::Locked {
+            dir: layout.root().to_owned(),
+            lock: path,
+        }),
+    }
+}
+
+/// Record that a writer runs, and read what the previous run left.
+/// Returns (unclean shutdown, OS restarted since).
+pub fn mark_running(layout: &Layout, boot_id_path: &Path) -> Result<(bool, bool)> {
+    let path = layout.running_file();
+    let previous = match fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(LogError::io("read", &path, e)),
+    };
+    let boot = layout::boot_id(boot_id_path);
+    let prev_boot = previous.as_deref().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("boot_id "))
+            .map(str::to_owned)
+    });
+    let os_restarted = matches!((&prev_boot, &boot), (Some(a), Some(b)) if a != b);
+    let body = format!(
+        "boot_id {}\npid {}\n",
+        boot.as_deref().unwrap_or("unknown"),
+        std::process::id()
+    );
+    let mut f = File::create(&path).map_err(|e| LogError::io("create", &path, e))?;
+    f.write_all(body.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| LogError::io("write", &path, e))?;
+    layout::sync_dir(layout.root()).map_err(|e| LogError::io("fsync", layout.root(), e))?;
+    Ok((previous.is_some(), os_restarted))
+}
+
+/// Remove the running marker at a clean close.
+pub fn mark_stopped(layout: &Layout) -> Result<()> {
+    let path = layout.running_file();
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LogError::io("remove", &path, e)),
+    }
+    layout::sync_dir(layout.root()).map_err(|e| LogError::io("fsync", layout.root(), e))
+}
+
+/// Load every topic of the data directory into `shared.topics`.
+pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result<OpenReport> {
+    let mut report = OpenReport {
+        unclean_shutdown: unclean,
+        os_restarted,
+        ..OpenReport::default()
+    };
+    let mut registry: HashMap<String, TopicMeta> = shared
+        .meta
+        .load()
+        .map_err(|e| LogError::Meta(e.to_string()))?
+        .into_iter()
+        .map(|m| (m.name.clone(), m))
+        .collect();
+    let by_key: HashMap<u128, String> =
+        registry.keys().map(|n| (topic_key(n), n.clone())).collect();
+    let settings = ScanSettings {
+        max_payload: shared.config.max_record_bytes,
+        index_interval: shared.config.index_interval_bytes,
+    };
+    let dirs = shared
+        .layout
+        .list_topic_dirs()
+        .map_err(|e| LogError::io("list", shared.layout.topics_dir(), e))?;
+    let mut seen = std::collections::HashSet::new();
+    for (key, dir) in dirs {
+        let loaded =
+            load::load_topic_dir(&dir, key, settings).map_err(|e| LogError::io("scan", &dir, e))?;
+        match loaded {
+            Loaded::Empty => {
+                // A directory created by a run that crashed before its first
+                // segment was complete: nothing to keep.
+                let _ = fs::remove_dir_all(&dir);
+            }
+            Loaded::Unprovable { name, epoch, why } => {
+                let name = name.or_else(|| by_key.get(&key).cloned());
+                let aside = set_aside(shared, &dir, key, epoch)?;
+                if let Some(n) = &name {
+                    let m = registry
+                        .entry(n.clone())
+                        .or_insert_with(|| TopicMeta::new(n, epoch.map_or(0, |e| e.0)));
+                    if let Some(e) = epoch {
+                        m.epoch = Some(e.0);
+                    }
+                    m.retire();
+                    shared
+                        .meta
+                        .put(m)
+                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    seen.insert(n.clone());
+                }
+                report.new_epochs.push(EpochChange {
+                    topic: name,
+                    old: epoch,
+                    reason: why.to_string(),
+                    set_aside: Some(aside),
+                });
+            }
+            Loaded::Topic(mut lt) => {
+                repair(&dir, &mut lt)?;
+                for f in &lt.findings {
+                    report.findings.push((lt.name.clone(), f.clone()));
+                }
+                seen.insert(lt.name.clone());
+                let meta = registry
+                    .entry(lt.name.clone())
+                    .or_insert_with(|| TopicMeta::new(&lt.name, lt.epoch.0));
+                let bump = os_restarted
+                    && shared.config.durability != Durability::Always
+                    && lt.next_offset() > 0;
+                if bump {
+                    let aside = set_aside(shared, &dir, key, Some(lt.epoch))?;
+                    meta.epoch = Some(lt.epoch.0);
+                    meta.retire();
+                    shared
+                        .meta
+                        .put(meta)
+                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    report.new_epochs.push(EpochChange {
+                        topic: Some(lt.name.clone()),
+                        old: Some(lt.epoch),
+                        reason: format!(
+                            "the OS restarted without a clean close and durability is {}: \
+                             appends after the last fsync may be lost",
+                            shared.config.durability.name()
+                        ),
+                        set_aside: Some(aside),
+                    });
+                    continue;
+                }
+                if meta.epoch != Some(lt.epoch.0) {
+                    // The segments are the truth; the registry follows them.
+                    meta.retire();
+                    meta.retired_epochs.retain(|e| *e != lt.epoch.0);
+                    meta.epoch = Some(lt.epoch.0);
+                    shared
+                        .meta
+                        .put(meta)
+                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                }
+                let name: Arc<str> = Arc::from(lt.name.as_str());
+                let topic = Topic::new(
+                    name.clone(),
+                    dir,
+                    lt.epoch,
+                    lt.segments,
+                    0,
+                    meta.retention,
+                    shared.now_ms(),
+                );
+                shared.topics.insert(name, Arc::new(topic));
+            }
+        }
+    }
+    // Registered histories whose files are gone.
+    for (name, meta) in registry.iter_mut() {
+        if seen.contains(name) || meta.epoch.is_none() {
+            continue;
+        }
+        report.new_epochs.push(EpochChange {
+            topic: Some(name.clone()),
+            old: meta.epoch.map(Epoch),
+            reason: "its segment files are missing".into(),
+            set_aside: None,
+        });
+        meta.retire();
+        shared
+            .meta
+            .put(meta)
+            .map_err(|e| LogError::Meta(e.to_string()))?;
+    }
+    shared
+        .meta
+        .flush()
+        .map_err(|e| LogError::Meta(e.to_string()))?;
+    report.topics = shared.topics.len();
+    for (topic, f) in &report.findings {
+        tracing::warn!(topic = %topic, "{f}");
+    }
+    for c in &report.new_epochs {
+        tracing::warn!(topic = ?c.topic, old = ?c.old, "history replaced: {}", c.reason);
+    }
+    Ok(report)
+}
+
+/// Apply the repairs a scan proposes: cut torn tails, remove incomplete
+/// segment files, rewrite damaged indexes.
+fn repair(dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
+    for f in &lt.findings {
+        match f {
+            Finding::TornTail { segment, at, .. } => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(segment)
+                    .map_err(|e| LogError::io("open", segment, e))?;
+                file.set_len(*at)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| LogError::io("truncate", segment, e))?;
+            }
+            Finding::TornCreation { segment } => {
+                fs::remove_file(segment).map_err(|e| LogError::io("remove", segment, e))?;
+                let _ = fs::remove_file(segment.with_extension("idx"));
+            }
+            Finding::IndexRebuilt { .. } | Finding::Corruption { .. } => {}
+        }
+    }
+    for seg in &mut lt.segments {
+        if seg.index_persisted < seg.index.len() || seg.index_persisted == 0 {
+            seg.index_persisted = 0;
+            if !seg.index.is_empty() {
+                persist_index(dir, seg).map_err(|e| LogError::io("write index of", dir, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Move a topic directory into `lost+found/`, where nothing reads it.
+fn set_aside(shared: &Shared, dir: &Path, key: u128, epoch: Option<Epoch>) -> Result<PathBuf> {
+    let lf = shared.layout.lost_found_dir();
+    fs::create_dir_all(&lf).map_err(|e| LogError::io("create", &lf, e))?;
+    let epoch = epoch.map_or_else(|| "unknown".to_owned(), |e| e.to_string());
+    let dest = lf.join(format!("{}-{epoch}-{}", key_hex(key), shared.now_us()));
+    fs::rename(dir, &dest).map_err(|e| LogError::io("rename", dir, e))?;
+    shared.files.forget_dir(dir);
+    layout::sync_dir(&lf).map_err(|e| LogError::io("fsync", &lf, e))?;
+    if let Some(parent) = dir.parent() {
+        layout::sync_dir(parent).map_err(|e| LogError::io("fsync", parent, e))?;
+    }
+    Ok(dest)
+}
+
+/// A fresh epoch for a new history of the topic described by `meta`: random
+/// and never one the topic used before.
+pub fn fresh_epoch(meta: &TopicMeta) -> u32 {
+    loop {
+        let e: u32 = rand::random();
+        if !meta.has_used(e) {
+            return e;
+        }
+    }
+}

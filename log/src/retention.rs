@@ -1,0 +1,119 @@
+//! Retention and memory limits: deleting whole sealed segments that the
+//! retention settings no longer require, and dropping memory tails that are
+//! idle or over the memory budget.
+//!
+//! A segment is deleted only while what remains still satisfies every
+//! limit, and the active segment is never deleted. Readers that ask for a
+//! deleted offset get `NotRecoverable`, never a partial or stale record.
+
+use std::fs;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::error::{LogError, Result};
+use crate::segment::index_path;
+use crate::shared::Shared;
+use crate::stats::Counters;
+use crate::topic::Topic;
+
+/// Apply retention to every topic.
+pub fn run(shared: &Shared) -> Result<()> {
+    let topics: Vec<Arc<Topic>> = shared.topics.iter().map(|t| t.value().clone()).collect();
+    for t in topics {
+        enforce(shared, &t)?;
+    }
+    Ok(())
+}
+
+/// Apply retention to one topic; returns how many segments were deleted.
+pub fn enforce(shared: &Shared, topic: &Topic) -> Result<usize> {
+    let now = shared.now_us();
+    let mut deleted = 0;
+    let first = {
+        let mut store = topic.store.lock();
+        if store.segments.len() < 2 || store.deleted {
+            return Ok(0);
+        }
+        let r = store.retention.unwrap_or(shared.config.retention);
+        while store.segments.len() >= 2 {
+            let total_bytes = store.bytes();
+            let total_records =
+                store.segments.last().map_or(0, |s| s.end_offset) - store.first_offset();
+            let oldest = &store.segments[0];
+            let by_bytes = r
+                .max_bytes
+                .is_some_and(|m| total_bytes - oldest.bytes() >= m);
+            let by_records = r
+                .max_records
+                .is_some_and(|m| total_records - oldest.records() >= m);
+            let by_age = r.max_age.is_some_and(|age| {
+                oldest.last_ts_us != 0
+                    && now.saturating_sub(oldest.last_ts_us) > age.as_micros() as u64
+            });
+            if !(by_bytes || by_records || by_age) {
+                break;
+            }
+            let seg = store.segments.remove(0);
+            shared.files.forget(&seg.path);
+            remove_if_present(&seg.path)?;
+            remove_if_present(&index_path(&topic.dir, seg.base))?;
+            shared.files.mark_dir_dirty(&topic.dir);
+            Counters::add(&shared.counters.segments_deleted, 1);
+            deleted += 1;
+        }
+        store.first_offset()
+    };
+    if deleted > 0 {
+        let freed = topic.state.lock().tail.trim_before(first);
+        shared.add_tail_bytes(-(freed as isize));
+    }
+    Ok(deleted)
+}
+
+fn remove_if_present(path: &std::path::Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LogError::io("remove", path, e)),
+    }
+}
+
+/// Drop the tails of topics idle for longer than the tail TTL.
+pub fn expire_idle_tails(shared: &Shared) {
+    let ttl_ms = shared.config.tail.idle_ttl.as_millis() as u64;
+    let now = shared.now_ms();
+    for t in shared.topics.iter() {
+        let idle = now.saturating_sub(t.last_access_ms.load(Ordering::Relaxed)) > ttl_ms;
+        if idle {
+            drop_tail(shared, &t);
+        }
+    }
+}
+
+/// Drop tails, least recently used topics first, until the total is at most
+/// 90% of the budget (the margin keeps this from running on every batch).
+pub fn evict_tails_over_budget(shared: &Shared) {
+    let budget = shared.config.tail.memory_budget;
+    let target = budget - budget / 10;
+    let mut candidates: Vec<(u64, Arc<Topic>)> = shared
+        .topics
+        .iter()
+        .map(|t| (t.last_access_ms.load(Ordering::Relaxed), t.value().clone()))
+        .collect();
+    candidates.sort_by_key(|(at, _)| *at);
+    for (_, t) in candidates {
+        if shared.tail_bytes.load(Ordering::Relaxed) <= target {
+            break;
+        }
+        drop_tail(shared, &t);
+    }
+}
+
+fn drop_tail(shared: &Shared, topic: &Topic) {
+    let freed = topic.state.lock().tail.clear();
+    if freed > 0 {
+        shared.add_tail_bytes(-(freed as isize));
+        Counters::add(&shared.counters.tails_evicted, 1);
+    }
+}

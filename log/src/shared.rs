@@ -1,0 +1,112 @@
+//! The state every part of an open log shares: topics, open files, the
+//! writer's queue, counters and the failure flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::files::FileCache;
+use crate::layout::Layout;
+use crate::meta::MetaStore;
+use crate::position::Epoch;
+use crate::record::Record;
+use crate::stats::Counters;
+use crate::topic::Topic;
+
+/// Told about records as soon as readers may see them: the server's fan-out
+/// and the replication sender hook in here instead of polling.
+pub trait AppendListener: Send + Sync {
+    /// `records` (consecutive, oldest first) of `topic` just became visible.
+    /// Runs on the log's writer thread: hand the work off, do not block.
+    fn on_visible(&self, topic: &str, epoch: Epoch, records: &[Record]);
+}
+
+/// The writer's inbox.
+#[derive(Default)]
+pub struct Queue {
+    /// Topics with records to write, each at most once.
+    pub dirty: Vec<Arc<Topic>>,
+    /// Write what is queued, sync, and stop.
+    pub shutdown: bool,
+    /// The writer is waiting for work (so appenders know to wake it).
+    pub idle: bool,
+}
+
+/// Shared state of an open log.
+pub struct Shared {
+    /// Paths of the data directory.
+    pub layout: Layout,
+    /// Configuration.
+    pub config: LogConfig,
+    /// Topic registry and epochs.
+    pub meta: Box<dyn MetaStore>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Live topics by name.
+    pub topics: DashMap<Arc<str>, Arc<Topic>>,
+    /// Open segment files and unsynced paths.
+    pub files: FileCache,
+    /// The writer's inbox.
+    pub queue: Mutex<Queue>,
+    /// Wakes the writer.
+    pub queue_cv: Condvar,
+    /// Held while the writer announces progress (see `progress_cv`).
+    pub progress: Mutex<()>,
+    /// Wakes appenders that wait for visibility or for room.
+    pub progress_cv: Condvar,
+    /// Bytes appended but not yet written.
+    pub pending_bytes: AtomicUsize,
+    /// Bytes held by all memory tails.
+    pub tail_bytes: AtomicUsize,
+    /// Counters.
+    pub counters: Counters,
+    /// Told about newly visible records.
+    pub listener: Option<Arc<dyn AppendListener>>,
+    /// Set once a write or fsync failed.
+    pub failure: Mutex<Option<String>>,
+    /// Fast check of `failure`.
+    pub failed: AtomicBool,
+    /// Set once the log is closing.
+    pub closed: AtomicBool,
+}
+
+impl Shared {
+    /// Now in microseconds.
+    pub fn now_us(&self) -> u64 {
+        self.clock.now_us()
+    }
+
+    /// Now in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_us() / 1000
+    }
+
+    /// The failure message, if the log failed.
+    pub fn failure(&self) -> Option<String> {
+        if self.failed.load(Ordering::Acquire) {
+            self.failure.lock().clone()
+        } else {
+            None
+        }
+    }
+
+    /// Wake everyone who waits for progress.
+    pub fn announce_progress(&self) {
+        let _g = self.progress.lock();
+        self.progress_cv.notify_all();
+    }
+
+    /// Adjust the tail byte total by a signed delta.
+    pub fn add_tail_bytes(&self, delta: isize) {
+        if delta >= 0 {
+            self.tail_bytes.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            self.tail_bytes
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+}
