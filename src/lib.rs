@@ -16,11 +16,38 @@
 //! - [`rate_limit`]: the token bucket used for outbound and inbound limits.
 //! - [`toolkit`]: utilities that Python apps call (priority queues,
 //!   sequencers, event matching and transformation).
+//! - [`config`]: every server limit with its default.
+//! - [`server`]: the [`Server`] handle (start, stop, operations), its
+//!   shared state, the accept loop and the ping/idle ticker.
+//! - [`ws`]: the WebSocket upgrade and frame codec.
+//! - [`session`]: one connection's task (read, route, write).
+//! - [`conn`]: a connection as the rest of the server sees it.
+//! - [`fanout`]: from a visible log record to subscribers (framed rings,
+//!   channels, queue groups, patterns).
+//! - [`ops`]: subscribe, recover, send, broadcast, and the client messages
+//!   the core answers.
+//! - [`events`]: application events and their bounded queue.
+//! - [`metrics`]: counters, health snapshot, Prometheus text.
 
 pub mod auth;
 pub mod compression;
+pub mod config;
+pub mod conn;
 pub mod crypto;
+pub mod events;
+pub mod fanout;
+pub mod metrics;
+pub mod ops;
 pub mod protocol;
 pub mod rate_limit;
+pub mod server;
+pub mod session;
 pub mod toolkit;
 pub mod topics;
+pub mod ws;
+
+pub use config::{EventDelivery, ServerConfig, SlowConsumerPolicy};
+pub use conn::ConnId;
+pub use events::AppEvent;
+pub use metrics::Health;
+pub use server::{Server, ServerError};

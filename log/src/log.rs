@@ -584,8 +584,9 @@ impl Log {
     }
 
     /// Write and fsync everything, stop the writer and mark the directory
-    /// cleanly closed. Dropping a `Log` does the same, ignoring errors.
-    pub fn close(self) -> Result<()> {
+    /// cleanly closed. Later appends fail with [`LogError::Closed`]; reads
+    /// keep working. Dropping a `Log` closes it too, ignoring errors.
+    pub fn close(&self) -> Result<()> {
         self.shutdown()
     }
 

@@ -1,0 +1,214 @@
+//! Server configuration: every limit, with its default and why.
+//!
+//! Defaults follow the upstream Python API (PYTHON_API.md §2.1) so existing
+//! apps behave the same; `wse serve` turns on the standalone features
+//! (recovery, core subscriptions, `server_ready` without JWT).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wse_log::LogConfig;
+
+use crate::auth::JwtConfig;
+
+/// What happens to a connection whose unsent backlog passes
+/// `max_outbound_bytes`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumerPolicy {
+    /// Close it with 1013 (try again later): the client reconnects and
+    /// recovers what it missed from the log.
+    Disconnect,
+    /// Skip it ahead to the newest messages: the next message it gets shows
+    /// the gap, and the client's recovery request fills it from the log.
+    Drop,
+}
+
+/// Where the events for the application go.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EventDelivery {
+    /// Into the bounded inbound queue the app drains (drain mode; the
+    /// Python layer's callback mode drains it too).
+    Queue,
+    /// Nowhere: a standalone server without an app.
+    Discard,
+}
+
+/// Everything a [`crate::Server`] can be configured with.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind (default 5007; 0 picks a free port).
+    pub port: u16,
+    /// Registered connections at most (default 1000); further sockets are
+    /// closed before the HTTP response.
+    pub max_connections: usize,
+    /// Sockets at most between accept and completed upgrade (default 512).
+    pub max_pending_handshakes: usize,
+    /// Time from accept to completed upgrade (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Largest upgrade request (default 8 KiB).
+    pub max_handshake_bytes: usize,
+    /// JWT validation; `None` disables auth (the app authenticates).
+    pub jwt: Option<std::sync::Arc<JwtConfig>>,
+    /// Largest inbound frame and reassembled message (default 1 MiB).
+    pub max_message_size: usize,
+    /// Server `ping` every this long (default 25 s; must stay under the
+    /// clients' 40 s liveness check and under `idle_timeout`).
+    pub ping_interval: Duration,
+    /// Close a connection that sent nothing for this long (default 60 s).
+    pub idle_timeout: Duration,
+    /// `send_event` token bucket per connection: capacity (default 100,000).
+    pub rate_limit_capacity: f64,
+    /// `send_event` token bucket refill per second (default 10,000).
+    pub rate_limit_refill: f64,
+    /// Client messages per connection: burst (default 10,000). Past it the
+    /// server stops reading from that client until tokens return, so one
+    /// client cannot fill the inbound queue for everyone.
+    pub inbound_rate_capacity: f64,
+    /// Client messages per connection per second (default 5,000).
+    pub inbound_rate_refill: f64,
+    /// Unsent bytes at most per connection (default 16 MiB; 0 = no limit).
+    pub max_outbound_bytes: usize,
+    /// What happens past `max_outbound_bytes` (default disconnect).
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Inbound queue capacity in events (default 131,072). When full,
+    /// readers wait (TCP back-pressure to the clients); nothing is dropped.
+    pub max_inbound_queue: usize,
+    /// Where application events go (default the queue).
+    pub event_delivery: EventDelivery,
+    /// Topics at most per connection (default 0 = unlimited).
+    pub max_subscriptions_per_connection: usize,
+    /// Longest topic name in bytes (default 256).
+    pub max_topic_bytes: usize,
+    /// Stamp broadcasts with `tp`/`e`/`o` and serve recovery requests
+    /// (default false, as upstream; `wse serve` turns it on).
+    pub recovery_enabled: bool,
+    /// Most messages one recovery request replays (default 500). Larger
+    /// gaps are replayed in pages: the reply says how far it got and the
+    /// client asks again for the rest.
+    pub recovery_max_messages: u64,
+    /// The log's data directory; `None` uses a temporary directory removed
+    /// at stop (history then lasts one run, as upstream's memory buffers).
+    pub data_dir: Option<PathBuf>,
+    /// The log's configuration (durability, retention, tail).
+    pub log: LogConfig,
+    /// Frames kept per topic, already framed, for live fan-out (default
+    /// 1024). A subscriber further behind reads from the log.
+    pub fanout_frames_per_topic: usize,
+    /// Presence tracking (default false).
+    pub presence_enabled: bool,
+    /// Largest presence data per user, bytes of JSON (default 4096).
+    pub presence_max_data_size: usize,
+    /// Users per topic at most (default 0 = unlimited).
+    pub presence_max_members: usize,
+    /// Handle clients' `subscription_update` in the core (subscribe,
+    /// unsubscribe, recover, reply) instead of forwarding it to the app
+    /// (default false, so existing apps keep working).
+    pub core_subscriptions: bool,
+    /// Let clients publish with `{"t":"publish","p":{"topic":..,"data":..}}`
+    /// to topics their ACL allows (default false; see docs/PROTOCOL.md).
+    pub client_publish: bool,
+    /// Send `server_ready` without JWT too (default false: without JWT the
+    /// app sends it, as upstream; `wse serve` turns it on).
+    pub server_ready_without_auth: bool,
+    /// Tokio worker threads (default 2).
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5007,
+            max_connections: 1000,
+            max_pending_handshakes: 512,
+            handshake_timeout: Duration::from_secs(10),
+            max_handshake_bytes: 8192,
+            jwt: None,
+            max_message_size: 1 << 20,
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            rate_limit_capacity: 100_000.0,
+            rate_limit_refill: 10_000.0,
+            inbound_rate_capacity: 10_000.0,
+            inbound_rate_refill: 5_000.0,
+            max_outbound_bytes: 16 << 20,
+            slow_consumer: SlowConsumerPolicy::Disconnect,
+            max_inbound_queue: 131_072,
+            event_delivery: EventDelivery::Queue,
+            max_subscriptions_per_connection: 0,
+            max_topic_bytes: 256,
+            recovery_enabled: false,
+            recovery_max_messages: 500,
+            data_dir: None,
+            log: LogConfig::default(),
+            fanout_frames_per_topic: 1024,
+            presence_enabled: false,
+            presence_max_data_size: 4096,
+            presence_max_members: 0,
+            core_subscriptions: false,
+            client_publish: false,
+            server_ready_without_auth: false,
+            worker_threads: 2,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ServerConfig {
+    /// The standalone defaults of `wse serve`: recovery, core subscription
+    /// handling and `server_ready` without JWT, data in `./wse-data`.
+    pub fn standalone() -> Self {
+        Self {
+            recovery_enabled: true,
+            core_subscriptions: true,
+            server_ready_without_auth: true,
+            event_delivery: EventDelivery::Discard,
+            data_dir: Some("wse-data".into()),
+            max_connections: 100_000,
+            ..Self::default()
+        }
+    }
+
+    /// Check that the values can work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ping_interval >= self.idle_timeout {
+            return Err(ConfigError(format!(
+                "ping_interval ({}s) must be less than idle_timeout ({}s)",
+                self.ping_interval.as_secs(),
+                self.idle_timeout.as_secs()
+            )));
+        }
+        if self.ping_interval.is_zero() {
+            return Err(ConfigError("ping_interval must be positive".into()));
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError("max_message_size must be positive".into()));
+        }
+        if self.max_inbound_queue == 0 {
+            return Err(ConfigError("max_inbound_queue must be positive".into()));
+        }
+        if self.worker_threads == 0 {
+            return Err(ConfigError("worker_threads must be positive".into()));
+        }
+        if self.fanout_frames_per_topic == 0 {
+            return Err(ConfigError(
+                "fanout_frames_per_topic must be positive".into(),
+            ));
+        }
+        if self.rate_limit_capacity < 0.0
+            || self.rate_limit_refill < 0.0
+            || self.inbound_rate_capacity <= 0.0
+            || self.inbound_rate_refill <= 0.0
+        {
+            return Err(ConfigError("rate limits must be positive".into()));
+        }
+        self.log.validate().map_err(ConfigError)
+    }
+}

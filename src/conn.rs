@@ -1,0 +1,239 @@
+//! A connection as the rest of the server sees it: identity, ACL, what it
+//! is subscribed to (a cursor per topic), the frames queued for it alone,
+//! and the signal that wakes its task.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::fanout::Channel;
+use crate::rate_limit::TokenBucket;
+use crate::topics::{TopicAcl, TopicPattern};
+
+/// A connection id: a UUIDv7, shown in its hyphenated form.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u128);
+
+impl ConnId {
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().as_u128())
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        uuid::Uuid::from_u128(self.0).hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({self})")
+    }
+}
+
+impl FromStr for ConnId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(|u| Self(u.as_u128()))
+    }
+}
+
+/// Why and how a connection should close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// Close code; `None` sends a Close without status.
+    pub code: Option<u16>,
+    /// Close reason.
+    pub reason: String,
+    /// Send what is already queued first.
+    pub flush: bool,
+}
+
+/// A subscription: the cursor of one connection in one topic.
+pub struct Sub {
+    /// The topic's channel.
+    pub channel: Arc<Channel>,
+    /// Offset of the next message to send.
+    pub cursor: u64,
+    /// A capped recovery replay: when the cursor reaches `stop`, it jumps
+    /// to `resume` (the client asks again for what lies between).
+    pub replay: Option<(u64, u64)>,
+    /// Created by a pattern subscription rather than by name.
+    pub via_pattern: bool,
+}
+
+/// What a connection has queued and is subscribed to.
+#[derive(Default)]
+pub struct Outbox {
+    /// Frames for this connection alone (replies, `send`, queue-group
+    /// deliveries, presence), in order.
+    pub control: VecDeque<Bytes>,
+    /// Bytes in `control`.
+    pub control_bytes: usize,
+    /// Topic subscriptions by topic.
+    pub subs: HashMap<Arc<str>, Sub>,
+    /// Pattern subscriptions.
+    pub patterns: Vec<TopicPattern>,
+    /// Queue-group memberships: (topic, group).
+    pub groups: Vec<(Arc<str>, String)>,
+}
+
+impl Outbox {
+    /// Topics and patterns held, counting queue-group memberships (the
+    /// unit `max_subscriptions_per_connection` counts).
+    pub fn subscription_count(&self) -> usize {
+        self.subs.values().filter(|s| !s.via_pattern).count()
+            + self.patterns.len()
+            + self.groups.len()
+    }
+}
+
+/// The `send_event` rate limiter with its once-per-second notices.
+pub struct SendLimiter {
+    /// The bucket (1 token per `send_event`).
+    pub bucket: TokenBucket,
+    /// When the last `rate_limit_warning` went out.
+    pub last_warning: Option<std::time::Instant>,
+    /// When the last `RATE_LIMITED` error went out.
+    pub last_error: Option<std::time::Instant>,
+}
+
+/// One connection.
+pub struct Conn {
+    /// Its id.
+    pub id: ConnId,
+    /// The id as text (what the app sees).
+    pub id_str: String,
+    /// The JWT `sub`, when authenticated.
+    pub user_id: Option<String>,
+    /// Negotiated `format=msgpack`.
+    pub msgpack: bool,
+    /// Topic ACL (`None` = everything allowed).
+    pub acl: RwLock<Option<TopicAcl>>,
+    /// Subscriptions and queued frames.
+    pub outbox: Mutex<Outbox>,
+    /// `send_event` rate limiting.
+    pub limiter: Mutex<SendLimiter>,
+    /// Last data frame from the client, ms since the server started.
+    pub last_activity_ms: AtomicU64,
+    close: Mutex<Option<CloseRequest>>,
+    wake: Notify,
+    signalled: AtomicBool,
+    closing: AtomicBool,
+}
+
+impl Conn {
+    /// A connection with the given identity.
+    pub fn new(
+        id: ConnId,
+        user_id: Option<String>,
+        msgpack: bool,
+        acl: Option<TopicAcl>,
+        bucket: TokenBucket,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            id_str: id.to_string(),
+            user_id,
+            msgpack,
+            acl: RwLock::new(acl),
+            outbox: Mutex::new(Outbox::default()),
+            limiter: Mutex::new(SendLimiter {
+                bucket,
+                last_warning: None,
+                last_error: None,
+            }),
+            last_activity_ms: AtomicU64::new(now_ms),
+            close: Mutex::new(None),
+            wake: Notify::new(),
+            signalled: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Wake the connection's task (cheap when a wake is already pending).
+    pub fn signal(&self) {
+        if !self.signalled.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wait for a signal (the connection task).
+    pub async fn signalled(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Mark the pending signal as seen, before looking for work.
+    pub fn clear_signal(&self) {
+        self.signalled.store(false, Ordering::Release);
+    }
+
+    /// Queue a frame for this connection alone. Returns false (and queues
+    /// nothing) when its queued bytes would pass `limit` (0 = no limit).
+    pub fn push_control(&self, frame: Bytes, limit: usize) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        {
+            let mut ob = self.outbox.lock();
+            if limit > 0 && ob.control_bytes + frame.len() > limit {
+                return false;
+            }
+            ob.control_bytes += frame.len();
+            ob.control.push_back(frame);
+        }
+        self.signal();
+        true
+    }
+
+    /// Is this topic allowed by the connection's ACL?
+    pub fn allows(&self, topic: &str) -> bool {
+        self.acl
+            .read()
+            .as_ref()
+            .is_none_or(|acl| acl.is_allowed(topic))
+    }
+
+    /// Ask the connection to close (idempotent: the first request wins).
+    pub fn request_close(&self, req: CloseRequest) {
+        {
+            let mut c = self.close.lock();
+            if c.is_none() {
+                *c = Some(req);
+            }
+        }
+        self.closing.store(true, Ordering::Release);
+        self.signal();
+    }
+
+    /// The pending close request, if any.
+    pub fn close_request(&self) -> Option<CloseRequest> {
+        self.close.lock().clone()
+    }
+
+    /// True once a close was requested.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Topics the connection is subscribed to by name.
+    pub fn topics(&self) -> Vec<Arc<str>> {
+        self.outbox
+            .lock()
+            .subs
+            .iter()
+            .filter(|(_, s)| !s.via_pattern)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+}

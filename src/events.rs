@@ -1,0 +1,281 @@
+//! Events for the application, and the bounded queue they wait in.
+//!
+//! Every event of every connection goes through one FIFO queue, so the
+//! events of a connection keep their order. The queue is bounded: when it
+//! is full, connection readers stop reading (TCP back-pressure reaches the
+//! clients) instead of dropping events, and each connection's input is
+//! also rate limited so one client cannot take the whole queue.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::conn::ConnId;
+
+/// Something the application hears about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppEvent {
+    /// A connection was accepted without JWT (raw `Cookie` header, or "").
+    Connect {
+        /// The connection.
+        conn: ConnId,
+        /// The raw `Cookie` header.
+        cookies: String,
+    },
+    /// A connection authenticated with a JWT (after `server_ready`).
+    AuthConnect {
+        /// The connection.
+        conn: ConnId,
+        /// The JWT `sub`.
+        user_id: String,
+    },
+    /// A JSON message (keys normalised), or any msgpack value.
+    Message {
+        /// The connection.
+        conn: ConnId,
+        /// The parsed message.
+        value: Value,
+    },
+    /// Text that is not a JSON object.
+    Raw {
+        /// The connection.
+        conn: ConnId,
+        /// The text as received.
+        text: String,
+    },
+    /// A binary frame the core does not interpret.
+    Binary {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A connection is gone.
+    Disconnect {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A user's first connection joined a topic with presence.
+    PresenceJoin {
+        /// The topic.
+        topic: String,
+        /// The user.
+        user_id: String,
+        /// The user's presence data.
+        data: Value,
+    },
+    /// A user's last connection left a topic.
+    PresenceLeave {
+        /// The topic.
+        topic: String,
+        /// The user.
+        user_id: String,
+        /// The user's last presence data.
+        data: Value,
+    },
+}
+
+/// The bounded queue of application events.
+pub struct InboundQueue {
+    events: Mutex<VecDeque<AppEvent>>,
+    capacity: usize,
+    not_empty: Condvar,
+    space: Notify,
+    depth: AtomicUsize,
+    closed: AtomicBool,
+    /// Events refused because the queue was closed (a stopped server).
+    dropped: AtomicU64,
+}
+
+impl InboundQueue {
+    /// A queue holding at most `capacity` ordinary events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            events: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            not_empty: Condvar::new(),
+            space: Notify::new(),
+            depth: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queue `event`, waiting while the queue is full.
+    pub async fn push(&self, event: AppEvent) {
+        let mut event = Some(event);
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Err(e) = self.try_push(event.take().expect("event is present")) {
+                event = Some(e);
+            } else {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Queue `event` if there is room; gives it back when the queue is full.
+    pub fn try_push(&self, event: AppEvent) -> Result<(), AppEvent> {
+        if self.closed.load(Ordering::Acquire) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut q = self.events.lock();
+        if q.len() >= self.capacity {
+            return Err(event);
+        }
+        q.push_back(event);
+        self.depth.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// Queue a connection's lifecycle event (`connect`, `disconnect`,
+    /// presence) even when the queue is full: they are bounded by the
+    /// number of connections, and losing one would leave the app with a
+    /// connection it never hears the end of.
+    pub fn push_lifecycle(&self, event: AppEvent) {
+        if self.closed.load(Ordering::Acquire) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut q = self.events.lock();
+        q.push_back(event);
+        self.depth.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        self.not_empty.notify_one();
+    }
+
+    /// Wait until the queue has room (or is closed).
+    pub async fn wait_for_space(&self) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_space() || self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn has_space(&self) -> bool {
+        self.depth.load(Ordering::Relaxed) < self.capacity
+    }
+
+    /// Take up to `max` events, waiting up to `timeout` for the first one.
+    /// Returns at once (possibly empty) when the queue is closed.
+    pub fn drain(&self, max: usize, timeout: Duration) -> Vec<AppEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut q = self.events.lock();
+        while q.is_empty() && !self.closed.load(Ordering::Acquire) {
+            if self.not_empty.wait_until(&mut q, deadline).timed_out() {
+                break;
+            }
+        }
+        let n = q.len().min(max);
+        let out: Vec<AppEvent> = q.drain(..n).collect();
+        self.depth.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        if !out.is_empty() {
+            self.space.notify_waiters();
+        }
+        out
+    }
+
+    /// Events waiting.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Events lost (only ever those arriving after `close`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Wake every waiter; later pushes are discarded, drains return at once.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _g = self.events.lock();
+        self.not_empty.notify_all();
+        self.space.notify_waiters();
+    }
+
+    /// Accept events again (a restarted server), keeping nothing old.
+    pub fn reopen(&self) {
+        let mut q = self.events.lock();
+        q.clear();
+        self.depth.store(0, Ordering::Relaxed);
+        self.closed.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ev(n: u128) -> AppEvent {
+        AppEvent::Disconnect { conn: ConnId(n) }
+    }
+
+    #[test]
+    fn drain_waits_for_the_first_event_and_keeps_order() {
+        let q = Arc::new(InboundQueue::new(10));
+        assert!(q.drain(10, Duration::from_millis(1)).is_empty());
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.drain(10, Duration::from_secs(30)));
+        q.try_push(ev(1)).unwrap();
+        let got = t.join().unwrap();
+        assert_eq!(got, vec![ev(1)]);
+        for i in 0..5 {
+            q.try_push(ev(i)).unwrap();
+        }
+        assert_eq!(q.drain(3, Duration::ZERO), vec![ev(0), ev(1), ev(2)]);
+        assert_eq!(q.depth(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_producers_wait_instead_of_dropping() {
+        let q = Arc::new(InboundQueue::new(2));
+        q.push(ev(0)).await;
+        q.push(ev(1)).await;
+        assert!(q.try_push(ev(2)).is_err());
+        let q2 = q.clone();
+        let producer = tokio::spawn(async move { q2.push(ev(2)).await });
+        tokio::task::yield_now().await;
+        assert!(!producer.is_finished());
+        let drained = tokio::task::spawn_blocking({
+            let q = q.clone();
+            move || q.drain(1, Duration::ZERO)
+        })
+        .await
+        .unwrap();
+        assert_eq!(drained, vec![ev(0)]);
+        producer.await.unwrap();
+        assert_eq!(q.drain(10, Duration::ZERO), vec![ev(1), ev(2)]);
+        assert_eq!(q.dropped(), 0);
+    }
+
+    #[test]
+    fn close_releases_a_blocked_drain() {
+        let q = Arc::new(InboundQueue::new(2));
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.drain(10, Duration::from_secs(3600)));
+        // Close until the drainer is released (it may not be waiting yet).
+        while !t.is_finished() {
+            q.close();
+            std::thread::yield_now();
+        }
+        assert!(t.join().unwrap().is_empty());
+    }
+}

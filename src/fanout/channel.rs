@@ -1,0 +1,156 @@
+//! A topic's channel: its framed ring, its subscribers (cursors live in
+//! each connection's outbox) and its queue groups.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use wse_log::Record;
+
+use super::ring::FrameRing;
+use crate::conn::{Conn, ConnId, Sub};
+use crate::ws::frame;
+
+/// A queue group: one member gets each message, in turn.
+#[derive(Default)]
+struct Group {
+    members: Vec<Arc<Conn>>,
+    next: usize,
+}
+
+/// The server's state for one topic.
+pub struct Channel {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// Its newest messages, framed.
+    pub ring: RwLock<FrameRing>,
+    subscribers: Mutex<Vec<Arc<Conn>>>,
+    groups: Mutex<BTreeMap<String, Group>>,
+    /// Queued bytes past which a queue-group member is skipped.
+    member_limit: usize,
+}
+
+impl Channel {
+    /// A channel whose next message has offset `head`.
+    pub fn new(topic: Arc<str>, head: u64, frames: usize, member_limit: usize) -> Self {
+        Self {
+            topic,
+            ring: RwLock::new(FrameRing::new(head, frames)),
+            subscribers: Mutex::new(Vec::new()),
+            groups: Mutex::new(BTreeMap::new()),
+            member_limit,
+        }
+    }
+
+    /// Frame newly visible records, wake the subscribers, and hand each
+    /// record to one member of every queue group.
+    pub fn publish(&self, first: u64, records: &[Record]) {
+        self.ring
+            .write()
+            .push_text(first, records.iter().map(Record::payload_ref));
+        for c in self.subscribers.lock().iter() {
+            c.signal();
+        }
+        let mut groups = self.groups.lock();
+        if groups.is_empty() {
+            return;
+        }
+        for r in records {
+            let f: Bytes = frame::text(r.payload_ref());
+            for g in groups.values_mut() {
+                deliver_to_one(g, &f, self.member_limit);
+            }
+        }
+    }
+
+    /// Subscribe `conn` (its cursor starts at the ring's head). Returns
+    /// false when it already was.
+    pub fn subscribe(self: &Arc<Self>, conn: &Arc<Conn>, via_pattern: bool) -> bool {
+        let mut ob = conn.outbox.lock();
+        if let Some(sub) = ob.subs.get_mut(&self.topic) {
+            // A pattern-made subscription becomes a named one.
+            sub.via_pattern &= via_pattern;
+            return false;
+        }
+        // Under the ring lock, so a publish either sees this subscriber or
+        // happened before the cursor was taken.
+        let ring = self.ring.read();
+        let cursor = ring.head();
+        self.subscribers.lock().push(conn.clone());
+        drop(ring);
+        ob.subs.insert(
+            self.topic.clone(),
+            Sub {
+                channel: self.clone(),
+                cursor,
+                replay: None,
+                via_pattern,
+            },
+        );
+        true
+    }
+
+    /// Remove `conn` from the subscribers (its outbox entry is the
+    /// caller's business).
+    pub fn remove_subscriber(&self, conn: ConnId) {
+        let mut subs = self.subscribers.lock();
+        if let Some(i) = subs.iter().position(|c| c.id == conn) {
+            subs.swap_remove(i);
+        }
+    }
+
+    /// Fan-out subscribers (queue-group members not counted).
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.lock().len()
+    }
+
+    /// Add `conn` to queue group `group`. Returns false when it already was.
+    pub fn join_group(&self, group: &str, conn: &Arc<Conn>) -> bool {
+        let mut groups = self.groups.lock();
+        let g = groups.entry(group.to_owned()).or_default();
+        if g.members.iter().any(|c| c.id == conn.id) {
+            return false;
+        }
+        g.members.push(conn.clone());
+        true
+    }
+
+    /// Remove `conn` from queue group `group`.
+    pub fn leave_group(&self, group: &str, conn: ConnId) {
+        let mut groups = self.groups.lock();
+        if let Some(g) = groups.get_mut(group) {
+            g.members.retain(|c| c.id != conn);
+            if g.members.is_empty() {
+                groups.remove(group);
+            }
+        }
+    }
+
+    /// `{group: members}`.
+    pub fn group_info(&self) -> BTreeMap<String, usize> {
+        self.groups
+            .lock()
+            .iter()
+            .map(|(k, g)| (k.clone(), g.members.len()))
+            .collect()
+    }
+
+    /// True when nobody subscribes and no group exists (the channel can go).
+    pub fn is_idle(&self) -> bool {
+        self.subscribers.lock().is_empty() && self.groups.lock().is_empty()
+    }
+}
+
+/// Give the frame to the next member that can take it (closing members
+/// and members whose queue is full are skipped).
+fn deliver_to_one(g: &mut Group, f: &Bytes, limit: usize) {
+    let n = g.members.len();
+    for i in 0..n {
+        let idx = (g.next + i) % n;
+        if g.members[idx].push_control(f.clone(), limit) {
+            g.next = (idx + 1) % n;
+            return;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Fan-out: from a record the log made visible to every subscriber's
+//! socket.
+//!
+//! The log's writer thread calls [`Fanout`] (an `AppendListener`) with the
+//! records of each topic that became visible. For a topic with
+//! subscribers, the records are framed once into the topic's
+//! [`ring::FrameRing`], and each subscriber is signalled; its connection
+//! task then writes everything between its cursor and the ring's head.
+//! Queue-group members get their message pushed to their own queue.
+//!
+//! - [`ring`]: the framed tail of a topic.
+//! - [`channel`]: a topic's ring, subscribers and queue groups.
+
+pub mod channel;
+pub mod ring;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use wse_log::{AppendListener, Epoch, Record};
+
+use crate::conn::Conn;
+use crate::topics::TopicPattern;
+
+pub use channel::Channel;
+
+/// Connections subscribed to a topic pattern.
+pub struct PatternSub {
+    /// The pattern.
+    pub pattern: TopicPattern,
+    /// Its subscribers.
+    pub conns: Vec<Arc<Conn>>,
+}
+
+/// The server's side of every topic: channels and pattern subscriptions.
+pub struct Fanout {
+    /// Channels by topic name.
+    pub channels: DashMap<Arc<str>, Arc<Channel>>,
+    /// Pattern subscriptions (few; checked for topics without a channel).
+    pub patterns: RwLock<Vec<PatternSub>>,
+    /// Frames kept per topic.
+    pub frames_per_topic: usize,
+    /// Queued bytes past which a queue-group member is skipped.
+    pub member_limit: usize,
+}
+
+impl Fanout {
+    /// An empty fan-out keeping `frames_per_topic` frames per topic.
+    pub fn new(frames_per_topic: usize, member_limit: usize) -> Self {
+        Self {
+            channels: DashMap::new(),
+            patterns: RwLock::new(Vec::new()),
+            frames_per_topic,
+            member_limit,
+        }
+    }
+
+    /// Run `f` on the channel of `topic` (created with its ring starting
+    /// at `head()`, and the subscribers of matching patterns attached, if
+    /// it does not exist) while holding the channel map's lock for that
+    /// topic, so an idle channel cannot be dropped under a subscriber that
+    /// is joining it.
+    pub fn with_channel<R>(
+        &self,
+        topic: &str,
+        head: impl FnOnce() -> u64,
+        f: impl FnOnce(&Arc<Channel>) -> R,
+    ) -> R {
+        let entry = self.channels.entry(Arc::from(topic)).or_insert_with(|| {
+            let created = Arc::new(Channel::new(
+                Arc::from(topic),
+                head(),
+                self.frames_per_topic,
+                self.member_limit,
+            ));
+            for p in self.patterns.read().iter() {
+                if p.pattern.matches(topic) {
+                    for conn in &p.conns {
+                        created.subscribe(conn, true);
+                    }
+                }
+            }
+            created
+        });
+        f(entry.value())
+    }
+
+    /// Drop `channel` if nobody uses it any more (its framed ring is
+    /// memory); a later subscriber gets a new one.
+    pub fn forget_if_idle(&self, channel: &Arc<Channel>) {
+        if channel.is_idle() {
+            self.channels.remove_if(&channel.topic, |_, c| {
+                Arc::ptr_eq(c, channel) && c.is_idle()
+            });
+        }
+    }
+
+    /// Is there any pattern subscription matching `topic`?
+    fn pattern_matches(&self, topic: &str) -> bool {
+        let patterns = self.patterns.read();
+        !patterns.is_empty() && patterns.iter().any(|p| p.pattern.matches(topic))
+    }
+}
+
+impl AppendListener for Fanout {
+    fn on_visible(&self, topic: &str, _epoch: Epoch, records: &[Record]) {
+        let Some(first) = records.first() else { return };
+        let channel = match self.channels.get(topic) {
+            Some(c) => c.clone(),
+            None if self.pattern_matches(topic) => {
+                self.with_channel(topic, || first.offset(), Arc::clone)
+            }
+            None => return,
+        };
+        channel.publish(first.offset(), records);
+    }
+}

@@ -1,0 +1,265 @@
+//! The framed tail of a topic: its newest messages as ready-to-send
+//! WebSocket frames, in shared runs.
+//!
+//! Every batch of records the log makes visible becomes one run: the
+//! frames of the batch laid out back to back in one buffer. A subscriber
+//! holds only a cursor (the next offset it needs); sending what it missed
+//! is slicing runs, one `Bytes` per run however many frames it holds, so a
+//! single vectored write carries many frames to a connection without any
+//! per-connection copy.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::ws::frame;
+
+/// One batch of consecutive frames.
+struct Run {
+    /// Offset of the first frame.
+    first: u64,
+    /// The frames, back to back.
+    data: Bytes,
+    /// End position of each frame in `data`.
+    ends: Vec<u32>,
+    /// Bytes pushed into the ring before this run (for lag in bytes).
+    base_total: u64,
+}
+
+impl Run {
+    fn end(&self) -> u64 {
+        self.first + self.ends.len() as u64
+    }
+
+    /// Start position of the frame of `offset` (or `data.len()` at the end).
+    fn pos(&self, offset: u64) -> usize {
+        match offset - self.first {
+            0 => 0,
+            n => self.ends[n as usize - 1] as usize,
+        }
+    }
+}
+
+/// A subscriber's cursor is older than anything the ring holds: the
+/// frames must come from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Behind;
+
+/// The framed tail of one topic.
+pub struct FrameRing {
+    runs: VecDeque<Run>,
+    first: u64,
+    head: u64,
+    frames: usize,
+    capacity: usize,
+    total: u64,
+}
+
+impl FrameRing {
+    /// An empty ring whose next frame will have offset `head`, keeping at
+    /// least `capacity` frames.
+    pub fn new(head: u64, capacity: usize) -> Self {
+        Self {
+            runs: VecDeque::new(),
+            first: head,
+            head,
+            frames: 0,
+            capacity: capacity.max(1),
+            total: 0,
+        }
+    }
+
+    /// Offset of the next frame to arrive.
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Oldest offset held.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.runs.iter().map(|r| r.data.len()).sum()
+    }
+
+    /// Frame `payloads` (offsets `first..`) as text frames into one run.
+    /// Records older than the head are skipped (already framed); a gap
+    /// (records never seen) restarts the ring at `first`.
+    pub fn push_text<'a>(&mut self, first: u64, payloads: impl Iterator<Item = &'a [u8]>) {
+        let mut skip = 0usize;
+        if first < self.head {
+            skip = (self.head - first) as usize;
+        } else if first > self.head {
+            self.runs.clear();
+            self.frames = 0;
+            self.first = first;
+            self.head = first;
+        }
+        let fresh: Vec<&[u8]> = payloads.skip(skip).collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let size: usize = fresh
+            .iter()
+            .map(|p| frame::header_len(p.len()) + p.len())
+            .sum();
+        let mut data = BytesMut::with_capacity(size);
+        let mut ends = Vec::with_capacity(fresh.len());
+        for p in fresh {
+            frame::put_header(&mut data, frame::TEXT, p.len());
+            data.extend_from_slice(p);
+            ends.push(data.len() as u32);
+        }
+        let n = ends.len();
+        let run = Run {
+            first: self.head,
+            data: data.freeze(),
+            ends,
+            base_total: self.total,
+        };
+        self.total += run.data.len() as u64;
+        self.head += n as u64;
+        self.frames += n;
+        self.runs.push_back(run);
+        while let Some(old) = self.runs.front() {
+            if self.frames - old.ends.len() < self.capacity {
+                break;
+            }
+            self.frames -= old.ends.len();
+            self.runs.pop_front();
+            self.first = self.runs.front().map_or(self.head, |r| r.first);
+        }
+    }
+
+    /// Append slices covering frames `from..to` to `out`, stopping after
+    /// about `max_bytes`; returns the offset reached.
+    pub fn collect(
+        &self,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<u64, Behind> {
+        if from < self.first {
+            return Err(Behind);
+        }
+        let to = to.min(self.head);
+        let mut i = self.runs.partition_point(|r| r.end() <= from);
+        let mut at = from;
+        let mut bytes = 0usize;
+        while at < to && i < self.runs.len() && bytes < max_bytes {
+            let run = &self.runs[i];
+            let end = run.end().min(to);
+            let (a, b) = (run.pos(at), run.pos(end));
+            out.push(run.data.slice(a..b));
+            bytes += b - a;
+            at = end;
+            i += 1;
+        }
+        Ok(at)
+    }
+
+    /// The frames `from..to` one by one (for connections that transform
+    /// each message, e.g. encrypt it); `Behind` as in `collect`.
+    pub fn frames(&self, from: u64, to: u64, max_bytes: usize) -> Result<Vec<Bytes>, Behind> {
+        if from < self.first {
+            return Err(Behind);
+        }
+        let to = to.min(self.head);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut i = self.runs.partition_point(|r| r.end() <= from);
+        let mut at = from;
+        while at < to && i < self.runs.len() && bytes < max_bytes {
+            let run = &self.runs[i];
+            let end = run.end().min(to);
+            while at < end && bytes < max_bytes {
+                let (a, b) = (run.pos(at), run.pos(at + 1));
+                out.push(run.data.slice(a..b));
+                bytes += b - a;
+                at += 1;
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Bytes of frames from `from` to the head (estimated from the average
+    /// frame size when `from` is older than the ring).
+    pub fn lag_bytes(&self, from: u64) -> u64 {
+        if from >= self.head {
+            return 0;
+        }
+        let held = self.total - self.runs.front().map_or(self.total, |r| r.base_total);
+        if from < self.first {
+            let avg = if self.frames == 0 {
+                0
+            } else {
+                held / self.frames as u64
+            };
+            return held + (self.first - from) * avg;
+        }
+        let i = self.runs.partition_point(|r| r.end() <= from);
+        let run = &self.runs[i];
+        self.total - (run.base_total + run.pos(from) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(r: &mut FrameRing, first: u64, msgs: &[&str]) {
+        r.push_text(first, msgs.iter().map(|m| m.as_bytes()));
+    }
+
+    fn joined(parts: &[Bytes]) -> Vec<u8> {
+        parts.iter().flat_map(|b| b.iter().copied()).collect()
+    }
+
+    #[test]
+    fn collects_frames_across_runs_as_few_slices() {
+        let mut r = FrameRing::new(10, 100);
+        push(&mut r, 10, &["a", "bb"]);
+        push(&mut r, 12, &["ccc"]);
+        let mut out = Vec::new();
+        assert_eq!(r.collect(10, 13, usize::MAX, &mut out), Ok(13));
+        assert_eq!(out.len(), 2, "one slice per run");
+        assert_eq!(joined(&out), b"\x81\x01a\x81\x02bb\x81\x03ccc");
+        out.clear();
+        assert_eq!(r.collect(11, 13, usize::MAX, &mut out), Ok(13));
+        assert_eq!(joined(&out), b"\x81\x02bb\x81\x03ccc");
+        out.clear();
+        assert_eq!(r.collect(11, 12, usize::MAX, &mut out), Ok(12));
+        assert_eq!(joined(&out), b"\x81\x02bb");
+        assert_eq!(r.collect(13, 99, usize::MAX, &mut out), Ok(13));
+        assert_eq!(r.collect(9, 13, usize::MAX, &mut out), Err(Behind));
+        assert_eq!(r.lag_bytes(11), 9);
+        assert_eq!(r.lag_bytes(13), 0);
+        let frames = r.frames(10, 13, usize::MAX).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(&frames[2][..], b"\x81\x03ccc");
+    }
+
+    #[test]
+    fn skips_known_records_restarts_after_a_gap_and_trims_old_runs() {
+        let mut r = FrameRing::new(0, 3);
+        push(&mut r, 0, &["a", "b"]);
+        push(&mut r, 1, &["b", "c"]); // offset 1 already framed
+        assert_eq!(r.head(), 3);
+        let mut out = Vec::new();
+        r.collect(0, 3, usize::MAX, &mut out).unwrap();
+        assert_eq!(joined(&out), b"\x81\x01a\x81\x01b\x81\x01c");
+        push(&mut r, 3, &["d", "e"]);
+        assert_eq!(
+            r.first(),
+            2,
+            "the oldest run went once 3 frames remain without it"
+        );
+        push(&mut r, 10, &["z"]);
+        assert_eq!((r.first(), r.head()), (10, 11));
+        assert!(r.lag_bytes(0) > 0);
+    }
+}

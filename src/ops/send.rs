@@ -1,0 +1,167 @@
+//! Sending: to one connection (`send`, `send_bytes`, `send_event`), to all
+//! (`broadcast_all`), and to a topic (`broadcast_local`: an append to the
+//! topic's log, which the fan-out then delivers).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Map, Value};
+use wse_log::{Appended, LogError, RecordKind};
+
+use crate::compression::{msgpack, zlib};
+use crate::conn::Conn;
+use crate::metrics::Metrics;
+use crate::protocol::category::{category_for, inject_category};
+use crate::protocol::clock::rfc3339_millis;
+use crate::protocol::{control, stamp};
+use crate::server::state::ServerState;
+use crate::ws::frame;
+
+/// Queue a text frame, verbatim, for one connection.
+pub fn send_text(state: &ServerState, conn: &Conn, text: &str) {
+    queue(state, conn, frame::text(text.as_bytes()));
+}
+
+/// Queue a binary frame, verbatim, for one connection.
+pub fn send_binary(state: &ServerState, conn: &Conn, data: &[u8]) {
+    queue(state, conn, frame::binary(data));
+}
+
+fn queue(state: &ServerState, conn: &Conn, f: Bytes) {
+    if !conn.push_control(f, state.config.max_outbound_bytes) {
+        Metrics::add(&state.metrics.slow_consumer_drops, 1);
+    }
+}
+
+/// The `send_event` pipeline (CLIENT_PROTOCOL.md §5.3): dedup, rate limit,
+/// envelope, msgpack / zlib, binary frame. Returns the bytes of the frame
+/// body, 0 when deduplicated or rate limited. An unknown connection still
+/// gets the byte count (the message is dropped), as upstream.
+pub fn send_event(
+    state: &ServerState,
+    conn: Option<&Arc<Conn>>,
+    conn_id: crate::conn::ConnId,
+    event: &Map<String, Value>,
+    compression_threshold: usize,
+) -> usize {
+    if let Some(Value::String(id)) = event.get("id")
+        && !state.dedup.lock().insert(conn_id, id)
+    {
+        return 0;
+    }
+    if let Some(conn) = conn
+        && !take_token(state, conn)
+    {
+        return 0;
+    }
+    let envelope = envelope(state, event);
+    let msgpack = conn.is_some_and(|c| c.msgpack);
+    let body: Vec<u8> = if msgpack {
+        let mut b = b"M:".to_vec();
+        b.extend(msgpack::pack_msgpack(&envelope).unwrap_or_default());
+        b
+    } else {
+        let json = serde_json::to_vec(&envelope).unwrap_or_default();
+        if compression_threshold > 0 && json.len() > compression_threshold {
+            let mut b = b"C:".to_vec();
+            b.extend(zlib::compress(&json, zlib::SEND_EVENT_LEVEL).unwrap_or(json));
+            b
+        } else {
+            json
+        }
+    };
+    let len = body.len();
+    if let Some(conn) = conn {
+        queue(state, conn, frame::binary(&body));
+        Metrics::add(&state.metrics.messages_sent, 1);
+        Metrics::add(&state.metrics.bytes_sent, len as u64);
+    }
+    len
+}
+
+/// The envelope: `c` computed from `t`, the event's keys (but `c`/`v`),
+/// `id`/`seq`/`ts` when absent, and `v: 1`.
+fn envelope(state: &ServerState, event: &Map<String, Value>) -> Value {
+    let mut env = Map::new();
+    let t = event.get("t").and_then(Value::as_str);
+    env.insert("c".into(), Value::from(category_for(t).as_str()));
+    for (k, v) in event {
+        if k != "c" && k != "v" {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    env.entry("id")
+        .or_insert_with(|| Value::from(uuid::Uuid::now_v7().to_string()));
+    env.entry("seq").or_insert_with(|| {
+        Value::from(state.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    });
+    env.entry("ts")
+        .or_insert_with(|| Value::from(rfc3339_millis(std::time::SystemTime::now())));
+    env.insert("v".into(), Value::from(1));
+    Value::Object(env)
+}
+
+/// One token from the connection's `send_event` bucket, with the
+/// once-per-second warning and error frames.
+fn take_token(state: &ServerState, conn: &Conn) -> bool {
+    let now = Instant::now();
+    let second = Duration::from_secs(1);
+    let mut l = conn.limiter.lock();
+    let capacity = l.bucket.capacity();
+    if !l.bucket.acquire_at(1.0, now) {
+        Metrics::add(&state.metrics.rate_limited, 1);
+        if l.last_error.is_none_or(|t| now - t >= second) {
+            l.last_error = Some(now);
+            drop(l);
+            queue(state, conn, frame::text(control::RATE_LIMITED.as_bytes()));
+        }
+        return false;
+    }
+    let tokens = l.bucket.tokens_at(now);
+    if tokens < capacity * 0.2 && l.last_warning.is_none_or(|t| now - t >= second) {
+        l.last_warning = Some(now);
+        drop(l);
+        let warning = control::rate_limit_warning(capacity, tokens);
+        queue(state, conn, frame::text(warning.as_bytes()));
+    }
+    true
+}
+
+/// Text to every connection (`c` injected; not stored in any log).
+pub fn broadcast_all(state: &ServerState, text: &str) {
+    let f = frame::text(inject_category(text).as_bytes());
+    for c in state.conns.iter() {
+        queue(state, &c, f.clone());
+    }
+}
+
+/// Bytes to every connection.
+pub fn broadcast_all_bytes(state: &ServerState, data: &[u8]) {
+    let f = frame::binary(data);
+    for c in state.conns.iter() {
+        queue(state, &c, f.clone());
+    }
+}
+
+/// Publish `text` on `topic`: append it (with `c` injected, and stamped
+/// with `tp`/`e`/`o` when recovery is on) to the topic's log. The fan-out
+/// delivers the stored record once the log makes it visible.
+pub fn broadcast_local(state: &ServerState, topic: &str, text: &str) -> Result<Appended, LogError> {
+    let stamp = state.config.recovery_enabled;
+    let a = state.log.append_with(
+        topic,
+        RecordKind::Message,
+        text.len() + topic.len() + 48,
+        |pos, buf: &mut BytesMut| {
+            if stamp {
+                stamp::write_stamped_with_category(buf, text, topic, pos.epoch.0, pos.offset);
+            } else {
+                buf.put_slice(inject_category(text).as_bytes());
+            }
+        },
+    )?;
+    Metrics::add(&state.metrics.broadcasts, 1);
+    state.metrics.count_topic(topic);
+    Ok(a)
+}

@@ -1,0 +1,218 @@
+//! Subscriptions: topics by name, patterns, queue groups, ACLs and limits.
+
+use std::sync::Arc;
+
+use crate::conn::Conn;
+use crate::fanout::{Channel, PatternSub};
+use crate::server::state::ServerState;
+use crate::topics::{TopicPattern, is_pattern, is_valid_client_topic_with_limit};
+
+/// `max_subscriptions_per_connection` would be exceeded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Connection {conn} reached max subscriptions ({max})")]
+pub struct SubscriptionLimit {
+    /// The connection.
+    pub conn: String,
+    /// The limit.
+    pub max: usize,
+}
+
+/// Run `f` on the channel of `topic` (created at the log's current head
+/// if needed), under the channel map's lock (see `Fanout::with_channel`).
+pub fn with_channel<R>(state: &ServerState, topic: &str, f: impl FnOnce(&Arc<Channel>) -> R) -> R {
+    state.fanout.with_channel(
+        topic,
+        || state.log.position(topic).map_or(0, |p| p.next_offset),
+        f,
+    )
+}
+
+/// Subscribe `conn` to `topics` (or, with `group`, join that queue group
+/// of each). Topics the ACL denies and invalid names are skipped; with a
+/// subscription limit, the list is cut to the free slots, and an error
+/// returned when none is free. Returns the topics subscribed (including
+/// ones the connection already had).
+pub fn subscribe(
+    state: &ServerState,
+    conn: &Arc<Conn>,
+    topics: &[String],
+    group: Option<&str>,
+) -> Result<Vec<String>, SubscriptionLimit> {
+    let max_len = state.config.max_topic_bytes;
+    let mut wanted: Vec<&String> = topics
+        .iter()
+        .filter(|t| is_valid_client_topic_with_limit(t, max_len) && conn.allows(t))
+        .collect();
+    let max = state.config.max_subscriptions_per_connection;
+    if max > 0 {
+        let used = conn.outbox.lock().subscription_count();
+        let free = max.saturating_sub(used);
+        if free == 0 && !wanted.is_empty() {
+            return Err(SubscriptionLimit {
+                conn: conn.id_str.clone(),
+                max,
+            });
+        }
+        wanted.truncate(free);
+    }
+    let mut done = Vec::with_capacity(wanted.len());
+    for topic in wanted {
+        match group {
+            Some(g) => {
+                if with_channel(state, topic, |c| c.join_group(g, conn)) {
+                    conn.outbox
+                        .lock()
+                        .groups
+                        .push((Arc::from(topic.as_str()), g.to_owned()));
+                }
+            }
+            None if is_pattern(topic) => subscribe_pattern(state, conn, topic),
+            None => {
+                with_channel(state, topic, |c| c.subscribe(conn, false));
+            }
+        }
+        done.push(topic.clone());
+    }
+    conn.signal();
+    Ok(done)
+}
+
+/// Subscribe `conn` to a pattern: now to every existing matching channel,
+/// later to channels created for matching topics.
+fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
+    {
+        let mut ob = conn.outbox.lock();
+        if ob.patterns.iter().any(|p| p.as_str() == pattern) {
+            return;
+        }
+        ob.patterns.push(TopicPattern::new(pattern));
+    }
+    let compiled = TopicPattern::new(pattern);
+    {
+        let mut patterns = state.fanout.patterns.write();
+        match patterns.iter_mut().find(|p| p.pattern.as_str() == pattern) {
+            Some(p) => p.conns.push(conn.clone()),
+            None => patterns.push(PatternSub {
+                pattern: compiled.clone(),
+                conns: vec![conn.clone()],
+            }),
+        }
+    }
+    let matching: Vec<Arc<str>> = state
+        .fanout
+        .channels
+        .iter()
+        .filter(|c| compiled.matches(c.key()))
+        .map(|c| c.key().clone())
+        .collect();
+    for topic in matching {
+        with_channel(state, &topic, |c| c.subscribe(conn, true));
+    }
+}
+
+/// Unsubscribe `conn` from `topics` (names, patterns; also leaves their
+/// queue groups).
+pub fn unsubscribe(state: &ServerState, conn: &Arc<Conn>, topics: &[String]) {
+    for topic in topics {
+        let mut ob = conn.outbox.lock();
+        let groups: Vec<String> = ob
+            .groups
+            .iter()
+            .filter(|(t, _)| &**t == topic.as_str())
+            .map(|(_, g)| g.clone())
+            .collect();
+        ob.groups.retain(|(t, _)| &**t != topic.as_str());
+        let had_pattern = ob.patterns.iter().any(|p| p.as_str() == topic);
+        ob.patterns.retain(|p| p.as_str() != topic);
+        let named = ob.subs.get(topic.as_str()).is_some_and(|s| !s.via_pattern);
+        let still_matches = ob.patterns.iter().any(|p| p.matches(topic));
+        let removed = if named && !still_matches {
+            ob.subs.remove(topic.as_str())
+        } else {
+            if named && let Some(s) = ob.subs.get_mut(topic.as_str()) {
+                s.via_pattern = true;
+            }
+            None
+        };
+        drop(ob);
+        if let Some(sub) = removed {
+            sub.channel.remove_subscriber(conn.id);
+            forget_if_idle(state, &sub.channel);
+        }
+        for g in groups {
+            if let Some(c) = state.fanout.channels.get(topic.as_str()).map(|c| c.clone()) {
+                c.leave_group(&g, conn.id);
+                forget_if_idle(state, &c);
+            }
+        }
+        if had_pattern {
+            drop_pattern(state, conn, topic);
+        }
+    }
+}
+
+/// Remove `conn` from a pattern, and the subscriptions only it made.
+fn drop_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
+    {
+        let mut patterns = state.fanout.patterns.write();
+        for p in patterns.iter_mut() {
+            if p.pattern.as_str() == pattern {
+                p.conns.retain(|c| c.id != conn.id);
+            }
+        }
+        patterns.retain(|p| !p.conns.is_empty());
+    }
+    let gone: Vec<Arc<Channel>> = {
+        let mut ob = conn.outbox.lock();
+        let keep: Vec<TopicPattern> = ob.patterns.clone();
+        let stale: Vec<Arc<str>> = ob
+            .subs
+            .iter()
+            .filter(|(t, s)| s.via_pattern && !keep.iter().any(|p| p.matches(t)))
+            .map(|(t, _)| t.clone())
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|t| ob.subs.remove(&t))
+            .map(|s| s.channel)
+            .collect()
+    };
+    for c in gone {
+        c.remove_subscriber(conn.id);
+        forget_if_idle(state, &c);
+    }
+}
+
+/// Everything `conn` holds: topics, patterns, groups (`unsubscribe(None)`
+/// and disconnect).
+pub fn unsubscribe_all(state: &ServerState, conn: &Arc<Conn>) {
+    let (subs, patterns, groups) = {
+        let mut ob = conn.outbox.lock();
+        (
+            std::mem::take(&mut ob.subs),
+            std::mem::take(&mut ob.patterns),
+            std::mem::take(&mut ob.groups),
+        )
+    };
+    for (_, sub) in subs {
+        sub.channel.remove_subscriber(conn.id);
+        forget_if_idle(state, &sub.channel);
+    }
+    if !patterns.is_empty() {
+        let mut all = state.fanout.patterns.write();
+        for p in all.iter_mut() {
+            p.conns.retain(|c| c.id != conn.id);
+        }
+        all.retain(|p| !p.conns.is_empty());
+    }
+    for (topic, g) in groups {
+        if let Some(c) = state.fanout.channels.get(&topic).map(|c| c.clone()) {
+            c.leave_group(&g, conn.id);
+            forget_if_idle(state, &c);
+        }
+    }
+}
+
+fn forget_if_idle(state: &ServerState, channel: &Arc<Channel>) {
+    state.fanout.forget_if_idle(channel);
+}

@@ -1,0 +1,552 @@
+//! The server handle: start and stop, and every operation an application
+//! performs on a running server (PYTHON_API.md §2, in Rust).
+//!
+//! `start` binds synchronously (a bind failure is an error, not a silent
+//! no-op) and runs everything on its own Tokio runtime; every method may
+//! be called from any thread, and none holds a lock while it waits, so
+//! `stop` works while another thread is blocked in `drain_events`.
+
+pub mod accept;
+pub mod state;
+pub mod ticker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, Semaphore};
+use wse_log::{Log, LogError, Position, ReadBatch, ReadLimits, TopicPosition};
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::conn::{CloseRequest, Conn, ConnId};
+use crate::events::{AppEvent, InboundQueue};
+use crate::fanout::Fanout;
+use crate::metrics::{self, Health, Metrics};
+use crate::ops;
+use crate::ops::recovery::{RecoveryError, RecoveryReport};
+use crate::ops::subscribe::SubscriptionLimit;
+use crate::topics::TopicAcl;
+use crate::ws::frame::close_code;
+use state::{DedupWindow, ServerState};
+
+/// Why a server operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// `start` on a running server.
+    #[error("Server is already running")]
+    AlreadyRunning,
+    /// An operation that needs a running server.
+    #[error("Not running")]
+    NotRunning,
+    /// The address could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The subscription limit was reached.
+    #[error(transparent)]
+    Limit(#[from] SubscriptionLimit),
+    /// A recovery request is malformed.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
+/// The state and the connection an operation addresses.
+type Target = (Arc<ServerState>, Arc<Conn>);
+
+/// What a started server owns.
+struct Running {
+    state: Arc<ServerState>,
+    runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    /// The temporary data directory when none was configured.
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+/// A WSE server.
+pub struct Server {
+    config: ServerConfig,
+    events: Arc<InboundQueue>,
+    running: Mutex<Option<Running>>,
+}
+
+impl Server {
+    /// A server with `config` (validated; nothing runs until `start`).
+    pub fn new(config: ServerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
+            events: Arc::new(InboundQueue::new(config.max_inbound_queue)),
+            config,
+            running: Mutex::new(None),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Bind, open the log and start serving. Returns the bound address.
+    pub fn start(&self) -> Result<SocketAddr, ServerError> {
+        let mut running = self.running.lock();
+        if running.is_some() {
+            return Err(ServerError::AlreadyRunning);
+        }
+        let addr_text = format!("{}:{}", self.config.host, self.config.port);
+        let listener = std::net::TcpListener::bind((self.config.host.as_str(), self.config.port))
+            .map_err(|source| ServerError::Bind {
+            addr: addr_text.clone(),
+            source,
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ServerError::Bind {
+                addr: addr_text,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(ServerError::Runtime)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.worker_threads)
+            .thread_name("wse-worker")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let (dir, tempdir) = match &self.config.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("wse-data-")
+                    .tempdir()
+                    .map_err(ServerError::Runtime)?;
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        let fanout = Arc::new(Fanout::new(
+            self.config.fanout_frames_per_topic,
+            self.config.max_outbound_bytes,
+        ));
+        let log = Log::builder(&dir)
+            .config(self.config.log.clone())
+            .listener(fanout.clone())
+            .open()?;
+        self.events.reopen();
+        let state = Arc::new(ServerState {
+            config: self.config.clone(),
+            log: Arc::new(log),
+            fanout,
+            conns: Default::default(),
+            conn_slots: AtomicUsize::new(0),
+            conn_gone: Notify::new(),
+            conn_gone_sync: Default::default(),
+            events: self.events.clone(),
+            metrics: Arc::new(Metrics::default()),
+            draining: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            stop_signal: Notify::new(),
+            handshakes: Arc::new(Semaphore::new(self.config.max_pending_handshakes)),
+            dedup: Mutex::new(DedupWindow::new(50_000)),
+            seq: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(ServerError::Runtime)?
+        };
+        runtime.spawn(accept::run(state.clone(), listener));
+        runtime.spawn(ticker::run(state.clone()));
+        tracing::info!(%addr, data_dir = %dir.display(), "WSE server started");
+        *running = Some(Running {
+            state,
+            runtime,
+            addr,
+            _tempdir: tempdir,
+        });
+        Ok(addr)
+    }
+
+    /// Stop: no new connections, every client gets Close 1012 (service
+    /// restart: clients reconnect later and recover), the log is flushed
+    /// and closed. Waits at most about 3 seconds. A no-op when stopped.
+    pub fn stop(&self) -> Result<(), ServerError> {
+        let Some(run) = self.running.lock().take() else {
+            return Ok(());
+        };
+        let state = run.state.clone();
+        state.stopping.store(true, Ordering::Release);
+        state.stop_signal.notify_waiters();
+        state.close_all(&CloseRequest {
+            code: Some(close_code::SERVICE_RESTART),
+            reason: "server restarting".into(),
+            flush: true,
+        });
+        self.events.close();
+        state.wait_all_gone(Instant::now() + Duration::from_secs(3));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Called from async code (a test, an app's event loop): the
+            // runtime cannot block here; its tasks are done or abandoned.
+            run.runtime.shutdown_background();
+        } else {
+            run.runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+        let closed = state.log.close();
+        drop(run._tempdir);
+        tracing::info!("WSE server stopped");
+        closed.map_err(ServerError::from)
+    }
+
+    /// Stop accepting, and close every client with `code`/`reason`; a
+    /// background task waits up to `timeout` for them to go. Call `stop`
+    /// afterwards.
+    pub fn drain(&self, code: u16, reason: &str, timeout: Duration) -> Result<(), ServerError> {
+        let state = self.state()?;
+        state.draining.store(true, Ordering::Release);
+        state.close_all(&CloseRequest {
+            code: Some(code),
+            reason: reason.to_owned(),
+            flush: true,
+        });
+        if let Some(r) = self.running.lock().as_ref() {
+            let waiter = state;
+            r.runtime.spawn(async move {
+                let deadline = tokio::time::Instant::now() + timeout;
+                while waiter.conn_slots.load(Ordering::Acquire) > 0 {
+                    let gone = waiter.conn_gone.notified();
+                    if tokio::time::timeout_at(deadline, gone).await.is_err() {
+                        tracing::warn!(
+                            remaining = waiter.conn_slots.load(Ordering::Acquire),
+                            "drain timed out with connections left"
+                        );
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// True between a successful `start` and `stop`.
+    pub fn is_running(&self) -> bool {
+        self.running.lock().is_some()
+    }
+
+    /// The bound address, when running.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running.lock().as_ref().map(|r| r.addr)
+    }
+
+    fn state(&self) -> Result<Arc<ServerState>, ServerError> {
+        self.running
+            .lock()
+            .as_ref()
+            .map(|r| r.state.clone())
+            .ok_or(ServerError::NotRunning)
+    }
+
+    fn conn(&self, id: &str) -> Result<Option<Target>, ServerError> {
+        let state = self.state()?;
+        let conn = id.parse::<ConnId>().ok().and_then(|id| state.conn(id));
+        Ok(conn.map(|c| (state, c)))
+    }
+
+    // ---- events ----------------------------------------------------------
+
+    /// Up to `max` events, waiting up to `timeout` for the first (empty at
+    /// once when stopped).
+    pub fn drain_events(&self, max: usize, timeout: Duration) -> Vec<AppEvent> {
+        self.events.drain(max, timeout)
+    }
+
+    /// Events waiting.
+    pub fn inbound_queue_depth(&self) -> usize {
+        self.events.depth()
+    }
+
+    /// Events lost (only events arriving while stopped).
+    pub fn inbound_dropped_count(&self) -> u64 {
+        self.events.dropped()
+    }
+
+    // ---- sending ---------------------------------------------------------
+
+    /// Text frame to one connection (unknown id: nothing happens).
+    pub fn send(&self, conn: &str, text: &str) -> Result<(), ServerError> {
+        if let Some((s, c)) = self.conn(conn)? {
+            ops::send::send_text(&s, &c, text);
+        }
+        Ok(())
+    }
+
+    /// Binary frame to one connection.
+    pub fn send_bytes(&self, conn: &str, data: &[u8]) -> Result<(), ServerError> {
+        if let Some((s, c)) = self.conn(conn)? {
+            ops::send::send_binary(&s, &c, data);
+        }
+        Ok(())
+    }
+
+    /// The `send_event` pipeline; returns the frame body's size, 0 when
+    /// deduplicated or rate limited.
+    pub fn send_event(
+        &self,
+        conn: &str,
+        event: &Map<String, Value>,
+        compression_threshold: usize,
+    ) -> Result<usize, ServerError> {
+        let state = self.state()?;
+        let id = conn.parse::<ConnId>().unwrap_or(ConnId(0));
+        let c = state.conn(id);
+        Ok(ops::send::send_event(
+            &state,
+            c.as_ref(),
+            id,
+            event,
+            compression_threshold,
+        ))
+    }
+
+    /// Text to every connection.
+    pub fn broadcast_all(&self, text: &str) -> Result<(), ServerError> {
+        let state = self.state()?;
+        ops::send::broadcast_all(&state, text);
+        Ok(())
+    }
+
+    /// Bytes to every connection.
+    pub fn broadcast_all_bytes(&self, data: &[u8]) -> Result<(), ServerError> {
+        let state = self.state()?;
+        ops::send::broadcast_all_bytes(&state, data);
+        Ok(())
+    }
+
+    /// Publish on `topic` (appended to its log, then fanned out). Returns
+    /// the record's position; `None` when the server is not running.
+    pub fn broadcast_local(
+        &self,
+        topic: &str,
+        text: &str,
+    ) -> Result<Option<Position>, ServerError> {
+        let Ok(state) = self.state() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            ops::send::broadcast_local(&state, topic, text)?.position,
+        ))
+    }
+
+    // ---- connections -----------------------------------------------------
+
+    /// Registered connections.
+    pub fn connection_count(&self) -> usize {
+        self.running
+            .lock()
+            .as_ref()
+            .map_or(0, |r| r.state.conns.len())
+    }
+
+    /// Ids of the registered connections.
+    pub fn connections(&self) -> Result<Vec<String>, ServerError> {
+        Ok(self
+            .state()?
+            .conns
+            .iter()
+            .map(|c| c.id_str.clone())
+            .collect())
+    }
+
+    /// Close a connection (Close without status, as upstream).
+    pub fn disconnect(&self, conn: &str) -> Result<(), ServerError> {
+        if let Some((_, c)) = self.conn(conn)? {
+            c.request_close(CloseRequest {
+                code: None,
+                reason: String::new(),
+                flush: true,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- subscriptions ---------------------------------------------------
+
+    /// Replace a connection's topic ACL (unknown ids are ignored).
+    pub fn set_topic_acl(&self, conn: &str, acl: TopicAcl) -> Result<(), ServerError> {
+        if let Some((_, c)) = self.conn(conn)? {
+            *c.acl.write() = Some(acl);
+        }
+        Ok(())
+    }
+
+    /// Subscribe a connection to topics (or join a queue group of each).
+    /// Unknown connection or not running: nothing happens.
+    pub fn subscribe(
+        &self,
+        conn: &str,
+        topics: &[String],
+        group: Option<&str>,
+    ) -> Result<(), ServerError> {
+        let Ok(Some((s, c))) = self.conn(conn) else {
+            return Ok(());
+        };
+        ops::subscribe::subscribe(&s, &c, topics, group)?;
+        Ok(())
+    }
+
+    /// Unsubscribe from `topics`, or from everything with `None`.
+    pub fn unsubscribe(&self, conn: &str, topics: Option<&[String]>) -> Result<(), ServerError> {
+        let Ok(Some((s, c))) = self.conn(conn) else {
+            return Ok(());
+        };
+        match topics {
+            Some(t) => ops::subscribe::unsubscribe(&s, &c, t),
+            None => ops::subscribe::unsubscribe_all(&s, &c),
+        }
+        Ok(())
+    }
+
+    /// Fan-out subscribers of exactly `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.state()
+            .ok()
+            .and_then(|s| s.fanout.channels.get(topic).map(|c| c.subscriber_count()))
+            .unwrap_or(0)
+    }
+
+    /// `{group: members}` of `topic`.
+    pub fn queue_group_info(&self, topic: &str) -> std::collections::BTreeMap<String, usize> {
+        self.state()
+            .ok()
+            .and_then(|s| s.fanout.channels.get(topic).map(|c| c.group_info()))
+            .unwrap_or_default()
+    }
+
+    /// Subscribe and replay what the client missed since `(epoch, offset)`.
+    pub fn subscribe_with_recovery(
+        &self,
+        conn: &str,
+        topics: &[String],
+        recover: bool,
+        epoch: Option<&str>,
+        offset: Option<u64>,
+    ) -> Result<RecoveryReport, ServerError> {
+        let state = self.state()?;
+        match conn.parse::<ConnId>().ok().and_then(|id| state.conn(id)) {
+            Some(c) => Ok(ops::recovery::subscribe_with_recovery(
+                &state, &c, topics, recover, epoch, offset,
+            )?),
+            None => Ok(RecoveryReport {
+                recovered: false,
+                topics: Vec::new(),
+            }),
+        }
+    }
+
+    // ---- the log ---------------------------------------------------------
+
+    /// Where `topic` stands in the log.
+    pub fn position(&self, topic: &str) -> Result<Option<TopicPosition>, ServerError> {
+        Ok(self.state()?.log.position(topic))
+    }
+
+    /// Read `topic` from `(epoch, offset)` (inclusive), at most `limit`
+    /// records.
+    pub fn read(
+        &self,
+        topic: &str,
+        from: Position,
+        limit: usize,
+    ) -> Result<ReadBatch, ServerError> {
+        Ok(self
+            .state()?
+            .log
+            .read(topic, from, ReadLimits::records(limit))?)
+    }
+
+    /// The log itself (tools and tests).
+    pub fn log(&self) -> Result<Arc<Log>, ServerError> {
+        Ok(self.state()?.log.clone())
+    }
+
+    // ---- monitoring ------------------------------------------------------
+
+    /// The health snapshot.
+    pub fn health(&self) -> Health {
+        let Ok(state) = self.state() else {
+            return Health {
+                recovery_enabled: self.config.recovery_enabled,
+                presence_enabled: self.config.presence_enabled,
+                presence_topics: self.config.presence_enabled.then_some(0),
+                presence_total_users: self.config.presence_enabled.then_some(0),
+                inbound_queue_depth: self.events.depth() as u64,
+                inbound_dropped: self.events.dropped(),
+                log_tail_hit_ratio: 1.0,
+                ..Health::default()
+            };
+        };
+        let log = state.log.stats();
+        let m = &state.metrics;
+        Health {
+            connections: state.conns.len() as u64,
+            inbound_queue_depth: self.events.depth() as u64,
+            inbound_dropped: self.events.dropped(),
+            cluster_connected: false,
+            cluster_peer_count: 0,
+            uptime_secs: state.started.elapsed().as_secs_f64(),
+            recovery_enabled: self.config.recovery_enabled,
+            recovery_topic_count: if self.config.recovery_enabled {
+                log.topics
+            } else {
+                0
+            },
+            recovery_total_bytes: if self.config.recovery_enabled {
+                log.tail_bytes
+            } else {
+                0
+            },
+            presence_enabled: self.config.presence_enabled,
+            presence_topics: self.config.presence_enabled.then_some(0),
+            presence_total_users: self.config.presence_enabled.then_some(0),
+            log_tail_hit_ratio: log.tail_hit_ratio(),
+            log_appends: log.appends,
+            log_append_bytes: log.append_bytes,
+            log_fsyncs: log.fsyncs,
+            log_disk_reads: log.disk_reads,
+            recovery_from_memory: Metrics::get(&m.recovery_from_memory),
+            recovery_from_disk: Metrics::get(&m.recovery_from_disk),
+            frames_sent: Metrics::get(&m.frames_sent),
+            socket_writes: Metrics::get(&m.socket_writes),
+            slow_consumer_drops: Metrics::get(&m.slow_consumer_drops),
+        }
+    }
+
+    /// Prometheus text.
+    pub fn prometheus_metrics(&self) -> String {
+        let h = self.health();
+        match self.state() {
+            Ok(s) => metrics::prometheus(&s.metrics, &h, s.fanout.channels.len()),
+            Err(_) => metrics::prometheus(&Metrics::default(), &h, 0),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(error = %e, "stopping the server failed");
+        }
+    }
+}

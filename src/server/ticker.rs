@@ -1,0 +1,57 @@
+//! The server's clock: pings every `ping_interval`, and the idle timeout.
+//!
+//! One task for all connections (no timer per connection). Closing an idle
+//! connection is a request the connection's own task carries out, so no
+//! lock is held across the close (upstream deadlocks here).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use super::state::ServerState;
+use crate::conn::CloseRequest;
+use crate::metrics::Metrics;
+use crate::protocol::control;
+use crate::ws::frame::{self, close_code};
+
+/// Tick until the server stops.
+pub async fn run(state: Arc<ServerState>) {
+    let cfg = &state.config;
+    let tick = (cfg.idle_timeout / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = tokio::time::Instant::now() + cfg.ping_interval;
+    let idle_ms = cfg.idle_timeout.as_millis() as u64;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.stop_signal.notified() => return,
+        }
+        if state.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let now_ms = state.now_ms();
+        let ping = (tokio::time::Instant::now() >= next_ping).then(|| {
+            next_ping += cfg.ping_interval;
+            frame::text(control::ping(SystemTime::now()).as_bytes())
+        });
+        for c in state.conns.iter() {
+            let last = c.last_activity_ms.load(Ordering::Relaxed);
+            if now_ms.saturating_sub(last) > idle_ms {
+                if !c.is_closing() {
+                    Metrics::add(&state.metrics.idle_timeouts, 1);
+                    c.request_close(CloseRequest {
+                        code: Some(close_code::IDLE_TIMEOUT),
+                        reason: "idle timeout".into(),
+                        flush: false,
+                    });
+                }
+                continue;
+            }
+            if let Some(p) = &ping {
+                // A connection whose queue is full is skipped.
+                c.push_control(p.clone(), cfg.max_outbound_bytes);
+            }
+        }
+    }
+}

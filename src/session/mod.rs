@@ -1,0 +1,274 @@
+//! One connection's task: upgrade, authentication, registration, then a
+//! single loop that reads client frames, writes what the connection should
+//! receive, and ends on a close request, a client close or an error.
+//!
+//! One task per connection (not a reader and a writer task) keeps an idle
+//! connection small: it waits on socket readiness without holding a read
+//! buffer, and its outbound state is a cursor per subscription.
+
+mod reader;
+mod writer;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::EventDelivery;
+use crate::conn::{CloseRequest, Conn, ConnId};
+use crate::events::AppEvent;
+use crate::metrics::Metrics;
+use crate::protocol::handshake::{ServerReady, server_ready};
+use crate::rate_limit::TokenBucket;
+use crate::server::state::ServerState;
+use crate::ws::frame::{self, FrameParser, close_code};
+use crate::ws::handshake::{self, HandshakeError};
+
+pub use writer::OutQueue;
+
+/// Serve one accepted socket until it closes.
+pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: OwnedSemaphorePermit) {
+    let _ = stream.set_nodelay(true);
+    let mut rbuf = BytesMut::new();
+    let upgrade = tokio::time::timeout(
+        state.config.handshake_timeout,
+        handshake::read_request(&mut stream, &mut rbuf, state.config.max_handshake_bytes),
+    )
+    .await;
+    let req = match upgrade {
+        Ok(Ok(req)) => req,
+        Ok(Err(e @ (HandshakeError::Malformed(_) | HandshakeError::NotWebSocket(_)))) => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            let _ = stream
+                .write_all(&handshake::bad_request(&e.to_string()))
+                .await;
+            return;
+        }
+        Ok(Err(_)) | Err(_) => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            return;
+        }
+    };
+    // Limits and draining close the socket before any HTTP response.
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) || !state.reserve_slot() {
+        Metrics::add(&state.metrics.connections_rejected, 1);
+        return;
+    }
+    if stream
+        .write_all(&handshake::accept_response(&req.key))
+        .await
+        .is_err()
+    {
+        state.release_slot();
+        return;
+    }
+    drop(permit);
+    let id = ConnId::generate();
+    let (user_id, acl) = match &state.config.jwt {
+        None => (None, None),
+        Some(jwt) => match jwt.authenticate(req.cookie.as_deref(), req.authorization.as_deref()) {
+            Ok(user) => (Some(user.user_id), user.topic_acl),
+            Err(e) => {
+                Metrics::add(&state.metrics.auth_failures, 1);
+                let mut out = frame::text(e.frame(SystemTime::now()).as_bytes()).to_vec();
+                out.extend_from_slice(&frame::close(Some(e.close_code()), "Authentication failed"));
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+                state.release_slot();
+                return;
+            }
+        },
+    };
+    let bucket = TokenBucket::new(
+        state.config.rate_limit_capacity,
+        state.config.rate_limit_refill,
+    );
+    let conn = Arc::new(Conn::new(
+        id,
+        user_id.clone(),
+        req.wants_msgpack(),
+        acl,
+        bucket,
+        state.now_ms(),
+    ));
+    if user_id.is_some() || state.config.server_ready_without_auth {
+        let ready = server_ready(
+            &ServerReady {
+                connection_id: &conn.id_str,
+                user_id: user_id.as_deref().unwrap_or("anonymous"),
+                recovery_enabled: state.config.recovery_enabled,
+            },
+            uuid::Uuid::now_v7(),
+            SystemTime::now(),
+        );
+        conn.push_control(frame::text(ready.as_bytes()), 0);
+    }
+    state.conns.insert(id, conn.clone());
+    Metrics::add(&state.metrics.connections_accepted, 1);
+    if state.config.event_delivery == EventDelivery::Queue {
+        state.events.push_lifecycle(match user_id {
+            Some(user_id) => AppEvent::AuthConnect { conn: id, user_id },
+            None => AppEvent::Connect {
+                conn: id,
+                cookies: req.cookie.unwrap_or_default(),
+            },
+        });
+    }
+    let inbound = TokenBucket::new(
+        state.config.inbound_rate_capacity,
+        state.config.inbound_rate_refill,
+    );
+    let session = Session {
+        parser: FrameParser::new(state.config.max_message_size),
+        state: state.clone(),
+        conn: conn.clone(),
+        stream,
+        rbuf,
+        out: OutQueue::default(),
+        held: VecDeque::new(),
+        inbound,
+        throttled_until: None,
+    };
+    session.run().await;
+    crate::ops::subscribe::unsubscribe_all(&state, &conn);
+    state.conns.remove(&id);
+    if state.config.event_delivery == EventDelivery::Queue {
+        state
+            .events
+            .push_lifecycle(AppEvent::Disconnect { conn: id });
+    }
+    state.release_slot();
+}
+
+/// The running state of one connection's task.
+struct Session {
+    state: Arc<ServerState>,
+    conn: Arc<Conn>,
+    stream: TcpStream,
+    /// Bytes read and not yet parsed (released when empty, so an idle
+    /// connection holds no buffer).
+    rbuf: BytesMut,
+    parser: FrameParser,
+    out: OutQueue,
+    /// Events read but not yet queued (the inbound queue was full): no
+    /// more reading until they are.
+    held: VecDeque<AppEvent>,
+    /// Client messages per second.
+    inbound: TokenBucket,
+    /// Reading pauses until then (inbound rate limit).
+    throttled_until: Option<Instant>,
+}
+
+/// How a session ends.
+enum End {
+    /// The peer closed or the socket failed.
+    Gone,
+    /// Close with this request.
+    Close(CloseRequest),
+}
+
+impl Session {
+    async fn run(mut self) {
+        // Frames that arrived with the upgrade request.
+        if let Err(end) = self.process_buffer() {
+            return self.finish(end).await;
+        }
+        loop {
+            if let Some(req) = self.conn.close_request() {
+                return self.finish(End::Close(req)).await;
+            }
+            if let Err(end) = self.write_what_is_due() {
+                return self.finish(end).await;
+            }
+            let can_read = self.held.is_empty() && self.throttled_until.is_none();
+            let want_write = !self.out.is_empty();
+            let throttle = self.throttled_until;
+            let end = tokio::select! {
+                _ = self.conn.signalled() => {
+                    self.conn.clear_signal();
+                    Ok(())
+                }
+                r = self.stream.readable(), if can_read => match r {
+                    Ok(()) => self.read_some(),
+                    Err(_) => Err(End::Gone),
+                },
+                r = self.stream.writable(), if want_write => r.map_err(|_| End::Gone),
+                () = self.state.events.wait_for_space(), if !self.held.is_empty() => {
+                    self.release_held();
+                    self.process_buffer()
+                }
+                () = sleep_until(throttle), if throttle.is_some() => {
+                    self.throttled_until = None;
+                    self.process_buffer()
+                }
+            };
+            if let Err(end) = end {
+                return self.finish(end).await;
+            }
+        }
+    }
+
+    /// Gather what the connection should receive and write what the
+    /// socket takes now.
+    fn write_what_is_due(&mut self) -> Result<(), End> {
+        if self.out.bytes() < 64 * 1024 && self.out.fill(&self.state, &self.conn).is_err() {
+            Metrics::add(&self.state.metrics.slow_consumer_disconnects, 1);
+            self.out.clear();
+            return Err(End::Close(CloseRequest {
+                code: Some(close_code::TRY_AGAIN_LATER),
+                reason: "slow consumer".into(),
+                flush: false,
+            }));
+        }
+        self.out
+            .flush(&self.stream, &self.state.metrics)
+            .map(drop)
+            .map_err(|_| End::Gone)
+    }
+
+    /// Queue the held events as far as the queue takes them.
+    fn release_held(&mut self) {
+        while let Some(ev) = self.held.pop_front() {
+            if let Err(ev) = self.state.events.try_push(ev) {
+                self.held.push_front(ev);
+                return;
+            }
+        }
+    }
+
+    /// Close: optionally send what is queued, then the Close frame, within
+    /// a grace period; then drop the socket.
+    async fn finish(mut self, end: End) {
+        let End::Close(req) = end else { return };
+        if req.flush {
+            let _ = self.out.fill(&self.state, &self.conn);
+        } else {
+            self.out.clear();
+        }
+        self.out.push(frame::close(req.code, &req.reason));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !self.out.is_empty() {
+            if self.out.flush(&self.stream, &self.state.metrics).is_err() {
+                return;
+            }
+            if self.out.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, self.stream.writable()).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}

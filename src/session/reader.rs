@@ -1,0 +1,182 @@
+//! The inbound side of a connection: reading, parsing frames, and routing
+//! each message to the core (hello, ping, core subscriptions, publish) or
+//! to the application.
+
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+
+use super::{End, Session};
+use crate::config::EventDelivery;
+use crate::conn::CloseRequest;
+use crate::events::AppEvent;
+use crate::metrics::Metrics;
+use crate::protocol::control;
+use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hello};
+use crate::protocol::inbound::{BinaryInbound, TextInbound, classify_binary, classify_text};
+use crate::ws::frame::{self, FrameParser, Incoming};
+
+/// Smallest read.
+const READ_CHUNK: usize = 4096;
+
+impl Session {
+    /// Read what the socket has, then handle the complete frames.
+    pub(super) fn read_some(&mut self) -> Result<(), End> {
+        let want = FrameParser::wanted(&self.rbuf).max(READ_CHUNK);
+        self.rbuf
+            .reserve(want.min(self.state.config.max_message_size + 16));
+        match self.stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) => return Err(End::Gone),
+            Ok(n) => Metrics::add(&self.state.metrics.bytes_received, n as u64),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return Err(End::Gone),
+        }
+        self.process_buffer()
+    }
+
+    /// Handle every complete frame in the read buffer, pausing when the
+    /// inbound queue is full or the connection's rate limit is reached.
+    pub(super) fn process_buffer(&mut self) -> Result<(), End> {
+        while self.held.is_empty() && self.throttled_until.is_none() {
+            match self.parser.next(&mut self.rbuf) {
+                Ok(Some(msg)) => self.handle(msg)?,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(End::Close(CloseRequest {
+                        code: Some(e.close_code()),
+                        reason: e.to_string(),
+                        flush: false,
+                    }));
+                }
+            }
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
+            // Idle connections hold no read buffer.
+            self.rbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, msg: Incoming) -> Result<(), End> {
+        let limit = self.state.config.max_outbound_bytes;
+        match msg {
+            Incoming::Ping(p) => {
+                self.conn.push_control(frame::pong(&p), limit);
+            }
+            Incoming::Pong => {}
+            Incoming::Close(code) => {
+                return Err(End::Close(CloseRequest {
+                    code: code.or(Some(1000)),
+                    reason: String::new(),
+                    flush: false,
+                }));
+            }
+            Incoming::Text(bytes) => {
+                self.count_message();
+                self.handle_text(&bytes);
+            }
+            Incoming::Binary(bytes) => {
+                self.count_message();
+                self.handle_binary(bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Activity for the idle timeout, metrics, and the inbound rate limit.
+    fn count_message(&mut self) {
+        self.conn
+            .last_activity_ms
+            .store(self.state.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        Metrics::add(&self.state.metrics.messages_received, 1);
+        let now = Instant::now();
+        if !self.inbound.acquire_at(1.0, now) {
+            let wait = 1.0 / self.inbound.refill_rate();
+            self.throttled_until = Some(now + std::time::Duration::from_secs_f64(wait));
+        }
+    }
+
+    fn handle_text(&mut self, bytes: &Bytes) {
+        // The frame parser validated UTF-8.
+        let text = std::str::from_utf8(bytes).unwrap_or_default();
+        let limit = self.state.config.max_outbound_bytes;
+        match classify_text(text) {
+            TextInbound::ClientHello(hello) => {
+                let reply = server_hello(
+                    &ServerHello {
+                        connection_id: &self.conn.id_str,
+                        client_protocol_version: hello.protocol_version,
+                        recovery_enabled: self.state.config.recovery_enabled,
+                        cluster_enabled: false,
+                        encryption_public_key: None,
+                        max_message_size: self.state.config.max_message_size as u64,
+                        rate_limit_capacity: self.state.config.rate_limit_capacity,
+                        rate_limit_refill: self.state.config.rate_limit_refill,
+                        ping_interval: self.state.config.ping_interval,
+                        server_version: COMPAT_SERVER_VERSION,
+                    },
+                    SystemTime::now(),
+                );
+                self.conn.push_control(frame::text(reply.as_bytes()), limit);
+            }
+            TextInbound::Ping { client_timestamp } => {
+                let reply = control::pong(client_timestamp, SystemTime::now());
+                self.conn.push_control(frame::text(reply.as_bytes()), limit);
+            }
+            TextInbound::Pong => {}
+            TextInbound::Msg(value) => self.handle_message(value),
+            TextInbound::Raw(raw) => self.emit(AppEvent::Raw {
+                conn: self.conn.id,
+                text: raw.to_owned(),
+            }),
+        }
+    }
+
+    fn handle_binary(&mut self, bytes: Bytes) {
+        match classify_binary(&bytes, self.conn.msgpack) {
+            // End-to-end encryption is negotiated by a later feature; until
+            // then an `E:` frame has no key to open it and is dropped, as
+            // upstream drops frames it cannot decrypt.
+            BinaryInbound::Encrypted(_) => {}
+            BinaryInbound::Msg(value) => self.handle_message(value),
+            BinaryInbound::Bin(_) => self.emit(AppEvent::Binary {
+                conn: self.conn.id,
+                data: bytes,
+            }),
+        }
+    }
+
+    /// A JSON (or msgpack) message: the core's own, or the app's.
+    fn handle_message(&mut self, value: Value) {
+        let t = value.get("t").and_then(Value::as_str);
+        let config = &self.state.config;
+        if config.core_subscriptions && t == Some("subscription_update") {
+            crate::ops::client::subscription_update(&self.state, &self.conn, &value);
+            return;
+        }
+        if config.client_publish && t == Some("publish") {
+            crate::ops::client::publish(&self.state, &self.conn, &value);
+            return;
+        }
+        self.emit(AppEvent::Message {
+            conn: self.conn.id,
+            value,
+        });
+    }
+
+    /// Queue an event for the app (holding it, and pausing reads, while
+    /// the queue is full).
+    fn emit(&mut self, ev: AppEvent) {
+        if self.state.config.event_delivery == EventDelivery::Discard {
+            return;
+        }
+        if !self.held.is_empty() {
+            self.held.push_back(ev);
+            return;
+        }
+        if let Err(ev) = self.state.events.try_push(ev) {
+            self.held.push_back(ev);
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! WebSocket frames: building server frames and parsing client frames.
+
+use std::io::Cursor;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+/// Close codes the server uses, with why each was chosen (see
+/// docs/PROTOCOL.md: both clients reconnect on every code except 1000,
+/// 1001, 1005, 1008, 4401 and 4403).
+pub mod close_code {
+    /// The server stops or restarts: clients come back later.
+    pub const SERVICE_RESTART: u16 = 1012;
+    /// The connection's outbound backlog passed its limit (slow consumer):
+    /// reconnect and recover from the log.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Nothing arrived for `idle_timeout`: a reconnect-inviting code.
+    pub const IDLE_TIMEOUT: u16 = 4408;
+    /// A frame or message above `max_message_size`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A frame that breaks RFC 6455.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Authentication failed (CLIENT_PROTOCOL.md §2.3).
+    pub const AUTH_FAILED: u16 = 4401;
+}
+
+/// Bytes of the header of a server frame carrying `len` payload bytes.
+pub fn header_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    }
+}
+
+/// Append the header of an unmasked, final frame of `opcode` with `len`
+/// payload bytes.
+pub fn put_header(out: &mut BytesMut, opcode: u8, len: usize) {
+    out.put_u8(0x80 | opcode);
+    match len {
+        0..=125 => out.put_u8(len as u8),
+        126..=65535 => {
+            out.put_u8(126);
+            out.put_u16(len as u16);
+        }
+        _ => {
+            out.put_u8(127);
+            out.put_u64(len as u64);
+        }
+    }
+}
+
+/// Opcode of a text frame.
+pub const TEXT: u8 = 0x1;
+/// Opcode of a binary frame.
+pub const BINARY: u8 = 0x2;
+const CLOSE: u8 = 0x8;
+const PONG: u8 = 0xA;
+
+/// A complete server frame of `opcode` around `payload`.
+pub fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(header_len(payload.len()) + payload.len());
+    put_header(&mut out, opcode, payload.len());
+    out.extend_from_slice(payload);
+    out.freeze()
+}
+
+/// A text frame.
+pub fn text(payload: &[u8]) -> Bytes {
+    frame(TEXT, payload)
+}
+
+/// A binary frame.
+pub fn binary(payload: &[u8]) -> Bytes {
+    frame(BINARY, payload)
+}
+
+/// A Pong answering a Ping with `payload`.
+pub fn pong(payload: &[u8]) -> Bytes {
+    frame(PONG, payload)
+}
+
+/// A Close frame; `None` sends no status code (clients observe 1005).
+pub fn close(code: Option<u16>, reason: &str) -> Bytes {
+    let mut payload = BytesMut::new();
+    if let Some(code) = code {
+        payload.put_u16(code);
+        // Control frames carry at most 125 bytes.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
+    }
+    frame(CLOSE, &payload)
+}
+
+/// A complete message or control frame from a client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A text message (valid UTF-8).
+    Text(Bytes),
+    /// A binary message.
+    Binary(Bytes),
+    /// A Ping (answered with a Pong carrying the same payload).
+    Ping(Bytes),
+    /// A Pong (ignored).
+    Pong,
+    /// A Close, with its status code if it had one.
+    Close(Option<u16>),
+}
+
+/// Why a client's frames end the connection, with the close code to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The frame breaks RFC 6455 (unmasked, reserved bits, bad fragments...).
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    /// A frame or message is larger than the limit.
+    #[error("message of {0} bytes exceeds the limit")]
+    TooBig(u64),
+    /// A text message is not UTF-8.
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
+}
+
+impl FrameError {
+    /// The close code the server answers with.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Self::Protocol(_) => close_code::PROTOCOL_ERROR,
+            Self::TooBig(_) => close_code::MESSAGE_TOO_BIG,
+            Self::InvalidUtf8 => close_code::INVALID_PAYLOAD,
+        }
+    }
+}
+
+/// Parses client frames out of a read buffer, reassembling fragmented
+/// messages. `max_message` bounds one frame and one reassembled message;
+/// a frame that is too big is refused from its header, before its payload
+/// is buffered.
+pub struct FrameParser {
+    max_message: usize,
+    /// A fragmented message being reassembled: (is text, bytes so far).
+    partial: Option<(bool, BytesMut)>,
+}
+
+impl FrameParser {
+    /// A parser with the given message size limit.
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            max_message,
+            partial: None,
+        }
+    }
+
+    /// Bytes the next frame needs before it can be parsed, beyond what
+    /// `buf` holds (a hint for the reader's buffer size).
+    pub fn wanted(buf: &[u8]) -> usize {
+        let mut cur = Cursor::new(buf);
+        match FrameHeader::parse(&mut cur) {
+            Ok(Some((_, len))) => {
+                (cur.position() as usize + len as usize).saturating_sub(buf.len())
+            }
+            _ => 14usize.saturating_sub(buf.len()),
+        }
+    }
+
+    /// The next complete message or control frame in `buf` (consumed), or
+    /// `None` when more bytes are needed.
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, FrameError> {
+        loop {
+            let mut cur = Cursor::new(&buf[..]);
+            let (header, len) = match FrameHeader::parse(&mut cur) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(None),
+                Err(_) => return Err(FrameError::Protocol("malformed frame header")),
+            };
+            let header_len = cur.position() as usize;
+            if header.rsv1 || header.rsv2 || header.rsv3 {
+                return Err(FrameError::Protocol("reserved bits set"));
+            }
+            let Some(mask) = header.mask else {
+                return Err(FrameError::Protocol("client frame is not masked"));
+            };
+            let is_control = matches!(header.opcode, OpCode::Control(_));
+            if is_control && (len > 125 || !header.is_final) {
+                return Err(FrameError::Protocol("control frame too long or fragmented"));
+            }
+            let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len() as u64);
+            if !is_control && so_far + len > self.max_message as u64 {
+                return Err(FrameError::TooBig(so_far + len));
+            }
+            if buf.len() < header_len + len as usize {
+                return Ok(None);
+            }
+            buf.advance(header_len);
+            let mut payload = buf.split_to(len as usize);
+            unmask(&mut payload, mask);
+            match header.opcode {
+                OpCode::Control(Control::Ping) => {
+                    return Ok(Some(Incoming::Ping(payload.freeze())));
+                }
+                OpCode::Control(Control::Pong) => return Ok(Some(Incoming::Pong)),
+                OpCode::Control(Control::Close) => {
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return Ok(Some(Incoming::Close(code)));
+                }
+                OpCode::Control(_) => return Err(FrameError::Protocol("reserved control opcode")),
+                OpCode::Data(Data::Text | Data::Binary) if self.partial.is_some() => {
+                    return Err(FrameError::Protocol("new message inside a fragmented one"));
+                }
+                OpCode::Data(Data::Text) | OpCode::Data(Data::Binary) => {
+                    let text = header.opcode == OpCode::Data(Data::Text);
+                    if header.is_final {
+                        return finish(text, payload).map(Some);
+                    }
+                    self.partial = Some((text, payload));
+                }
+                OpCode::Data(Data::Continue) => {
+                    let Some((text, mut acc)) = self.partial.take() else {
+                        return Err(FrameError::Protocol("continuation without a message"));
+                    };
+                    acc.extend_from_slice(&payload);
+                    if header.is_final {
+                        return finish(text, acc).map(Some);
+                    }
+                    self.partial = Some((text, acc));
+                }
+                OpCode::Data(_) => return Err(FrameError::Protocol("reserved data opcode")),
+            }
+        }
+    }
+}
+
+fn finish(text: bool, payload: BytesMut) -> Result<Incoming, FrameError> {
+    if text {
+        std::str::from_utf8(&payload).map_err(|_| FrameError::InvalidUtf8)?;
+        Ok(Incoming::Text(payload.freeze()))
+    } else {
+        Ok(Incoming::Binary(payload.freeze()))
+    }
+}
+
+/// Remove a client's masking (XOR with the 4-byte key), 8 bytes at a time.
+fn unmask(buf: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ wide;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn client(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=65535 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    fn parse_all(bytes: &[u8], max: usize) -> Result<Vec<Incoming>, FrameError> {
+        let mut p = FrameParser::new(max);
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(m) = p.next(&mut buf)? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn server_frames_have_minimal_headers() {
+        assert_eq!(&text(b"hi")[..], b"\x81\x02hi");
+        assert_eq!(text(&[b'a'; 126])[..4], [0x81, 126, 0, 126]);
+        assert_eq!(binary(&[0; 70_000])[..2], [0x82, 127]);
+        assert_eq!(&close(Some(1012), "bye")[..], b"\x88\x05\x03\xf4bye");
+        assert_eq!(&close(None, "ignored")[..], b"\x88\x00");
+        for n in [0, 125, 126, 65535, 65536] {
+            assert_eq!(text(&vec![b'x'; n]).len(), header_len(n) + n);
+        }
+    }
+
+    #[test]
+    fn parses_masked_messages_fragments_and_control_frames() {
+        let mut bytes = client(0x1, true, "héllo".as_bytes());
+        bytes.extend(client(0x2, false, b"ab"));
+        bytes.extend(client(0x9, true, b"ping!"));
+        bytes.extend(client(0x0, false, b"cd"));
+        bytes.extend(client(0x0, true, &[7; 300]));
+        bytes.extend(client(0x8, true, &[0x03, 0xe8]));
+        let got = parse_all(&bytes, 1 << 20).unwrap();
+        let mut joined = b"abcd".to_vec();
+        joined.extend([7; 300]);
+        assert_eq!(
+            got,
+            vec![
+                Incoming::Text(Bytes::from("héllo")),
+                Incoming::Ping(Bytes::from_static(b"ping!")),
+                Incoming::Binary(Bytes::from(joined)),
+                Incoming::Close(Some(1000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_input_waits_for_more() {
+        let bytes = client(0x1, true, &[b'x'; 1000]);
+        let mut p = FrameParser::new(1 << 20);
+        let mut buf = BytesMut::new();
+        for chunk in bytes.chunks(7) {
+            buf.extend_from_slice(chunk);
+            if let Some(m) = p.next(&mut buf).unwrap() {
+                assert_eq!(m, Incoming::Text(Bytes::from(vec![b'x'; 1000])));
+                assert!(buf.is_empty());
+                return;
+            }
+        }
+        panic!("message never completed");
+    }
+
+    #[test]
+    fn bad_frames_are_refused_with_the_right_code() {
+        let unmasked = [0x81u8, 0x02, b'h', b'i'];
+        assert_eq!(parse_all(&unmasked, 100).unwrap_err().close_code(), 1002);
+        let mut rsv = client(0x1, true, b"x");
+        rsv[0] |= 0x40;
+        assert_eq!(parse_all(&rsv, 100).unwrap_err().close_code(), 1002);
+        // Too big: refused from the header alone, before the payload arrives.
+        let big = client(0x2, true, &[0; 2000]);
+        let mut p = FrameParser::new(1000);
+        let mut buf = BytesMut::from(&big[..10]);
+        assert_eq!(p.next(&mut buf), Err(FrameError::TooBig(2000)));
+        // Fragments add up against the limit.
+        let mut frags = client(0x2, false, &[0; 600]);
+        frags.extend(client(0x0, true, &[0; 600]));
+        assert_eq!(parse_all(&frags, 1000).unwrap_err().close_code(), 1009);
+        assert_eq!(
+            parse_all(&client(0x1, true, &[0xff, 0xfe]), 100)
+                .unwrap_err()
+                .close_code(),
+            1007
+        );
+        assert_eq!(
+            parse_all(&client(0x0, true, b"x"), 100)
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
+        assert_eq!(
+            parse_all(&client(0x9, false, b"x"), 100)
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
+        assert_eq!(
+            parse_all(&client(0x3, true, b"x"), 100)
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
+    }
+
+    #[test]
+    fn unmask_matches_bytewise_xor() {
+        let mask = [1, 2, 3, 4];
+        for n in 0..40 {
+            let data: Vec<u8> = (0..n as u8).collect();
+            let mut fast = data.clone();
+            unmask(&mut fast, mask);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(fast, slow);
+        }
+    }
+}
