@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub max_outbound_bytes: usize,
     /// What happens past `max_outbound_bytes` (default disconnect).
     pub slow_consumer: SlowConsumerPolicy,
+    /// How long a closing connection may take to accept its last bytes and
+    /// the Close frame before its socket is dropped (default 10 s; a client
+    /// that stopped reading only sees the Close once it reads again).
+    pub close_grace: Duration,
     /// Inbound queue capacity in events (default 131,072). When full,
     /// readers wait (TCP back-pressure to the clients); nothing is dropped.
     pub max_inbound_queue: usize,
@@ -136,6 +140,7 @@ impl Default for ServerConfig {
             inbound_rate_refill: 5_000.0,
             max_outbound_bytes: 16 << 20,
             slow_consumer: SlowConsumerPolicy::Disconnect,
+            close_grace: Duration::from_secs(10),
             max_inbound_queue: 131_072,
             event_delivery: EventDelivery::Queue,
             max_subscriptions_per_connection: 0,

@@ -120,6 +120,10 @@ pub struct Health {
     pub socket_writes: u64,
     /// Messages skipped or refused for slow consumers.
     pub slow_consumer_drops: u64,
+    /// Connections closed as slow consumers.
+    pub slow_consumer_disconnects: u64,
+    /// Connections closed for idleness.
+    pub idle_timeouts: u64,
 }
 
 /// Render the Prometheus text exposition.

@@ -530,6 +530,8 @@ impl Server {
             frames_sent: Metrics::get(&m.frames_sent),
             socket_writes: Metrics::get(&m.socket_writes),
             slow_consumer_drops: Metrics::get(&m.slow_consumer_drops),
+            slow_consumer_disconnects: Metrics::get(&m.slow_consumer_disconnects),
+            idle_timeouts: Metrics::get(&m.idle_timeouts),
         }
     }
 

@@ -215,19 +215,29 @@ impl Session {
     /// Gather what the connection should receive and write what the
     /// socket takes now.
     fn write_what_is_due(&mut self) -> Result<(), End> {
-        if self.out.bytes() < 64 * 1024 && self.out.fill(&self.state, &self.conn).is_err() {
-            Metrics::add(&self.state.metrics.slow_consumer_disconnects, 1);
-            self.out.clear();
-            return Err(End::Close(CloseRequest {
-                code: Some(close_code::TRY_AGAIN_LATER),
-                reason: "slow consumer".into(),
-                flush: false,
-            }));
+        loop {
+            if self.out.is_blocked()
+                && writer::apply_slow_consumer_policy(&self.state, &self.conn).is_err()
+            {
+                Metrics::add(&self.state.metrics.slow_consumer_disconnects, 1);
+                self.out.discard_unstarted();
+                return Err(End::Close(CloseRequest {
+                    code: Some(close_code::TRY_AGAIN_LATER),
+                    reason: "slow consumer".into(),
+                    flush: false,
+                }));
+            }
+            let tried = self.out.bytes() < 64 * 1024;
+            let gathered = tried && self.out.fill(&self.state, &self.conn);
+            self.out
+                .flush(&self.stream, &self.state.metrics)
+                .map_err(|_| End::Gone)?;
+            // Gathering stops at a budget: while the socket takes everything,
+            // go on until there is nothing left to gather.
+            if !self.out.is_empty() || (tried && !gathered) {
+                return Ok(());
+            }
         }
-        self.out
-            .flush(&self.stream, &self.state.metrics)
-            .map(drop)
-            .map_err(|_| End::Gone)
     }
 
     /// Queue the held events as far as the queue takes them.
@@ -245,12 +255,12 @@ impl Session {
     async fn finish(mut self, end: End) {
         let End::Close(req) = end else { return };
         if req.flush {
-            let _ = self.out.fill(&self.state, &self.conn);
+            self.out.fill(&self.state, &self.conn);
         } else {
-            self.out.clear();
+            self.out.discard_unstarted();
         }
         self.out.push(frame::close(req.code, &req.reason));
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + self.state.config.close_grace;
         while !self.out.is_empty() {
             if self.out.flush(&self.stream, &self.state.metrics).is_err() {
                 return;

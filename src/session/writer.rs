@@ -33,6 +33,12 @@ pub struct SlowConsumer;
 pub struct OutQueue {
     bufs: VecDeque<Bytes>,
     bytes: usize,
+    /// The last flush left data because the socket was full: the client is
+    /// not keeping up right now.
+    blocked: bool,
+    /// The front buffer was partly written: it must be finished before
+    /// anything else goes out, or the client would see a torn frame.
+    front_started: bool,
 }
 
 impl OutQueue {
@@ -54,18 +60,30 @@ impl OutQueue {
         }
     }
 
-    /// Forget everything not yet written.
-    pub fn clear(&mut self) {
+    /// Forget everything not yet started (a partly written buffer is kept:
+    /// its frame must be completed).
+    pub fn discard_unstarted(&mut self) {
+        let keep = if self.front_started { self.bufs.pop_front() } else { None };
         self.bufs.clear();
         self.bytes = 0;
+        if let Some(front) = keep {
+            self.push(front);
+        }
+    }
+
+    /// The socket is not taking data right now.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
     }
 
     /// Gather from the connection until about `FILL_TARGET` bytes wait.
-    pub fn fill(&mut self, state: &ServerState, conn: &Arc<Conn>) -> Result<(), SlowConsumer> {
+    /// Returns whether anything was gathered.
+    pub fn fill(&mut self, state: &ServerState, conn: &Arc<Conn>) -> bool {
+        let start = self.bytes;
         while self.bytes < FILL_TARGET {
             let before = self.bytes;
             let mut out = Vec::new();
-            gather(state, conn, FILL_TARGET - self.bytes, self.bytes, &mut out)?;
+            gather(state, conn, FILL_TARGET - self.bytes, &mut out);
             for b in out {
                 self.push(b);
             }
@@ -73,7 +91,7 @@ impl OutQueue {
                 break;
             }
         }
-        Ok(())
+        self.bytes > start
     }
 
     /// Write as much as the socket takes now. Returns frames... bytes
@@ -98,6 +116,7 @@ impl OutQueue {
                 Err(e) => return Err(e),
             }
         }
+        self.blocked = !self.bufs.is_empty();
         Ok(written)
     }
 
@@ -110,8 +129,10 @@ impl OutQueue {
             if front.len() <= n {
                 n -= front.len();
                 self.bufs.pop_front();
+                self.front_started = false;
             } else {
                 let _ = front.split_to(n);
+                self.front_started = true;
                 n = 0;
             }
         }
@@ -121,15 +142,17 @@ impl OutQueue {
 /// Collect what `conn` should receive next, up to about `budget` bytes:
 /// for each subscription the frames between its cursor and the topic's
 /// head (slices of the shared ring, or read from the log when the cursor
-/// is older than the ring), then the connection's own queue.
+/// is older than the ring), then the connection's own queue (replies,
+/// `send` output), so a recovery reply never overtakes the first page of
+/// its replay. A subscription further than `max_outbound_bytes` behind its
+/// topic's head while the socket is not taking data (`blocked`) is a slow
+/// consumer: disconnected or skipped ahead, by policy.
 fn gather(
     state: &ServerState,
     conn: &Arc<Conn>,
     budget: usize,
-    already_waiting: usize,
     out: &mut Vec<Bytes>,
-) -> Result<(), SlowConsumer> {
-    let limit = state.config.max_outbound_bytes as u64;
+) {
     let mut behind = Vec::new();
     let mut frames = 0u64;
     {
@@ -146,19 +169,6 @@ fn gather(
             if sub.cursor >= target {
                 continue;
             }
-            if limit > 0
-                && sub.replay.is_none()
-                && ring.lag_bytes(sub.cursor) + already_waiting as u64 > limit
-            {
-                match state.config.slow_consumer {
-                    SlowConsumerPolicy::Disconnect => return Err(SlowConsumer),
-                    SlowConsumerPolicy::Drop => {
-                        Metrics::add(&state.metrics.slow_consumer_drops, ring.head() - sub.cursor);
-                        sub.cursor = ring.head();
-                        continue;
-                    }
-                }
-            }
             match ring.collect(sub.cursor, target, budget, out) {
                 Ok(reached) => {
                     frames += reached - sub.cursor;
@@ -167,16 +177,49 @@ fn gather(
                 Err(_) => behind.push((topic.clone(), sub.cursor, target)),
             }
         }
-        if !ob.control.is_empty() {
-            frames += ob.control.len() as u64;
-            out.extend(ob.control.drain(..));
-            ob.control_bytes = 0;
-        }
     }
     for (topic, from, target) in behind {
         frames += catch_up_from_log(state, conn, &topic, from, target, budget, out);
     }
+    // The connection's own frames go after its topic frames, so a reply
+    // to a recovery request follows the first replayed page.
+    let mut ob = conn.outbox.lock();
+    if !ob.control.is_empty() {
+        frames += ob.control.len() as u64;
+        out.extend(ob.control.drain(..));
+        ob.control_bytes = 0;
+    }
     Metrics::add(&state.metrics.frames_sent, frames);
+}
+
+/// A connection whose socket is not taking data and whose subscription is
+/// further than `max_outbound_bytes` behind the topic's head is a slow
+/// consumer: disconnected, or skipped ahead to the newest message (which
+/// shows the client the gap at once, so it recovers it from the log), by
+/// policy.
+pub fn apply_slow_consumer_policy(state: &ServerState, conn: &Conn) -> Result<(), SlowConsumer> {
+    let limit = state.config.max_outbound_bytes as u64;
+    if limit == 0 {
+        return Ok(());
+    }
+    let mut ob = conn.outbox.lock();
+    for sub in ob.subs.values_mut() {
+        if sub.replay.is_some() {
+            continue;
+        }
+        let ring = sub.channel.ring.read();
+        if ring.lag_bytes(sub.cursor) <= limit {
+            continue;
+        }
+        match state.config.slow_consumer {
+            SlowConsumerPolicy::Disconnect => return Err(SlowConsumer),
+            SlowConsumerPolicy::Drop => {
+                let newest = ring.head().saturating_sub(1).max(sub.cursor);
+                Metrics::add(&state.metrics.slow_consumer_drops, newest - sub.cursor);
+                sub.cursor = newest;
+            }
+        }
+    }
     Ok(())
 }
 
