@@ -34,7 +34,10 @@ async fn offsets_until(c: &mut Client, topic: &str, last: u64) -> Vec<u64> {
 }
 
 fn epoch_of(reply: &Value, topic: &str) -> String {
-    reply["p"]["recovery"][topic]["epoch"].as_str().unwrap().to_owned()
+    reply["p"]["recovery"][topic]["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +70,12 @@ async fn replay_and_live_form_one_gapless_stream_under_a_running_publisher() {
         })
     };
     let mut c = Client::connect(&format!("ws://{}/wse", ts.addr), &[]).await;
-    let reply = c.subscribe(&["race"], Some(json!({"race": {"epoch": epoch, "offset": 99}}))).await;
+    let reply = c
+        .subscribe(
+            &["race"],
+            Some(json!({"race": {"epoch": epoch, "offset": 99}})),
+        )
+        .await;
     assert_eq!(reply["p"]["recovery"]["race"]["recovered"], true, "{reply}");
     running.store(false, Ordering::Relaxed);
     let last = publisher.join().unwrap();
@@ -83,7 +91,10 @@ async fn replayed_frames_are_byte_identical_to_live_ones() {
     let ts = TestServer::start(standalone());
     let mut live = ts.client().await;
     let epoch_reply = live.subscribe(&["t"], None).await;
-    assert!(epoch_reply["p"]["recovery"]["t"]["epoch"].is_null(), "no history yet");
+    assert!(
+        epoch_reply["p"]["recovery"]["t"]["epoch"].is_null(),
+        "no history yet"
+    );
     for i in 0..5 {
         ts.server.broadcast_local("t", &msg(i)).unwrap();
     }
@@ -100,9 +111,11 @@ async fn replayed_frames_are_byte_identical_to_live_ones() {
         .unwrap()
         .to_owned();
     let mut late = ts.client().await;
-    late.send_json(&json!({"t":"subscription_update","p":{"action":"subscribe","topics":["t"],
-        "recover":true,"recovery":{"t":{"epoch":epoch,"offset":0}}}}))
-        .await;
+    late.send_json(
+        &json!({"t":"subscription_update","p":{"action":"subscribe","topics":["t"],
+        "recover":true,"recovery":{"t":{"epoch":epoch,"offset":0}}}}),
+    )
+    .await;
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
         if let Some(tokio_tungstenite::tungstenite::Message::Text(t)) = late.next().await {
@@ -126,17 +139,34 @@ async fn large_gaps_are_replayed_in_pages_and_the_reply_says_how_far() {
     ts.server.log().unwrap().flush().unwrap();
     let mut c = ts.client().await;
     let epoch = epoch_of(&c.subscribe(&["p"], None).await, "p");
-    let reply = c.subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 5}}))).await;
+    let reply = c
+        .subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 5}})))
+        .await;
     let r = &reply["p"]["recovery"]["p"];
-    assert_eq!((r["recovered"].as_bool(), r["count"].as_u64(), r["offset"].as_u64()), (Some(true), Some(10), Some(15)));
+    assert_eq!(
+        (
+            r["recovered"].as_bool(),
+            r["count"].as_u64(),
+            r["offset"].as_u64()
+        ),
+        (Some(true), Some(10), Some(15))
+    );
     assert_eq!(r["complete"], false);
-    assert_eq!(offsets_until(&mut c, "p", 15).await, (6..=15).collect::<Vec<_>>());
+    assert_eq!(
+        offsets_until(&mut c, "p", 15).await,
+        (6..=15).collect::<Vec<_>>()
+    );
     // The stream then continues live; the client asks again for the rest.
     ts.server.broadcast_local("p", &msg(100)).unwrap();
     assert_eq!(offsets_until(&mut c, "p", 100).await, vec![100]);
-    let reply = c.subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 15}}))).await;
+    let reply = c
+        .subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 15}})))
+        .await;
     assert_eq!(reply["p"]["recovery"]["p"]["count"], 10);
-    assert_eq!(offsets_until(&mut c, "p", 25).await, (16..=25).collect::<Vec<_>>());
+    assert_eq!(
+        offsets_until(&mut c, "p", 25).await,
+        (16..=25).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,9 +198,14 @@ async fn history_older_than_memory_is_read_back_from_disk() {
     assert_eq!(got, (0..300).collect::<Vec<_>>());
     let epoch = ts.server.position("d").unwrap().unwrap().epoch.to_string();
     let mut late = ts.client().await;
-    let reply = late.subscribe(&["d"], Some(json!({"d": {"epoch": epoch, "offset": 9}}))).await;
+    let reply = late
+        .subscribe(&["d"], Some(json!({"d": {"epoch": epoch, "offset": 9}})))
+        .await;
     assert_eq!(reply["p"]["recovery"]["d"]["count"], 290);
-    assert_eq!(offsets_until(&mut late, "d", 299).await, (10..300).collect::<Vec<_>>());
+    assert_eq!(
+        offsets_until(&mut late, "d", 299).await,
+        (10..300).collect::<Vec<_>>()
+    );
     let h = ts.server.health();
     assert!(h.recovery_from_disk >= 1, "{h:?}");
     assert!(h.log_disk_reads >= 1, "{h:?}");
@@ -186,25 +221,46 @@ async fn unrecoverable_requests_tell_the_client_where_the_topic_stands() {
     let pos = ts.server.position("n").unwrap().unwrap();
     let mut c = ts.client().await;
     c.expect_type("server_ready").await;
-    let reply = c.subscribe(&["n"], Some(json!({"n": {"epoch": "0badcafe", "offset": 1}}))).await;
+    let reply = c
+        .subscribe(
+            &["n"],
+            Some(json!({"n": {"epoch": "0badcafe", "offset": 1}})),
+        )
+        .await;
     let r = &reply["p"]["recovery"]["n"];
     assert_eq!(r["recovered"], false);
     assert_eq!(r["epoch"], pos.epoch.to_string());
     assert_eq!(r["offset"], 2);
     // Ahead of the topic: not recoverable either.
     let reply = c
-        .subscribe(&["n"], Some(json!({"n": {"epoch": pos.epoch.to_string(), "offset": 50}})))
+        .subscribe(
+            &["n"],
+            Some(json!({"n": {"epoch": pos.epoch.to_string(), "offset": 50}})),
+        )
         .await;
     assert_eq!(reply["p"]["recovery"]["n"]["recovered"], false);
     // The Rust API reports the same.
     let conn = ts.server.connections().unwrap()[0].clone();
+    let report = ts.server.subscribe_with_recovery(
+        &conn,
+        &["n".into(), "empty".into()],
+        true,
+        Some("zz"),
+        Some(1),
+    );
+    assert_eq!(
+        report.unwrap_err().to_string(),
+        "Invalid epoch hex string: zz"
+    );
     let report = ts
         .server
-        .subscribe_with_recovery(&conn, &["n".into(), "empty".into()], true, Some("zz"), Some(1));
-    assert_eq!(report.unwrap_err().to_string(), "Invalid epoch hex string: zz");
-    let report = ts
-        .server
-        .subscribe_with_recovery(&conn, &["empty".into()], true, Some(&pos.epoch.to_string()), Some(1))
+        .subscribe_with_recovery(
+            &conn,
+            &["empty".into()],
+            true,
+            Some(&pos.epoch.to_string()),
+            Some(1),
+        )
         .unwrap();
     assert!(!report.recovered);
     assert_eq!(report.topics[0].epoch, None);
@@ -218,12 +274,21 @@ async fn the_acl_applies_to_recovery_too() {
         ts.server.broadcast_local("secret", &msg(i)).unwrap();
     }
     ts.server.log().unwrap().flush().unwrap();
-    let epoch = ts.server.position("secret").unwrap().unwrap().epoch.to_string();
+    let epoch = ts
+        .server
+        .position("secret")
+        .unwrap()
+        .unwrap()
+        .epoch
+        .to_string();
     let mut c = ts.client().await;
     c.expect_type("server_ready").await;
     let conn = ts.server.connections().unwrap()[0].clone();
     ts.server
-        .set_topic_acl(&conn, wse::topics::TopicAcl::new(Vec::<String>::new(), ["secret"]))
+        .set_topic_acl(
+            &conn,
+            wse::topics::TopicAcl::new(Vec::<String>::new(), ["secret"]),
+        )
         .unwrap();
     let report = ts
         .server
@@ -261,11 +326,23 @@ async fn a_client_recovers_what_it_missed_while_the_server_restarted() {
     server.stop().unwrap();
     let server = Server::new(config).unwrap();
     let addr = server.start().unwrap();
-    assert_eq!(server.position("r").unwrap().unwrap().epoch, epoch, "same data, same epoch");
+    assert_eq!(
+        server.position("r").unwrap().unwrap().epoch,
+        epoch,
+        "same data, same epoch"
+    );
     let mut c = Client::connect(&format!("ws://{addr}/wse"), &[]).await;
-    let reply = c.subscribe(&["r"], Some(json!({"r": {"epoch": epoch.to_string(), "offset": 9}}))).await;
+    let reply = c
+        .subscribe(
+            &["r"],
+            Some(json!({"r": {"epoch": epoch.to_string(), "offset": 9}})),
+        )
+        .await;
     assert_eq!(reply["p"]["recovery"]["r"]["recovered"], true, "{reply}");
     assert_eq!(reply["p"]["recovery"]["r"]["count"], 10);
-    assert_eq!(offsets_until(&mut c, "r", 19).await, (10..20).collect::<Vec<_>>());
+    assert_eq!(
+        offsets_until(&mut c, "r", 19).await,
+        (10..20).collect::<Vec<_>>()
+    );
     server.stop().unwrap();
 }

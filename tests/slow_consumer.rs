@@ -20,7 +20,10 @@ fn config(policy: SlowConsumerPolicy) -> ServerConfig {
 }
 
 fn payload(i: u64) -> String {
-    format!(r#"{{"t":"bulk","p":{{"i":{i},"pad":"{}"}}}}"#, "x".repeat(1000))
+    format!(
+        r#"{{"t":"bulk","p":{{"i":{i},"pad":"{}"}}}}"#,
+        "x".repeat(1000)
+    )
 }
 
 /// Offsets of the `bulk` messages a client reads until `last` or the end;
@@ -84,9 +87,17 @@ async fn publish_paced(ts: &TestServer, healthy: &mut tokio::sync::watch::Receiv
     }
 }
 
-fn spawn_reader(mut c: Client) -> (tokio::task::JoinHandle<(Vec<u64>, Option<u16>)>, tokio::sync::watch::Receiver<u64>) {
+fn spawn_reader(
+    mut c: Client,
+) -> (
+    tokio::task::JoinHandle<(Vec<u64>, Option<u16>)>,
+    tokio::sync::watch::Receiver<u64>,
+) {
     let (tx, rx) = tokio::sync::watch::channel(0);
-    (tokio::spawn(async move { read_reporting(&mut c, N - 1, Some(tx)).await }), rx)
+    (
+        tokio::spawn(async move { read_reporting(&mut c, N - 1, Some(tx)).await }),
+        rx,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,9 +112,17 @@ async fn a_client_that_stops_reading_is_disconnected_with_a_reconnect_code() {
     publish_paced(&ts, &mut progress).await;
     let (got, code) = reader.await.unwrap();
     assert_eq!(code, None);
-    assert!(got.iter().copied().eq(0..N), "the healthy client got everything in order");
+    assert!(
+        got.iter().copied().eq(0..N),
+        "the healthy client got everything in order"
+    );
     let (slow_got, code) = read_offsets(&mut slow, N - 1).await;
-    assert_eq!(code, Some(1013), "closed as a slow consumer after {} messages", slow_got.len());
+    assert_eq!(
+        code,
+        Some(1013),
+        "closed as a slow consumer after {} messages",
+        slow_got.len()
+    );
     assert!((slow_got.len() as u64) < N);
     // What it did get is in order and without holes.
     assert!(slow_got.windows(2).all(|w| w[1] == w[0] + 1));
@@ -119,18 +138,35 @@ async fn with_the_drop_policy_a_slow_client_skips_ahead_and_recovers_the_gap() {
     let (reader, mut progress) = spawn_reader(healthy);
     publish_paced(&ts, &mut progress).await;
     assert_eq!(reader.await.unwrap().0.len() as u64, N);
-    let (got, code) = match tokio::time::timeout(std::time::Duration::from_secs(5), read_offsets(&mut slow, N - 1)).await {
+    let (got, code) = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_offsets(&mut slow, N - 1),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => panic!("stuck; health {:?}", ts.server.health()),
     };
     assert_eq!(code, None, "not disconnected");
     assert_eq!(*got.last().unwrap(), N - 1);
-    let hole = got.windows(2).find(|w| w[1] != w[0] + 1).expect("messages were skipped");
+    let hole = got
+        .windows(2)
+        .find(|w| w[1] != w[0] + 1)
+        .expect("messages were skipped");
     assert!(ts.server.health().slow_consumer_drops > 0);
     // The client fills the hole from the log.
-    let epoch = ts.server.position("bulk").unwrap().unwrap().epoch.to_string();
+    let epoch = ts
+        .server
+        .position("bulk")
+        .unwrap()
+        .unwrap()
+        .epoch
+        .to_string();
     let reply = slow
-        .subscribe(&["bulk"], Some(json!({"bulk": {"epoch": epoch, "offset": hole[0]}})))
+        .subscribe(
+            &["bulk"],
+            Some(json!({"bulk": {"epoch": epoch, "offset": hole[0]}})),
+        )
         .await;
     assert_eq!(reply["p"]["recovery"]["bulk"]["recovered"], true, "{reply}");
     let want = reply["p"]["recovery"]["bulk"]["offset"].as_u64().unwrap();

@@ -115,6 +115,7 @@ impl DirReader {
     /// Every topic, sorted by name, and the directories that are not
     /// readable topics.
     pub fn topics(&self) -> Result<(Vec<TopicSummary>, Vec<Unreadable>)> {
+        self.files.clear();
         let dirs = self
             .layout
             .list_topic_dirs()
@@ -137,6 +138,9 @@ impl DirReader {
 
     /// One topic, if it is stored here.
     pub fn topic(&self, name: &str) -> Result<Option<TopicSummary>> {
+        // Files of a topic deleted and recreated since the last look have
+        // the same names: forget the old handles.
+        self.files.clear();
         let key = topic_key(name);
         let dir = self.layout.topic_dir(key);
         if !dir.is_dir() {

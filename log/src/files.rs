@@ -172,6 +172,12 @@ impl FileCache {
         Ok(done)
     }
 
+    /// Close every cached handle (a reader that reloads what is on disk
+    /// must not keep reading files that were replaced meanwhile).
+    pub fn clear(&self) {
+        self.open.lock().clear();
+    }
+
     /// Number of handles currently open.
     pub fn open_count(&self) -> usize {
         self.open.lock().len()

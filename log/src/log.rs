@@ -33,7 +33,8 @@ pub struct Log {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     report: OpenReport,
-    _lock: DirLock,
+    /// Released at close, so the directory can be opened again at once.
+    lock: Mutex<Option<DirLock>>,
 }
 
 /// Options for opening a log beyond its [`LogConfig`].
@@ -118,7 +119,7 @@ impl LogBuilder {
             shared,
             writer: Mutex::new(Some(handle)),
             report,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 }
@@ -602,11 +603,18 @@ impl Log {
         }
         let _ = handle.join();
         self.shared.announce_progress();
-        if let Some(f) = self.shared.failure() {
+        let result = match self.shared.failure() {
             // Leave the running marker: the next open scans everything.
-            return Err(LogError::Failed(f));
-        }
-        open::mark_stopped(&self.shared.layout)
+            Some(f) => Err(LogError::Failed(f)),
+            None => open::mark_stopped(&self.shared.layout),
+        };
+        let meta = self
+            .shared
+            .meta
+            .close()
+            .map_err(|e| LogError::Meta(e.to_string()));
+        self.lock.lock().take();
+        result.and(meta)
     }
 
     fn check_writable(&self) -> Result<()> {

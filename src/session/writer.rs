@@ -63,7 +63,11 @@ impl OutQueue {
     /// Forget everything not yet started (a partly written buffer is kept:
     /// its frame must be completed).
     pub fn discard_unstarted(&mut self) {
-        let keep = if self.front_started { self.bufs.pop_front() } else { None };
+        let keep = if self.front_started {
+            self.bufs.pop_front()
+        } else {
+            None
+        };
         self.bufs.clear();
         self.bytes = 0;
         if let Some(front) = keep {
@@ -147,12 +151,7 @@ impl OutQueue {
 /// its replay. A subscription further than `max_outbound_bytes` behind its
 /// topic's head while the socket is not taking data (`blocked`) is a slow
 /// consumer: disconnected or skipped ahead, by policy.
-fn gather(
-    state: &ServerState,
-    conn: &Arc<Conn>,
-    budget: usize,
-    out: &mut Vec<Bytes>,
-) {
+fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<Bytes>) {
     let mut behind = Vec::new();
     let mut frames = 0u64;
     {

@@ -61,9 +61,11 @@ pub fn standalone() -> ServerConfig {
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A WebSocket client that reads frames with a deadline.
+/// A WebSocket client that reads frames with a deadline. Messages skipped
+/// while looking for a given type are kept and returned by later reads.
 pub struct Client {
     pub ws: Ws,
+    backlog: std::collections::VecDeque<Value>,
 }
 
 impl Client {
@@ -80,7 +82,15 @@ impl Client {
             .await
             .expect("connect timed out")
             .expect("connect failed");
-        Self { ws }
+        Self::from_ws(ws)
+    }
+
+    /// A client over an established WebSocket.
+    pub fn from_ws(ws: Ws) -> Self {
+        Self {
+            ws,
+            backlog: Default::default(),
+        }
     }
 
     /// The next message (any kind), or None when the connection ended.
@@ -92,8 +102,16 @@ impl Client {
         }
     }
 
+    /// Messages passed over by `expect_type`, oldest first (emptied).
+    pub fn take_backlog(&mut self) -> Vec<Value> {
+        self.backlog.drain(..).collect()
+    }
+
     /// The next text message parsed as JSON (skipping server pings).
     pub async fn next_json(&mut self) -> Value {
+        if let Some(v) = self.backlog.pop_front() {
+            return v;
+        }
         loop {
             match self.next().await {
                 Some(Message::Text(t)) => {
@@ -112,13 +130,20 @@ impl Client {
         }
     }
 
-    /// Read until a JSON message with `"t" == t` arrives.
+    /// Read until a JSON message with `"t" == t` arrives; the messages
+    /// passed over stay for later reads.
     pub async fn expect_type(&mut self, t: &str) -> Value {
+        if let Some(i) = self.backlog.iter().position(|v| v["t"] == t) {
+            return self.backlog.remove(i).expect("index is valid");
+        }
+        let mut skipped = Vec::new();
         loop {
             let v = self.next_json().await;
             if v["t"] == t {
+                self.backlog.extend(skipped);
                 return v;
             }
+            skipped.push(v);
         }
     }
 
@@ -156,3 +181,15 @@ impl Client {
         self.expect_type("subscription_update").await
     }
 }
+
+// ---- more helpers (raw sockets, app events, JWT, exact frames) ----------
+
+pub mod client;
+pub mod events;
+pub mod jwt;
+pub mod raw;
+
+#[allow(unused_imports)]
+pub use events::{Events, event_conn, wait_until};
+#[allow(unused_imports)]
+pub use raw::{RawFrame, RawWs, op};

@@ -1,2 +1,119 @@
-//! The `wse` command.
-fn main() {}
+//! The `wse` command: a thin command line over the WSE crates.
+//!
+//! Every subcommand parses its arguments and calls a library crate's public
+//! API; none of them holds storage or protocol logic of its own.
+//!
+//! # Layout
+//!
+//! - `main.rs`: the command tree, the [`Run`] trait and dispatch.
+//! - `error`: [`error::CliError`], the one error type of every command,
+//!   and its exit status.
+//! - `output`: buffered stdout that treats a closed pipe as a clean stop,
+//!   and timestamp formatting.
+//! - `log_cmd`: `wse log topics|inspect|dump|tail|verify|append`, one file
+//!   per subcommand, on top of `wse_log::DirReader` (read-only, lock-free)
+//!   and `wse_log::Log` (append).
+//! - `serve`: `wse serve`, the standalone server.
+//! - `bench`: `wse bench log`, throughput figures for docs/BENCHMARKS.md.
+//!
+//! Exit status: 0 on success, 1 when a command found a problem in the data
+//! (`verify` problems, a corrupt record in `dump`/`tail`), 2 for usage and
+//! I/O errors (clap's own usage errors exit 2 as well).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A parsed subcommand that can run itself.
+///
+/// Implemented by every subcommand's arguments, and by the enums that group
+/// subcommands (through [`subcommands!`]), so dispatch is one `run` call at
+/// every level of the tree.
+trait Run {
+    /// Run the command; the exit status on success (0, or 1 when the
+    /// command reports problems it found), a [`error::CliError`] otherwise.
+    fn run(self) -> Result<ExitCode, error::CliError>;
+}
+
+/// Declares a clap subcommand enum whose variants each wrap arguments that
+/// implement [`Run`], together with the [`Run`] impl dispatching to them:
+/// adding a subcommand is one variant line (plus its doc comment).
+macro_rules! subcommands {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($args:ty), )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, clap::Subcommand)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant($args), )*
+        }
+
+        impl $crate::Run for $name {
+            fn run(self) -> Result<std::process::ExitCode, $crate::error::CliError> {
+                match self {
+                    $( Self::$variant(args) => $crate::Run::run(args), )*
+                }
+            }
+        }
+    };
+}
+
+mod bench;
+mod error;
+mod log_cmd;
+mod output;
+mod serve;
+
+/// WSE: a log-centric real-time WebSocket server.
+#[derive(Debug, Parser)]
+#[command(name = "wse", version, propagate_version = true)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+subcommands! {
+    /// The top-level commands.
+    enum Command {
+        /// Run the server (defaults: 127.0.0.1:5007, data in ./wse-data, no
+        /// auth). Flags override `WSE_*` variables, which override the
+        /// `--config` TOML file.
+        Serve(Box<serve::ServeArgs>),
+        /// Inspect, verify, dump and follow a data directory's logs (safe
+        /// beside a running server), or append to a stopped one.
+        #[command(subcommand)]
+        Log(log_cmd::LogCommand),
+        /// Throughput benchmarks.
+        #[command(subcommand)]
+        Bench(bench::BenchCommand),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command.run() {
+        Ok(code) => code,
+        // The reader went away (`wse log dump ... | head`): a normal stop.
+        Err(error::CliError::BrokenPipe) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Warnings of the library crates go to stderr; `RUST_LOG` overrides.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

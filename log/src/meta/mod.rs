@@ -81,4 +81,8 @@ pub trait MetaStore: Send + Sync {
     fn put(&self, meta: &TopicMeta) -> Result<(), MetaError>;
     /// Make every earlier `put` durable.
     fn flush(&self) -> Result<(), MetaError>;
+    /// Flush and release the store (and any lock it holds on its files).
+    fn close(&self) -> Result<(), MetaError> {
+        self.flush()
+    }
 }

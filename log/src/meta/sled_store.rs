@@ -6,8 +6,8 @@ use super::{MetaError, MetaStore, TopicMeta};
 
 /// Metadata in a sled database: one tree, topic name → JSON entry.
 pub struct SledMeta {
-    db: sled::Db,
-    topics: sled::Tree,
+    /// `None` once closed (sled releases its lock when the database drops).
+    open: parking_lot::Mutex<Option<(sled::Db, sled::Tree)>>,
 }
 
 fn err(op: &'static str, e: impl std::fmt::Display) -> MetaError {
@@ -26,43 +26,69 @@ impl SledMeta {
             .open()
             .map_err(|e| err("open", e))?;
         let topics = db.open_tree("topics").map_err(|e| err("open", e))?;
-        Ok(Self { db, topics })
+        Ok(Self {
+            open: parking_lot::Mutex::new(Some((db, topics))),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&sled::Db, &sled::Tree) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        match self.open.lock().as_ref() {
+            Some((db, tree)) => f(db, tree),
+            None => Err(err(op, "the metadata store is closed")),
+        }
     }
 }
 
 impl MetaStore for SledMeta {
     fn load(&self) -> Result<Vec<TopicMeta>, MetaError> {
-        self.topics
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v.map_err(|e| err("load", e))?;
-                serde_json::from_slice(&v).map_err(|e| err("load", e))
-            })
-            .collect()
+        self.with("load", |_, topics| {
+            topics
+                .iter()
+                .values()
+                .map(|v| {
+                    let v = v.map_err(|e| err("load", e))?;
+                    serde_json::from_slice(&v).map_err(|e| err("load", e))
+                })
+                .collect()
+        })
     }
 
     fn get(&self, name: &str) -> Result<Option<TopicMeta>, MetaError> {
-        match self
-            .topics
-            .get(name.as_bytes())
-            .map_err(|e| err("get", e))?
-        {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| err("get", e))?)),
-            None => Ok(None),
-        }
+        self.with("get", |_, topics| {
+            match topics.get(name.as_bytes()).map_err(|e| err("get", e))? {
+                Some(v) => serde_json::from_slice(&v)
+                    .map(Some)
+                    .map_err(|e| err("get", e)),
+                None => Ok(None),
+            }
+        })
     }
 
     fn put(&self, meta: &TopicMeta) -> Result<(), MetaError> {
         let v = serde_json::to_vec(meta).map_err(|e| err("put", e))?;
-        self.topics
-            .insert(meta.name.as_bytes(), v)
-            .map_err(|e| err("put", e))?;
-        Ok(())
+        self.with("put", |_, topics| {
+            topics
+                .insert(meta.name.as_bytes(), v)
+                .map_err(|e| err("put", e))?;
+            Ok(())
+        })
     }
 
     fn flush(&self) -> Result<(), MetaError> {
-        self.db.flush().map_err(|e| err("flush", e))?;
+        self.with("flush", |db, _| {
+            db.flush().map_err(|e| err("flush", e))?;
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> Result<(), MetaError> {
+        if let Some((db, _)) = self.open.lock().take() {
+            db.flush().map_err(|e| err("close", e))?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,115 @@
+//! `wse log topics DIR [--json]`: one line per topic.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+use wse_log::TopicSummary;
+
+use super::{DirArg, open_reader, record_count};
+use crate::Run;
+use crate::error::CliError;
+use crate::output::Out;
+
+/// List the topics of a data directory: name, epoch, first..next offsets,
+/// records, segments, bytes. Directories that cannot be read as a topic
+/// are listed on stderr.
+#[derive(Debug, clap::Args)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// One JSON document: {"topics": [...], "unreadable": [...]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A topic as `topics --json` prints it.
+#[derive(Serialize)]
+struct TopicRow {
+    name: String,
+    /// 8 lowercase hex digits, as clients see it.
+    epoch: String,
+    first_offset: u64,
+    next_offset: u64,
+    records: u64,
+    segments: usize,
+    bytes: u64,
+}
+
+impl From<&TopicSummary> for TopicRow {
+    fn from(t: &TopicSummary) -> Self {
+        Self {
+            name: t.name.clone(),
+            epoch: t.epoch.to_string(),
+            first_offset: t.first_offset,
+            next_offset: t.next_offset,
+            records: record_count(t),
+            segments: t.segments.len(),
+            bytes: t.bytes,
+        }
+    }
+}
+
+/// A directory that is not a readable topic.
+#[derive(Serialize)]
+struct UnreadableRow {
+    dir: String,
+    why: String,
+}
+
+/// Everything `topics --json` prints.
+#[derive(Serialize)]
+struct TopicsJson {
+    topics: Vec<TopicRow>,
+    unreadable: Vec<UnreadableRow>,
+}
+
+impl Run for TopicsArgs {
+    fn run(self) -> Result<ExitCode, CliError> {
+        let reader = open_reader(&self.dir.dir)?;
+        let (topics, unreadable) = reader.topics()?;
+        for u in &unreadable {
+            eprintln!("unreadable topic directory {}: {}", u.dir.display(), u.why);
+        }
+        let rows: Vec<TopicRow> = topics.iter().map(TopicRow::from).collect();
+        let mut out = Out::stdout();
+        if self.json {
+            out.json_pretty(&TopicsJson {
+                topics: rows,
+                unreadable: unreadable
+                    .iter()
+                    .map(|u| UnreadableRow {
+                        dir: u.dir.display().to_string(),
+                        why: u.why.clone(),
+                    })
+                    .collect(),
+            })?;
+        } else if rows.is_empty() {
+            eprintln!("no topics in {}", self.dir.dir.display());
+        } else {
+            print_table(&mut out, &rows)?;
+        }
+        out.flush()?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Aligned columns under a header.
+fn print_table(out: &mut Out, rows: &[TopicRow]) -> Result<(), CliError> {
+    let offsets: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}..{}", r.first_offset, r.next_offset))
+        .collect();
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
+    let off_w = offsets.iter().map(String::len).max().unwrap_or(0).max(7);
+    out.line(format_args!(
+        "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
+        "TOPIC", "EPOCH", "OFFSETS", "RECORDS", "SEGMENTS", "BYTES"
+    ))?;
+    for (r, o) in rows.iter().zip(&offsets) {
+        out.line(format_args!(
+            "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
+            r.name, r.epoch, o, r.records, r.segments, r.bytes
+        ))?;
+    }
+    Ok(())
+}

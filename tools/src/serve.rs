@@ -1,0 +1,330 @@
+//! `wse serve`: the standalone server.
+//!
+//! Settings come from, in increasing priority: the built-in defaults
+//! (`ServerConfig::standalone`), a TOML file (`--config`), `WSE_*`
+//! environment variables, and flags. Without a Python app behind it the
+//! server is still complete: it sends `server_ready`, answers clients'
+//! `subscription_update` (subscribe, unsubscribe, recover) itself, and with
+//! `--client-publish` lets clients publish to topics their ACL allows.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
+use wse::{Server, ServerConfig, SlowConsumerPolicy};
+use wse_log::Durability;
+
+use crate::Run;
+use crate::error::CliError;
+
+/// Flags of `wse serve` (each also read from its `WSE_*` variable).
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "WSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "WSE_HOST")]
+    host: Option<String>,
+    /// Port to listen on [default: 5007].
+    #[arg(long, env = "WSE_PORT")]
+    port: Option<u16>,
+    /// Data directory of the log [default: ./wse-data].
+    #[arg(long, env = "WSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// fsync policy: always, interval, interval:<ms> or never [default: interval].
+    #[arg(long, env = "WSE_DURABILITY")]
+    durability: Option<String>,
+    /// Enable JWT auth with this HS256 secret (≥ 32 bytes), or for RS256/ES256
+    /// a PEM public key.
+    #[arg(long, env = "WSE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Read the JWT key from a file (a PEM for RS256/ES256).
+    #[arg(long, env = "WSE_JWT_SECRET_FILE")]
+    jwt_secret_file: Option<PathBuf>,
+    /// JWT algorithm: HS256, RS256 or ES256 [default: HS256].
+    #[arg(long, env = "WSE_JWT_ALGORITHM")]
+    jwt_algorithm: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "WSE_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "WSE_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Cookie the token is read from [default: access_token].
+    #[arg(long, env = "WSE_JWT_COOKIE_NAME")]
+    jwt_cookie_name: Option<String>,
+    /// Registered connections at most [default: 100000].
+    #[arg(long, env = "WSE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Largest inbound message in bytes [default: 1048576].
+    #[arg(long, env = "WSE_MAX_MESSAGE_SIZE")]
+    max_message_size: Option<usize>,
+    /// Seconds between server pings [default: 25].
+    #[arg(long, env = "WSE_PING_INTERVAL")]
+    ping_interval: Option<u64>,
+    /// Seconds without client data before a connection is closed [default: 60].
+    #[arg(long, env = "WSE_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+    /// Unsent bytes a connection may fall behind [default: 16777216].
+    #[arg(long, env = "WSE_MAX_OUTBOUND_BYTES")]
+    max_outbound_bytes: Option<usize>,
+    /// What happens to a slow consumer: disconnect or drop [default: disconnect].
+    #[arg(long, env = "WSE_SLOW_CONSUMER")]
+    slow_consumer: Option<String>,
+    /// Client messages per second per connection [default: 5000].
+    #[arg(long, env = "WSE_INBOUND_RATE")]
+    inbound_rate: Option<f64>,
+    /// Burst of client messages per connection [default: 10000].
+    #[arg(long, env = "WSE_INBOUND_BURST")]
+    inbound_burst: Option<f64>,
+    /// Messages one recovery request replays [default: 500].
+    #[arg(long, env = "WSE_RECOVERY_MAX_MESSAGES")]
+    recovery_max_messages: Option<u64>,
+    /// Let clients publish with {"t":"publish","p":{"topic":..,"message":{..}}}.
+    #[arg(long, env = "WSE_CLIENT_PUBLISH")]
+    client_publish: Option<bool>,
+    /// Bytes of log kept per topic [default: 1073741824].
+    #[arg(long, env = "WSE_RETENTION_BYTES")]
+    retention_bytes: Option<u64>,
+    /// Seconds of log kept per topic [default: 604800].
+    #[arg(long, env = "WSE_RETENTION_SECONDS")]
+    retention_seconds: Option<u64>,
+    /// Tokio worker threads [default: 2].
+    #[arg(long, env = "WSE_WORKER_THREADS")]
+    worker_threads: Option<usize>,
+}
+
+/// The same settings, as read from the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    host: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    durability: Option<String>,
+    jwt_secret: Option<String>,
+    jwt_secret_file: Option<PathBuf>,
+    jwt_algorithm: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_cookie_name: Option<String>,
+    max_connections: Option<usize>,
+    max_message_size: Option<usize>,
+    ping_interval: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_outbound_bytes: Option<usize>,
+    slow_consumer: Option<String>,
+    inbound_rate: Option<f64>,
+    inbound_burst: Option<f64>,
+    recovery_max_messages: Option<u64>,
+    client_publish: Option<bool>,
+    retention_bytes: Option<u64>,
+    retention_seconds: Option<u64>,
+    worker_threads: Option<usize>,
+}
+
+impl ServeArgs {
+    /// The server configuration these settings describe.
+    pub fn config(self) -> Result<ServerConfig, CliError> {
+        let file: FileSettings = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;
+                toml::from_str(&text)
+                    .map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?
+            }
+            None => FileSettings::default(),
+        };
+        let mut c = ServerConfig::standalone();
+        macro_rules! pick {
+            ($field:ident) => {
+                self.$field.clone().or(file.$field.clone())
+            };
+        }
+        if let Some(v) = pick!(host) {
+            c.host = v;
+        }
+        if let Some(v) = pick!(port) {
+            c.port = v;
+        }
+        if let Some(v) = pick!(data_dir) {
+            c.data_dir = Some(v);
+        }
+        if let Some(v) = pick!(durability) {
+            c.log.durability = Durability::parse(&v).map_err(CliError::Config)?;
+        }
+        if let Some(v) = pick!(max_connections) {
+            c.max_connections = v;
+        }
+        if let Some(v) = pick!(max_message_size) {
+            c.max_message_size = v;
+        }
+        if let Some(v) = pick!(ping_interval) {
+            c.ping_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = pick!(idle_timeout) {
+            c.idle_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = pick!(max_outbound_bytes) {
+            c.max_outbound_bytes = v;
+        }
+        if let Some(v) = pick!(slow_consumer) {
+            c.slow_consumer = match v.as_str() {
+                "disconnect" => SlowConsumerPolicy::Disconnect,
+                "drop" => SlowConsumerPolicy::Drop,
+                other => {
+                    return Err(CliError::Config(format!(
+                        "slow_consumer must be disconnect or drop, not {other:?}"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = pick!(inbound_rate) {
+            c.inbound_rate_refill = v;
+        }
+        if let Some(v) = pick!(inbound_burst) {
+            c.inbound_rate_capacity = v;
+        }
+        if let Some(v) = pick!(recovery_max_messages) {
+            c.recovery_max_messages = v;
+        }
+        if let Some(v) = pick!(client_publish) {
+            c.client_publish = v;
+        }
+        if let Some(v) = pick!(retention_bytes) {
+            c.log.retention.max_bytes = Some(v);
+        }
+        if let Some(v) = pick!(retention_seconds) {
+            c.log.retention.max_age = Some(Duration::from_secs(v));
+        }
+        if let Some(v) = pick!(worker_threads) {
+            c.worker_threads = v;
+        }
+        let key = match (pick!(jwt_secret), pick!(jwt_secret_file)) {
+            (Some(s), _) => Some(s.into_bytes()),
+            (None, Some(path)) => Some(
+                std::fs::read(&path)
+                    .map_err(|e| CliError::io(format!("read {}", path.display()), e))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(key) = key {
+            let algorithm = algorithm_from_config(pick!(jwt_algorithm).as_deref())
+                .map_err(|e| CliError::Config(e.to_string()))?;
+            let mut options = JwtOptions::new(key);
+            options.algorithm = Some(algorithm);
+            options.issuer = pick!(jwt_issuer);
+            options.audience = pick!(jwt_audience);
+            if let Some(name) = pick!(jwt_cookie_name) {
+                options.cookie_name = Some(name);
+            }
+            let jwt = JwtConfig::new(options).map_err(|e| CliError::Config(e.to_string()))?;
+            c.jwt = Some(Arc::new(jwt));
+            c.server_ready_without_auth = false;
+        }
+        c.validate().map_err(|e| CliError::Config(e.to_string()))?;
+        Ok(c)
+    }
+}
+
+impl Run for Box<ServeArgs> {
+    fn run(self) -> Result<ExitCode, CliError> {
+        let config = (*self).config()?;
+        let dir = config.data_dir.clone().unwrap_or_default();
+        let durability = config.log.durability.name();
+        let auth = config.jwt.is_some();
+        let publish = config.client_publish;
+        let server = Server::new(config).map_err(|e| CliError::Config(e.to_string()))?;
+        let addr = server.start()?;
+        println!(
+            "WSE {} listening on ws://{addr}/wse (data: {}, durability: {durability})",
+            env!("CARGO_PKG_VERSION"),
+            dir.display()
+        );
+        if !auth {
+            eprintln!(
+                "warning: no authentication; anyone who can reach {addr} may connect \
+                 (set --jwt-secret or WSE_JWT_SECRET)"
+            );
+        }
+        println!("connect: the wse-client packages (Python, TypeScript) or any WebSocket client,");
+        println!("         e.g. `websocat ws://{addr}/wse`, then send");
+        println!(
+            r#"         {{"t":"subscription_update","p":{{"action":"subscribe","topics":["chat"]}}}}"#
+        );
+        if publish {
+            println!(
+                r#"publish: {{"t":"publish","p":{{"topic":"chat","message":{{"t":"chat_message","p":{{"text":"hi"}}}}}}}}"#
+            );
+        }
+        println!(
+            "inspect: wse log topics {}   (stop with Ctrl-C)",
+            dir.display()
+        );
+        wait_for_shutdown_signal()?;
+        println!("stopping: clients are told to reconnect later (close 1012)");
+        server.stop()?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Block until SIGINT or SIGTERM.
+fn wait_for_shutdown_signal() -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("start the signal runtime", e))?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError::io("listen for SIGTERM", e))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(|e| CliError::io("listen for SIGINT", e)),
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wse.toml");
+        std::fs::write(
+            &path,
+            "port = 6000\nhost = \"0.0.0.0\"\ndurability = \"always\"\n",
+        )
+        .unwrap();
+        let c = ServeArgs {
+            config: Some(path.clone()),
+            port: Some(7000),
+            ..Default::default()
+        }
+        .config()
+        .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 7000));
+        assert_eq!(c.log.durability, Durability::Always);
+        assert!(c.recovery_enabled && c.core_subscriptions && c.server_ready_without_auth);
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        let err = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .config()
+        .unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        let short = ServeArgs {
+            jwt_secret: Some("too short".into()),
+            ..Default::default()
+        }
+        .config()
+        .unwrap_err();
+        assert!(short.to_string().contains("32"), "{short}");
+    }
+}
