@@ -48,7 +48,8 @@ pub struct ServerConfig {
     pub max_pending_handshakes: usize,
     /// Time from accept to completed upgrade (default 10 s).
     pub handshake_timeout: Duration,
-    /// Largest upgrade request (default 8 KiB).
+    /// Largest upgrade request (default 64 KiB: browsers send large
+    /// `Cookie` headers, and a token is only judged after the upgrade).
     pub max_handshake_bytes: usize,
     /// JWT validation; `None` disables auth (the app authenticates).
     pub jwt: Option<std::sync::Arc<JwtConfig>>,
@@ -107,6 +108,10 @@ pub struct ServerConfig {
     pub presence_max_data_size: usize,
     /// Users per topic at most (default 0 = unlimited).
     pub presence_max_members: usize,
+    /// Presence changes are sent once per tick (default 50 ms): a join and
+    /// a leave of one user within a tick send nothing, and repeated
+    /// updates send only the latest.
+    pub presence_tick: Duration,
     /// Handle clients' `subscription_update` in the core (subscribe,
     /// unsubscribe, recover, reply) instead of forwarding it to the app
     /// (default false, so existing apps keep working).
@@ -129,7 +134,7 @@ impl Default for ServerConfig {
             max_connections: 1000,
             max_pending_handshakes: 512,
             handshake_timeout: Duration::from_secs(10),
-            max_handshake_bytes: 8192,
+            max_handshake_bytes: 64 * 1024,
             jwt: None,
             max_message_size: 1 << 20,
             ping_interval: Duration::from_secs(25),
@@ -153,6 +158,7 @@ impl Default for ServerConfig {
             presence_enabled: false,
             presence_max_data_size: 4096,
             presence_max_members: 0,
+            presence_tick: Duration::from_millis(50),
             core_subscriptions: false,
             client_publish: false,
             server_ready_without_auth: false,

@@ -64,6 +64,8 @@ pub struct Sub {
     pub channel: Arc<Channel>,
     /// Offset of the next message to send.
     pub cursor: u64,
+    /// Next presence event to send.
+    pub presence_cursor: u64,
     /// A capped recovery replay: when the cursor reaches `stop`, it jumps
     /// to `resume` (the client asks again for what lies between).
     pub replay: Option<(u64, u64)>,
@@ -85,6 +87,10 @@ pub struct Outbox {
     pub patterns: Vec<TopicPattern>,
     /// Queue-group memberships: (topic, group).
     pub groups: Vec<(Arc<str>, String)>,
+    /// The connection is gone: nothing may subscribe it any more (set
+    /// under this lock before its subscriptions are released, so a
+    /// subscribe racing the disconnect cannot leak).
+    pub closed: bool,
 }
 
 impl Outbox {

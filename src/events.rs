@@ -69,6 +69,16 @@ pub enum AppEvent {
         /// The user's presence data.
         data: Value,
     },
+    /// A present user's data changed (`update_presence`, or a subscribe
+    /// that replaced it).
+    PresenceUpdate {
+        /// The topic.
+        topic: String,
+        /// The user.
+        user_id: String,
+        /// The new data.
+        data: Value,
+    },
     /// A user's last connection left a topic.
     PresenceLeave {
         /// The topic.

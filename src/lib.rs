@@ -38,6 +38,7 @@ pub mod events;
 pub mod fanout;
 pub mod metrics;
 pub mod ops;
+pub mod presence;
 pub mod protocol;
 pub mod rate_limit;
 pub mod server;

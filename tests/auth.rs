@@ -440,8 +440,6 @@ async fn the_wse_topics_claim_restricts_subscriptions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: the default max_handshake_bytes (8 KiB) refuses, before any HTTP response, \
-            an upgrade whose Cookie header is larger (upstream upgrades it and then checks the token)"]
 async fn a_large_cookie_header_does_not_break_the_handshake() {
     let ts = TestServer::start(jwt::hs256_config());
     let mut events = Events::new(&ts.server);

@@ -100,10 +100,10 @@ async fn replayed_frames_are_byte_identical_to_live_ones() {
     }
     let mut live_frames = Vec::new();
     while live_frames.len() < 5 {
-        if let Some(tokio_tungstenite::tungstenite::Message::Text(t)) = live.next().await {
-            if t.contains("\"tick\"") {
-                live_frames.push(t.to_string());
-            }
+        if let Some(tokio_tungstenite::tungstenite::Message::Text(t)) = live.next().await
+            && t.contains("\"tick\"")
+        {
+            live_frames.push(t.to_string());
         }
     }
     let epoch = serde_json::from_str::<Value>(&live_frames[0]).unwrap()["e"]
@@ -118,10 +118,10 @@ async fn replayed_frames_are_byte_identical_to_live_ones() {
     .await;
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
-        if let Some(tokio_tungstenite::tungstenite::Message::Text(t)) = late.next().await {
-            if t.contains("\"tick\"") {
-                replayed.push(t.to_string());
-            }
+        if let Some(tokio_tungstenite::tungstenite::Message::Text(t)) = late.next().await
+            && t.contains("\"tick\"")
+        {
+            replayed.push(t.to_string());
         }
     }
     assert_eq!(replayed, live_frames[1..]);

@@ -87,10 +87,13 @@ async fn publish_paced(ts: &TestServer, healthy: &mut tokio::sync::watch::Receiv
     }
 }
 
+/// What a reader task returns: the offsets and the close code.
+type ReadResult = (Vec<u64>, Option<u16>);
+
 fn spawn_reader(
     mut c: Client,
 ) -> (
-    tokio::task::JoinHandle<(Vec<u64>, Option<u16>)>,
+    tokio::task::JoinHandle<ReadResult>,
     tokio::sync::watch::Receiver<u64>,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(0);

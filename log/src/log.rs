@@ -481,6 +481,15 @@ impl Log {
         crate::retention::enforce(&self.shared, &t)
     }
 
+    /// Delete the sealed segments of `topic` that hold only offsets below
+    /// `offset`, e.g. after a snapshot at `offset` made them redundant.
+    /// Later reads of those offsets are `NotRecoverable`. Returns how many
+    /// segments went.
+    pub fn trim_before(&self, topic: &str, offset: u64) -> Result<usize> {
+        let t = self.topic(topic)?;
+        crate::retention::trim_before(&self.shared, &t, offset)
+    }
+
     /// Delete a topic and its history. The next append starts a new
     /// history with an epoch the topic never had. Returns false when there
     /// was no such topic.

@@ -71,6 +71,31 @@ pub fn enforce(shared: &Shared, topic: &Topic) -> Result<usize> {
     Ok(deleted)
 }
 
+/// Delete the sealed segments of `topic` that hold only offsets below
+/// `offset` (a compaction point: a snapshot at `offset` makes them
+/// redundant). Returns how many segments went.
+pub fn trim_before(shared: &Shared, topic: &Topic, offset: u64) -> Result<usize> {
+    let mut deleted = 0;
+    let first = {
+        let mut store = topic.store.lock();
+        while store.segments.len() >= 2 && store.segments[0].end_offset <= offset {
+            let seg = store.segments.remove(0);
+            shared.files.forget(&seg.path);
+            remove_if_present(&seg.path)?;
+            remove_if_present(&index_path(&topic.dir, seg.base))?;
+            shared.files.mark_dir_dirty(&topic.dir);
+            Counters::add(&shared.counters.segments_deleted, 1);
+            deleted += 1;
+        }
+        store.first_offset()
+    };
+    if deleted > 0 {
+        let freed = topic.state.lock().tail.trim_before(first);
+        shared.add_tail_bytes(-(freed as isize));
+    }
+    Ok(deleted)
+}
+
 fn remove_if_present(path: &std::path::Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),

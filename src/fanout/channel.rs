@@ -25,6 +25,9 @@ pub struct Channel {
     pub topic: Arc<str>,
     /// Its newest messages, framed.
     pub ring: RwLock<FrameRing>,
+    /// Its newest presence events, framed (not messages: no offsets in the
+    /// topic's log, never replayed).
+    pub presence: RwLock<FrameRing>,
     subscribers: Mutex<Vec<Arc<Conn>>>,
     groups: Mutex<BTreeMap<String, Group>>,
     /// Queued bytes past which a queue-group member is skipped.
@@ -37,6 +40,7 @@ impl Channel {
         Self {
             topic,
             ring: RwLock::new(FrameRing::new(head, frames)),
+            presence: RwLock::new(FrameRing::new(0, frames)),
             subscribers: Mutex::new(Vec::new()),
             groups: Mutex::new(BTreeMap::new()),
             member_limit,
@@ -64,10 +68,25 @@ impl Channel {
         }
     }
 
+    /// Frame presence events once and wake the subscribers.
+    pub fn publish_presence<'a>(&self, events: impl Iterator<Item = &'a [u8]>) {
+        {
+            let mut ring = self.presence.write();
+            let head = ring.head();
+            ring.push_text(head, events);
+        }
+        for c in self.subscribers.lock().iter() {
+            c.signal();
+        }
+    }
+
     /// Subscribe `conn` (its cursor starts at the ring's head). Returns
     /// false when it already was.
     pub fn subscribe(self: &Arc<Self>, conn: &Arc<Conn>, via_pattern: bool) -> bool {
         let mut ob = conn.outbox.lock();
+        if ob.closed {
+            return false;
+        }
         if let Some(sub) = ob.subs.get_mut(&self.topic) {
             // A pattern-made subscription becomes a named one.
             sub.via_pattern &= via_pattern;
@@ -76,14 +95,18 @@ impl Channel {
         // Under the ring lock, so a publish either sees this subscriber or
         // happened before the cursor was taken.
         let ring = self.ring.read();
+        let presence = self.presence.read();
         let cursor = ring.head();
+        let presence_cursor = presence.head();
         self.subscribers.lock().push(conn.clone());
+        drop(presence);
         drop(ring);
         ob.subs.insert(
             self.topic.clone(),
             Sub {
                 channel: self.clone(),
                 cursor,
+                presence_cursor,
                 replay: None,
                 via_pattern,
             },
@@ -105,14 +128,21 @@ impl Channel {
         self.subscribers.lock().len()
     }
 
-    /// Add `conn` to queue group `group`. Returns false when it already was.
+    /// Add `conn` to queue group `group` (and record it in the connection's
+    /// outbox). Returns false when it already was, or the connection is
+    /// gone.
     pub fn join_group(&self, group: &str, conn: &Arc<Conn>) -> bool {
+        let mut ob = conn.outbox.lock();
+        if ob.closed {
+            return false;
+        }
         let mut groups = self.groups.lock();
         let g = groups.entry(group.to_owned()).or_default();
         if g.members.iter().any(|c| c.id == conn.id) {
             return false;
         }
         g.members.push(conn.clone());
+        ob.groups.push((self.topic.clone(), group.to_owned()));
         true
     }
 

@@ -76,7 +76,8 @@ impl Fanout {
             ));
             for p in self.patterns.read().iter() {
                 if p.pattern.matches(topic) {
-                    for conn in &p.conns {
+                    // A pattern never reaches a topic the ACL denies.
+                    for conn in p.conns.iter().filter(|c| c.allows(topic)) {
                         created.subscribe(conn, true);
                     }
                 }

@@ -38,6 +38,34 @@ pub fn subscribe(
     topics: &[String],
     group: Option<&str>,
 ) -> Result<Vec<String>, SubscriptionLimit> {
+    subscribe_with_presence(state, conn, topics, group, None).map_err(|e| match e {
+        SubscribeError::Limit(l) => l,
+        SubscribeError::Presence(_) => unreachable!("no presence data given"),
+    })
+}
+
+/// Why a subscription with presence failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The subscription limit was reached.
+    #[error(transparent)]
+    Limit(#[from] SubscriptionLimit),
+    /// Subscribed, but presence refused the user (data too large, topic
+    /// full).
+    #[error(transparent)]
+    Presence(#[from] crate::presence::PresenceError),
+}
+
+/// `subscribe`, and with `presence` data (and presence enabled) track the
+/// connection's user in each topic subscribed by name. A refused join is
+/// an error after the subscriptions were made.
+pub fn subscribe_with_presence(
+    state: &ServerState,
+    conn: &Arc<Conn>,
+    topics: &[String],
+    group: Option<&str>,
+    presence: Option<&serde_json::Value>,
+) -> Result<Vec<String>, SubscribeError> {
     let max_len = state.config.max_topic_bytes;
     let mut wanted: Vec<&String> = topics
         .iter()
@@ -51,7 +79,8 @@ pub fn subscribe(
             return Err(SubscriptionLimit {
                 conn: conn.id_str.clone(),
                 max,
-            });
+            }
+            .into());
         }
         wanted.truncate(free);
     }
@@ -59,12 +88,7 @@ pub fn subscribe(
     for topic in wanted {
         match group {
             Some(g) => {
-                if with_channel(state, topic, |c| c.join_group(g, conn)) {
-                    conn.outbox
-                        .lock()
-                        .groups
-                        .push((Arc::from(topic.as_str()), g.to_owned()));
-                }
+                with_channel(state, topic, |c| c.join_group(g, conn));
             }
             None if is_pattern(topic) => subscribe_pattern(state, conn, topic),
             None => {
@@ -74,6 +98,11 @@ pub fn subscribe(
         done.push(topic.clone());
     }
     conn.signal();
+    if let (Some(data), Some(p), None) = (presence, &state.presence, group) {
+        for topic in done.iter().filter(|t| !is_pattern(t)) {
+            p.join(state, conn, topic, data)?;
+        }
+    }
     Ok(done)
 }
 
@@ -82,7 +111,7 @@ pub fn subscribe(
 fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
     {
         let mut ob = conn.outbox.lock();
-        if ob.patterns.iter().any(|p| p.as_str() == pattern) {
+        if ob.closed || ob.patterns.iter().any(|p| p.as_str() == pattern) {
             return;
         }
         ob.patterns.push(TopicPattern::new(pattern));
@@ -102,17 +131,25 @@ fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
         .fanout
         .channels
         .iter()
-        .filter(|c| compiled.matches(c.key()))
+        .filter(|c| compiled.matches(c.key()) && conn.allows(c.key()))
         .map(|c| c.key().clone())
         .collect();
     for topic in matching {
         with_channel(state, &topic, |c| c.subscribe(conn, true));
+    }
+    if conn.outbox.lock().closed {
+        // The connection went away meanwhile; its cleanup may have run
+        // before the pattern was registered.
+        drop_pattern(state, conn, pattern);
     }
 }
 
 /// Unsubscribe `conn` from `topics` (names, patterns; also leaves their
 /// queue groups).
 pub fn unsubscribe(state: &ServerState, conn: &Arc<Conn>, topics: &[String]) {
+    if let Some(p) = &state.presence {
+        p.leave(state, conn.id, Some(topics));
+    }
     for topic in topics {
         let mut ob = conn.outbox.lock();
         let groups: Vec<String> = ob
@@ -186,8 +223,14 @@ fn drop_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
 /// Everything `conn` holds: topics, patterns, groups (`unsubscribe(None)`
 /// and disconnect).
 pub fn unsubscribe_all(state: &ServerState, conn: &Arc<Conn>) {
+    if let Some(p) = &state.presence {
+        // The leaves go out now, before the connection's `disconnect`.
+        let touched = p.leave(state, conn.id, None);
+        p.flush(state, Some(&touched));
+    }
     let (subs, patterns, groups) = {
         let mut ob = conn.outbox.lock();
+        ob.closed = true;
         (
             std::mem::take(&mut ob.subs),
             std::mem::take(&mut ob.patterns),

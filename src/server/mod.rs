@@ -10,7 +10,7 @@ pub mod accept;
 pub mod state;
 pub mod ticker;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -65,6 +65,9 @@ pub enum ServerError {
     /// A recovery request is malformed.
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    /// Presence refused a join or an update.
+    #[error(transparent)]
+    Presence(crate::presence::PresenceError),
 }
 
 /// The state and the connection an operation addresses.
@@ -108,25 +111,59 @@ impl Server {
         if running.is_some() {
             return Err(ServerError::AlreadyRunning);
         }
-        let addr_text = format!("{}:{}", self.config.host, self.config.port);
-        let listener = std::net::TcpListener::bind((self.config.host.as_str(), self.config.port))
-            .map_err(|source| ServerError::Bind {
-            addr: addr_text.clone(),
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| ServerError::Bind {
-                addr: addr_text,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(ServerError::Runtime)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.config.worker_threads)
             .thread_name("wse-worker")
             .enable_all()
             .build()
             .map_err(ServerError::Runtime)?;
+        match self.launch(&runtime) {
+            Ok((state, addr, tempdir)) => {
+                *running = Some(Running {
+                    state,
+                    runtime,
+                    addr,
+                    _tempdir: tempdir,
+                });
+                Ok(addr)
+            }
+            Err(e) => {
+                // Dropping a runtime may block, which async callers forbid.
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
+    /// Bind the listener (backlog 1024, so a burst of connects is not
+    /// dropped), open the log and presence, and spawn the server's tasks.
+    fn launch(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<(Arc<ServerState>, SocketAddr, Option<tempfile::TempDir>), ServerError> {
+        let addr_text = format!("{}:{}", self.config.host, self.config.port);
+        let bind_err = |source| ServerError::Bind {
+            addr: addr_text.clone(),
+            source,
+        };
+        let wanted = (self.config.host.as_str(), self.config.port)
+            .to_socket_addrs()
+            .map_err(bind_err)?
+            .next()
+            .ok_or_else(|| bind_err(std::io::Error::other("the host resolves to no address")))?;
+        let listener = {
+            let _guard = runtime.enter();
+            let socket = if wanted.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(bind_err)?;
+            socket.set_reuseaddr(true).map_err(bind_err)?;
+            socket.bind(wanted).map_err(bind_err)?;
+            socket.listen(1024).map_err(bind_err)?
+        };
+        let addr = listener.local_addr().map_err(ServerError::Runtime)?;
         let (dir, tempdir) = match &self.config.data_dir {
             Some(d) => (d.clone(), None),
             None => {
@@ -141,11 +178,22 @@ impl Server {
             self.config.fanout_frames_per_topic,
             self.config.max_outbound_bytes,
         ));
+        let mut log_config = self.config.log.clone();
+        // Presence streams are named after their topic plus a prefix.
+        log_config.max_topic_bytes = log_config
+            .max_topic_bytes
+            .max(self.config.max_topic_bytes + crate::presence::stream::NAME_OVERHEAD);
         let log = Log::builder(&dir)
-            .config(self.config.log.clone())
+            .config(log_config)
             .listener(fanout.clone())
             .open()?;
         self.events.reopen();
+        let (presence, cleanup) = if self.config.presence_enabled {
+            let (p, cleanup) = crate::presence::Presence::load(&log)?;
+            (Some(p), cleanup)
+        } else {
+            (None, Vec::new())
+        };
         let state = Arc::new(ServerState {
             config: self.config.clone(),
             log: Arc::new(log),
@@ -163,21 +211,23 @@ impl Server {
             dedup: Mutex::new(DedupWindow::new(50_000)),
             seq: AtomicU64::new(0),
             started: Instant::now(),
+            presence,
         });
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(listener).map_err(ServerError::Runtime)?
-        };
+        if let Some(p) = &state.presence {
+            // Entries earlier runs of this node left behind: their leaves
+            // are told once, now.
+            for (topic, t) in cleanup {
+                p.note_external(&topic, vec![t]);
+            }
+            p.flush(&state, None);
+        }
         runtime.spawn(accept::run(state.clone(), listener));
         runtime.spawn(ticker::run(state.clone()));
+        if state.presence.is_some() {
+            runtime.spawn(ticker::presence(state.clone()));
+        }
         tracing::info!(%addr, data_dir = %dir.display(), "WSE server started");
-        *running = Some(Running {
-            state,
-            runtime,
-            addr,
-            _tempdir: tempdir,
-        });
-        Ok(addr)
+        Ok((state, addr, tempdir))
     }
 
     /// Stop: no new connections, every client gets Close 1012 (service
@@ -406,6 +456,64 @@ impl Server {
         Ok(())
     }
 
+    /// `subscribe`, and with `presence` data (presence enabled) track the
+    /// connection's user in each topic. A refused join (data too large,
+    /// topic full) is an error, after the subscriptions were made.
+    pub fn subscribe_with_presence(
+        &self,
+        conn: &str,
+        topics: &[String],
+        group: Option<&str>,
+        presence: Option<&Value>,
+    ) -> Result<(), ServerError> {
+        let Ok(Some((s, c))) = self.conn(conn) else {
+            return Ok(());
+        };
+        ops::subscribe::subscribe_with_presence(&s, &c, topics, group, presence).map_err(|e| {
+            match e {
+                ops::subscribe::SubscribeError::Limit(l) => ServerError::Limit(l),
+                ops::subscribe::SubscribeError::Presence(p) => ServerError::Presence(p),
+            }
+        })?;
+        Ok(())
+    }
+
+    // ---- presence --------------------------------------------------------
+
+    /// `{user: (connections, data)}` of a topic (empty when presence is off).
+    pub fn presence(&self, topic: &str) -> std::collections::BTreeMap<String, (usize, Value)> {
+        self.state()
+            .ok()
+            .and_then(|s| s.presence.as_ref().map(|p| p.members(topic)))
+            .unwrap_or_default()
+    }
+
+    /// `(users, connections)` of a topic, in O(1) (zeros when off).
+    pub fn presence_stats(&self, topic: &str) -> (usize, usize) {
+        self.state()
+            .ok()
+            .and_then(|s| s.presence.as_ref().map(|p| p.stats(topic)))
+            .unwrap_or((0, 0))
+    }
+
+    /// Set the data of a connection's user in every topic where it has
+    /// presence. A no-op when presence is off; an error for an unknown
+    /// connection or data over the size limit.
+    pub fn update_presence(&self, conn: &str, data: &Value) -> Result<(), ServerError> {
+        let state = self.state()?;
+        let Some(p) = &state.presence else {
+            return Ok(());
+        };
+        let c = conn
+            .parse::<ConnId>()
+            .ok()
+            .and_then(|id| state.conn(id))
+            .ok_or(ServerError::Presence(
+                crate::presence::PresenceError::NotTracked,
+            ))?;
+        p.update(&state, &c, data).map_err(ServerError::Presence)
+    }
+
     /// Unsubscribe from `topics`, or from everything with `None`.
     pub fn unsubscribe(&self, conn: &str, topics: Option<&[String]>) -> Result<(), ServerError> {
         let Ok(Some((s, c))) = self.conn(conn) else {
@@ -518,8 +626,8 @@ impl Server {
                 0
             },
             presence_enabled: self.config.presence_enabled,
-            presence_topics: self.config.presence_enabled.then_some(0),
-            presence_total_users: self.config.presence_enabled.then_some(0),
+            presence_topics: state.presence.as_ref().map(|p| p.totals().0 as u64),
+            presence_total_users: state.presence.as_ref().map(|p| p.totals().1 as u64),
             log_tail_hit_ratio: log.tail_hit_ratio(),
             log_appends: log.appends,
             log_append_bytes: log.append_bytes,

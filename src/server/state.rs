@@ -84,6 +84,8 @@ pub struct ServerState {
     pub seq: AtomicU64,
     /// When the server started.
     pub started: Instant,
+    /// Presence, when enabled.
+    pub presence: Option<crate::presence::Presence>,
 }
 
 impl ServerState {

@@ -55,3 +55,21 @@ pub async fn run(state: Arc<ServerState>) {
         }
     }
 }
+
+/// Send presence changes once per `presence_tick` until the server stops.
+pub async fn presence(state: Arc<ServerState>) {
+    let mut interval = tokio::time::interval(state.config.presence_tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = state.stop_signal.notified() => return,
+        }
+        if state.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(p) = &state.presence {
+            p.flush(&state, None);
+        }
+    }
+}

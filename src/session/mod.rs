@@ -136,12 +136,14 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
     session.run().await;
     crate::ops::subscribe::unsubscribe_all(&state, &conn);
     state.conns.remove(&id);
+    // The slot is free before the app hears of the disconnect, so an app
+    // that reconnects at once is not refused by `max_connections`.
+    state.release_slot();
     if state.config.event_delivery == EventDelivery::Queue {
         state
             .events
             .push_lifecycle(AppEvent::Disconnect { conn: id });
     }
-    state.release_slot();
 }
 
 /// The running state of one connection's task.

@@ -157,6 +157,7 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
     {
         let mut ob = conn.outbox.lock();
         for (topic, sub) in ob.subs.iter_mut() {
+            frames += gather_presence(sub, budget, out);
             let ring = sub.channel.ring.read();
             if let Some((stop, resume)) = sub.replay
                 && sub.cursor >= stop
@@ -220,6 +221,24 @@ pub fn apply_slow_consumer_policy(state: &ServerState, conn: &Conn) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Presence frames of one subscription since its presence cursor (a
+/// subscriber too far behind skips to the oldest still held: presence is
+/// state, and the next change brings it up to date). Returns the frames.
+fn gather_presence(sub: &mut crate::conn::Sub, budget: usize, out: &mut Vec<Bytes>) -> u64 {
+    let ring = sub.channel.presence.read();
+    if sub.presence_cursor >= ring.head() {
+        return 0;
+    }
+    let from = sub.presence_cursor.max(ring.first());
+    match ring.collect(from, ring.head(), budget, out) {
+        Ok(reached) => {
+            sub.presence_cursor = reached;
+            reached - from
+        }
+        Err(_) => 0,
+    }
 }
 
 /// Frame records `from..target` of `topic` read from the log, and move the

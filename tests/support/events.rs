@@ -88,7 +88,9 @@ pub fn event_conn(ev: &AppEvent) -> Option<String> {
         | AppEvent::Raw { conn, .. }
         | AppEvent::Binary { conn, .. }
         | AppEvent::Disconnect { conn } => Some(conn.to_string()),
-        AppEvent::PresenceJoin { .. } | AppEvent::PresenceLeave { .. } => None,
+        AppEvent::PresenceJoin { .. }
+        | AppEvent::PresenceUpdate { .. }
+        | AppEvent::PresenceLeave { .. } => None,
     }
 }
 

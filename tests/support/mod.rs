@@ -193,3 +193,27 @@ pub mod raw;
 pub use events::{Events, event_conn, wait_until};
 #[allow(unused_imports)]
 pub use raw::{RawFrame, RawWs, op};
+
+/// Raise this process's open-file soft limit to at least `want` (up to the
+/// hard limit), for tests that open thousands of sockets.
+pub fn raise_open_files(want: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let current = now.current.unwrap_or(u64::MAX);
+    if current >= want {
+        return;
+    }
+    let target = now.maximum.map_or(want, |max| want.min(max));
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: now.maximum,
+        },
+    )
+    .expect("raise RLIMIT_NOFILE");
+    assert!(
+        target >= want,
+        "the hard open-file limit {target} is below {want}"
+    );
+}

@@ -149,12 +149,9 @@ impl RawWs {
 
     /// Read more bytes into the buffer; 0 at EOF (or reset).
     async fn read_more(&mut self) -> usize {
-        let mut chunk = [0u8; 16 * 1024];
-        match tokio::time::timeout(WAIT, self.stream.read(&mut chunk)).await {
-            Ok(Ok(n)) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
-            }
+        self.buf.reserve(16 * 1024);
+        match tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf)).await {
+            Ok(Ok(n)) => n,
             Ok(Err(_)) => 0,
             Err(_) => panic!("nothing read within {WAIT:?}"),
         }
