@@ -14,7 +14,20 @@
 //!   per subcommand, on top of `wse_log::DirReader` (read-only, lock-free)
 //!   and `wse_log::Log` (append).
 //! - `serve`: `wse serve`, the standalone server.
-//! - `bench`: `wse bench log`, throughput figures for docs/BENCHMARKS.md.
+//! - `serve_bench_app`: the counting app behind `wse serve --bench-app`
+//!   (hidden), which `wse bench inbound` measures.
+//! - `bench`: `wse bench ...`, the figures of docs/BENCHMARKS.md:
+//!   - `wse bench log`: append and read throughput of the log under each
+//!     durability policy, against the disk's own write bandwidth;
+//!   - `wse bench fanout`: one publisher to 100 / 1,000 / 10,000
+//!     subscribers of a topic on a `wse serve` in another process:
+//!     deliveries/s, loss and duplicates (checked by offset), latency
+//!     p50/p99/max, server CPU per delivery and memory;
+//!   - `wse bench inbound`: N clients sending as fast as they can to an
+//!     app draining the event queue (`wse serve --bench-app`): messages/s,
+//!     loss (must be 0: back-pressure, not drops), server CPU per message;
+//!   - `wse bench idle`: server memory per idle connection, and how much
+//!     comes back once they close.
 //!
 //! Exit status: 0 on success, 1 when a command found a problem in the data
 //! (`verify` problems, a corrupt record in `dump`/`tail`), 2 for usage and
@@ -66,6 +79,7 @@ mod error;
 mod log_cmd;
 mod output;
 mod serve;
+mod serve_bench_app;
 
 /// WSE: a log-centric real-time WebSocket server.
 #[derive(Debug, Parser)]
@@ -87,7 +101,7 @@ subcommands! {
         /// beside a running server), or append to a stopped one.
         #[command(subcommand)]
         Log(log_cmd::LogCommand),
-        /// Throughput benchmarks.
+        /// Benchmarks: the log, fan-out, inbound messages, idle connections.
         #[command(subcommand)]
         Bench(bench::BenchCommand),
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
-use wse::{Server, ServerConfig, SlowConsumerPolicy};
+use wse::{EventDelivery, Server, ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
 use crate::Run;
@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Tokio worker threads [default: 2].
     #[arg(long, env = "WSE_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// Run the counting app of `wse bench inbound` behind the server
+    /// (events through the application queue).
+    #[arg(long, hide = true)]
+    bench_app: bool,
 }
 
 /// The same settings, as read from the TOML file.
@@ -233,13 +237,22 @@ impl ServeArgs {
 
 impl Run for Box<ServeArgs> {
     fn run(self) -> Result<ExitCode, CliError> {
-        let config = (*self).config()?;
+        let bench_app = self.bench_app;
+        let mut config = (*self).config()?;
+        if bench_app {
+            config.event_delivery = EventDelivery::Queue;
+        }
         let dir = config.data_dir.clone().unwrap_or_default();
         let durability = config.log.durability.name();
         let auth = config.jwt.is_some();
         let publish = config.client_publish;
-        let server = Server::new(config).map_err(|e| CliError::Config(e.to_string()))?;
+        let server = Arc::new(Server::new(config).map_err(|e| CliError::Config(e.to_string()))?);
         let addr = server.start()?;
+        let app = if bench_app {
+            Some(crate::serve_bench_app::spawn(server.clone())?)
+        } else {
+            None
+        };
         println!(
             "WSE {} listening on ws://{addr}/wse (data: {}, durability: {durability})",
             env!("CARGO_PKG_VERSION"),
@@ -268,6 +281,9 @@ impl Run for Box<ServeArgs> {
         wait_for_shutdown_signal()?;
         println!("stopping: clients are told to reconnect later (close 1012)");
         server.stop()?;
+        if let Some(app) = app {
+            let _ = app.join();
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -1,15 +1,39 @@
 //! `wse bench ...`: throughput figures for docs/BENCHMARKS.md.
 //!
+//! The connection benchmarks (`fanout`, `inbound`, `idle`) run the server
+//! as `wse serve` in a process of their own, on a free loopback port with
+//! a scratch data directory, and drive it from a load generator in this
+//! process; the server's CPU time and memory come from /proc. On a small
+//! machine the load generator competes with the server for CPU, so every
+//! rate is reported beside the server's CPU time per message.
+//!
 //! # Layout
 //!
 //! - `log`: `wse bench log`, the log's append and read paths.
 //! - `disk`: the disk's sequential write bandwidth (what `dd ...
 //!   conv=fdatasync` reports), the yardstick for append throughput.
+//! - `fanout`: `wse bench fanout`, one publisher to N subscribers.
+//! - `inbound`: `wse bench inbound`, N clients to the application.
+//! - `idle`: `wse bench idle`, memory per idle connection.
+//! - `server_process`: the server under test in its own process, and the
+//!   flags saying how it and the load generator run.
+//! - `wire`: the load generator's minimal WebSocket client.
+//! - `scan`: numbers out of JSON text without parsing it.
+//! - `hist`: the latency histogram.
+//! - `proc_stats`: CPU time and memory from /proc; the open-file limit.
 //! - this file: the subcommand list and [`Machine`], printed with every
 //!   result.
 
 mod disk;
+mod fanout;
+mod hist;
+mod idle;
+mod inbound;
 mod log;
+mod proc_stats;
+mod scan;
+mod server_process;
+mod wire;
 
 use serde::Serialize;
 
@@ -19,6 +43,53 @@ subcommands! {
         /// Append and read throughput of the log under each durability
         /// policy, against the disk's own write bandwidth.
         Log(log::LogBenchArgs),
+        /// Fan-out from one publisher to N subscribers of a topic:
+        /// deliveries/s, loss, latency, and server CPU per delivery, with
+        /// every broadcast appended to the log.
+        ///
+        /// For each subscriber count (and durability policy) a fresh
+        /// `wse serve` runs in its own process (this binary, or
+        /// --server-bin), N connections subscribe to one topic with the
+        /// core `subscription_update`, and one connection publishes
+        /// ~--size-byte messages with a client `publish` for --seconds:
+        /// with `--rate max` as fast as the slowest subscriber keeps up
+        /// with (at most --window messages ahead of it), or at a fixed rate.
+        /// Every subscriber must receive the offsets 0..published once and
+        /// in order; anything else is reported as loss or duplicates.
+        /// Latency runs from the send time embedded in each message to the
+        /// read that brought it (under `--rate max` it includes the wait in
+        /// the window: it is latency at saturation; use --rate for latency
+        /// at a given load). The server's CPU time over the run is divided
+        /// by the deliveries: on a small machine the load generator competes
+        /// for CPU, so this figure matters beside the rate. It depends on
+        /// the load: a busy server writes many frames per system call.
+        Fanout(fanout::FanoutBenchArgs),
+        /// Messages/s N clients get through to the application's event
+        /// queue, with no loss (back-pressure instead of drops), and server
+        /// CPU per message.
+        ///
+        /// For each client count a fresh `wse serve --bench-app` runs in
+        /// its own process: its events go through the application event
+        /// queue to an app thread that drains and counts them, like a real
+        /// app. Every client sends ~--size-byte messages as fast as the
+        /// server takes them for --seconds (a full queue makes the server
+        /// stop reading: TCP slows the clients down), then asks the app with
+        /// `{"t":"bench_stats"}` how many of its messages arrived. Sent
+        /// minus counted is loss and must be 0. The rate is over the whole
+        /// run, from the first send until the app has counted everything
+        /// (the kernel's socket buffers hold much of what was sent).
+        Inbound(inbound::InboundBenchArgs),
+        /// Server memory per idle connection, and whether it is returned
+        /// when they close.
+        ///
+        /// Starts `wse serve`, reads its resident memory (VmRSS), opens
+        /// --connections connections that complete the upgrade, receive
+        /// `server_ready` and stay idle, reads it again and reports the
+        /// growth per connection (user-space memory; the kernel's socket
+        /// buffers are not in it). Then closes them, reports the memory
+        /// after, and opens them once more: memory the allocator kept is
+        /// reused then, a leak grows again.
+        Idle(idle::IdleBenchArgs),
     }
 }
 

@@ -1,0 +1,1 @@
+"""Pure-Python helpers of the upstream package layout."""

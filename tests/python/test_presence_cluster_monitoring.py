@@ -1,0 +1,78 @@
+"""Presence (disabled shapes until the presence issue), cluster
+(NotImplementedError until replication), health and Prometheus (§2.8-2.10)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wsetest import Events, connect
+
+UPSTREAM_HEALTH_KEYS = [
+    "connections", "inbound_queue_depth", "inbound_dropped", "cluster_connected", "cluster_peer_count",
+    "cluster_messages_sent", "cluster_messages_delivered", "cluster_messages_dropped", "cluster_bytes_sent",
+    "cluster_bytes_received", "cluster_reconnect_count", "cluster_unknown_message_types", "cluster_dlq_size",
+    "uptime_secs", "recovery_enabled", "recovery_topic_count", "recovery_total_bytes", "presence_enabled",
+]
+
+
+def test_presence_methods_return_the_disabled_shapes(make_server) -> None:
+    s = make_server(presence_enabled=True)
+
+    async def main() -> None:
+        async with connect(s):
+            conn = (await Events(s).next("connect"))[1]
+            s.subscribe_connection(conn, ["room"], {"status": "online"})
+            assert s.get_topic_subscriber_count("room") == 1
+            assert s.presence("room") == {}
+            assert s.presence_stats("room") == {"num_users": 0, "num_connections": 0}
+            assert s.update_presence(conn, {"status": "away"}) is None
+
+    asyncio.run(main())
+
+
+def test_cluster_methods(make_server) -> None:
+    s = make_server()
+    with pytest.raises(NotImplementedError, match="clustering is not available"):
+        s.connect_cluster(["127.0.0.1:9999"])
+    with pytest.raises(NotImplementedError):
+        s.connect_cluster([], seeds=["a:1"], cluster_addr="b:2", cluster_port=7000)
+    with pytest.raises(NotImplementedError):
+        s.reload_cluster_tls("c.pem", "k.pem", "ca.pem")
+    assert s.cluster_connected() is False
+    assert s.cluster_peers_count() == 0
+    assert s.cluster_info() == []
+    assert s.get_cluster_dlq_entries() == []
+
+
+def test_health_snapshot(make_server) -> None:
+    s = make_server(start=False, recovery_enabled=True)
+    h = s.health_snapshot()
+    assert list(h)[: len(UPSTREAM_HEALTH_KEYS)] == UPSTREAM_HEALTH_KEYS
+    assert h["uptime_secs"] == 0.0 and h["recovery_enabled"] is True and "presence_topics" not in h
+    s.start()
+
+    async def main() -> None:
+        async with connect(s):
+            await Events(s).next("connect")
+            s.broadcast_local("t", '{"t":"x"}')
+            h = s.health_snapshot()
+            assert h["connections"] == 1 and h["uptime_secs"] > 0
+            assert h["recovery_topic_count"] >= 1 and h["log_appends"] >= 1
+            assert h["cluster_connected"] is False
+
+    asyncio.run(main())
+    p = make_server(presence_enabled=True).health_snapshot()
+    assert p["presence_enabled"] is True and p["presence_topics"] == 0 and p["presence_total_users"] == 0
+
+
+def test_prometheus_metrics(make_server) -> None:
+    s = make_server(recovery_enabled=True)
+    s.broadcast_local("t", '{"t":"x"}')
+    text = s.prometheus_metrics()
+    for name in ("wse_connections", "wse_inbound_queue_depth", "wse_uptime_seconds", "wse_topics",
+                 "wse_messages_received_total", "wse_messages_sent_total", "wse_connections_accepted_total",
+                 "wse_slow_consumer_drops_total", "wse_cluster_peers", "wse_recovery_topics"):
+        assert f"# TYPE {name} " in text, name
+    assert 'wse_topic_messages_total{topic="t"} 1' in text

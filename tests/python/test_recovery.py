@@ -1,0 +1,91 @@
+"""subscribe_with_recovery (§2.7, CLIENT_PROTOCOL.md §11.3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wsetest import Events, connect, recv_json, stamped, wait_visible
+
+
+def publish(s, topic: str, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        s.broadcast_local(topic, f'{{"t":"m","p":{{"i":{i}}}}}')
+
+
+def test_shapes_and_replay_before_return(make_server) -> None:
+    s = make_server(recovery_enabled=True)
+
+    async def main() -> None:
+        async with connect(s) as ws:
+            conn = (await Events(s).next("connect"))[1]
+            r = s.subscribe_with_recovery(conn, ["room"])
+            assert r == {"recovered": False, "topics": {"room": {
+                "epoch": None, "offset": 0, "recoverable": False, "recovered": False, "count": 0,
+                "complete": False}}}
+            publish(s, "room", 5)
+            msgs = [await recv_json(ws, stamped("room")) for _ in range(5)]
+            epoch = msgs[0]["e"]
+            assert [m["o"] for m in msgs] == [0, 1, 2, 3, 4]
+            s.unsubscribe_connection(conn, ["room"])
+            publish(s, "room", 3, 5)  # missed: offsets 5..7
+            wait_visible(s, "room", 8)
+            r = s.subscribe_with_recovery(conn, ["room"], True, epoch, 4)
+            assert r == {"recovered": True, "topics": {"room": {
+                "epoch": epoch, "offset": 7, "recoverable": True, "recovered": True, "count": 3,
+                "complete": True}}}
+            replay = [await recv_json(ws, stamped("room")) for _ in range(3)]
+            assert [m["o"] for m in replay] == [5, 6, 7] and replay[0]["p"] == {"i": 5}
+            publish(s, "room", 1, 8)
+            assert (await recv_json(ws, stamped("room")))["o"] == 8  # live continues, no duplicate
+            # Up to date: recovered, nothing replayed.
+            r = s.subscribe_with_recovery(conn, ["room"], True, epoch, 8)
+            assert r["topics"]["room"]["recovered"] and r["topics"]["room"]["count"] == 0
+            # Another epoch: not recovered, the current position is reported.
+            other = "0" * 8 if epoch != "0" * 8 else "1" * 8
+            r = s.subscribe_with_recovery(conn, ["room"], True, other, 3)
+            assert r["recovered"] is False
+            assert r["topics"]["room"] == {"epoch": epoch, "offset": 8, "recoverable": True, "recovered": False,
+                                           "count": 0, "complete": False}
+            # recover=False reports where the topic stands.
+            r = s.subscribe_with_recovery(conn, ["room"], False, epoch, 3)
+            assert r["recovered"] is False and r["topics"]["room"]["offset"] == 8
+
+    asyncio.run(main())
+
+
+def test_errors_and_unknown_connections(make_server) -> None:
+    s = make_server(recovery_enabled=True)
+
+    async def main() -> None:
+        async with connect(s):
+            conn = (await Events(s).next("connect"))[1]
+            with pytest.raises(RuntimeError, match="Invalid epoch hex string: zz"):
+                s.subscribe_with_recovery(conn, ["t"], True, "zz", 1)
+            assert s.get_topic_subscriber_count("t") == 1  # raised after subscribing
+            publish(s, "t", 2)
+            wait_visible(s, "t", 2)
+            r = s.subscribe_with_recovery("01234567-89ab-7def-8123-456789abcdef", ["t", "none"], True, "00000000", 0)
+            assert r["recovered"] is False
+            assert r["topics"]["t"]["recoverable"] and r["topics"]["t"]["offset"] == 1
+            assert r["topics"]["none"]["epoch"] is None
+
+    asyncio.run(main())
+
+
+def test_large_gaps_are_replayed_in_pages(make_server) -> None:
+    s = make_server(recovery_enabled=True, recovery_max_messages=10)
+
+    async def main() -> None:
+        async with connect(s) as ws:
+            conn = (await Events(s).next("connect"))[1]
+            publish(s, "big", 1)
+            epoch = wait_visible(s, "big", 1)["epoch"]
+            publish(s, "big", 30, 1)
+            wait_visible(s, "big", 31)
+            r = s.subscribe_with_recovery(conn, ["big"], True, epoch, 0)
+            t = r["topics"]["big"]
+            assert t["recovered"] and t["count"] == 10 and t["complete"] is False and t["offset"] == 10
+
+    asyncio.run(main())
