@@ -102,6 +102,7 @@ impl LogBuilder {
             progress: Mutex::new(()),
             progress_cv: Default::default(),
             pending_bytes: Default::default(),
+            pending_records: Default::default(),
             tail_bytes: Default::default(),
             counters: Counters::default(),
             listener: self.listener,
@@ -357,6 +358,7 @@ impl Log {
             self.shared
                 .pending_bytes
                 .fetch_add(record.encoded_len(), Ordering::AcqRel);
+            self.shared.pending_records.fetch_add(1, Ordering::AcqRel);
             if enqueue {
                 let mut q = self.shared.queue.lock();
                 q.dirty.push(t.clone());
@@ -497,19 +499,18 @@ impl Log {
         let Some((_, t)) = self.shared.topics.remove(topic) else {
             return Ok(false);
         };
-        let dropped: usize = {
+        let dropped = {
             let mut st = t.state.lock();
             st.deleted = true;
             let freed = st.tail.clear();
             self.shared.add_tail_bytes(-(freed as isize));
             std::mem::take(&mut st.pending)
-                .iter()
-                .map(Record::encoded_len)
-                .sum()
         };
+        let bytes: usize = dropped.iter().map(Record::encoded_len).sum();
+        self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         self.shared
-            .pending_bytes
-            .fetch_sub(dropped, Ordering::AcqRel);
+            .pending_records
+            .fetch_sub(dropped.len(), Ordering::AcqRel);
         {
             let mut store = t.store.lock();
             store.deleted = true;

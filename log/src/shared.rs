@@ -60,6 +60,9 @@ pub struct Shared {
     pub progress_cv: Condvar,
     /// Bytes appended but not yet written.
     pub pending_bytes: AtomicUsize,
+    /// Records appended and not yet taken by the writer (group commit
+    /// watches it to gather a full batch).
+    pub pending_records: AtomicUsize,
     /// Bytes held by all memory tails.
     pub tail_bytes: AtomicUsize,
     /// Counters.

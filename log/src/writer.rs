@@ -22,6 +22,9 @@ use crate::topic::{Topic, WriteCtx};
 /// Topics written between two fsyncs under `always`, so the files waiting
 /// for their fsync stay few even when a batch spans many topics.
 const ALWAYS_CHUNK: usize = 64;
+/// Under `always`, how long the writer lets the appenders released by the
+/// last fsync come back before it starts the next one (see `gather`).
+const GROUP_COMMIT_WAIT: Duration = Duration::from_micros(100);
 
 /// The writer's own state.
 struct Writer {
@@ -30,6 +33,9 @@ struct Writer {
     unsynced_since: Option<Instant>,
     unsynced_bytes: u64,
     next_maintenance: Instant,
+    /// Records in the last batch (under `always`: how many appenders an
+    /// fsync released, and will likely append again at once).
+    last_batch: usize,
 }
 
 /// Run the writer until the log closes.
@@ -41,6 +47,7 @@ pub fn run(shared: Arc<Shared>) {
         unsynced_since: None,
         unsynced_bytes: 0,
         next_maintenance,
+        last_batch: 0,
     };
     loop {
         let (batch, stop) = w.next_batch();
@@ -65,6 +72,9 @@ impl Writer {
         let mut q = self.shared.queue.lock();
         loop {
             if !q.dirty.is_empty() {
+                drop(q);
+                self.gather();
+                q = self.shared.queue.lock();
                 return (std::mem::take(&mut q.dirty), false);
             }
             if q.shutdown {
@@ -85,12 +95,30 @@ impl Writer {
         }
     }
 
+    /// Group commit under `always`: the appenders an fsync released come
+    /// back microseconds apart, and starting the next fsync with the first
+    /// of them would split them over two fsyncs (each waiting for two). So
+    /// wait, yielding the CPU to them, until as many records as the last
+    /// batch held are pending again, or `GROUP_COMMIT_WAIT` passed.
+    fn gather(&self) {
+        if self.shared.config.durability != Durability::Always || self.last_batch < 2 {
+            return;
+        }
+        let deadline = Instant::now() + GROUP_COMMIT_WAIT;
+        while self.shared.pending_records.load(Ordering::Acquire) < self.last_batch
+            && Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+    }
+
     /// Write every queued topic's pending records, sync if the policy says
     /// so, then publish.
     fn write_batch(&mut self, batch: Vec<Arc<Topic>>) {
         let always = self.shared.config.durability == Durability::Always;
         let mut written: Vec<(Arc<Topic>, Vec<Record>)> = Vec::new();
         let mut bytes = 0usize;
+        let mut taken = 0usize;
         Counters::add(&self.shared.counters.batches, 1);
         for topic in batch {
             let records = {
@@ -101,6 +129,10 @@ impl Writer {
             if records.is_empty() {
                 continue;
             }
+            self.shared
+                .pending_records
+                .fetch_sub(records.len(), Ordering::AcqRel);
+            taken += records.len();
             let n: usize = records.iter().map(Record::encoded_len).sum();
             bytes += n;
             let mut ctx = WriteCtx {
@@ -124,6 +156,7 @@ impl Writer {
                 self.publish(std::mem::take(&mut written));
             }
         }
+        self.last_batch = taken;
         if always && !self.sync() {
             return;
         }

@@ -36,6 +36,8 @@ pub struct Callbacks {
     pub on_message: Py<PyAny>,
     /// `on_disconnect(conn_id)`.
     pub on_disconnect: Py<PyAny>,
+    /// `on_presence(event_type, {"topic", "user_id", "data"})`, optional.
+    pub on_presence: Option<Py<PyAny>>,
 }
 
 /// What the dispatcher shares with the server object.
@@ -113,6 +115,10 @@ fn dispatch(py: Python<'_>, callbacks: &Callbacks, events: &[AppEvent]) {
             Some(Callback::Connect(args)) => callbacks.on_connect.call1(py, args).map(drop),
             Some(Callback::Message(args)) => callbacks.on_message.call1(py, args).map(drop),
             Some(Callback::Disconnect(args)) => callbacks.on_disconnect.call1(py, args).map(drop),
+            Some(Callback::Presence(args)) => match &callbacks.on_presence {
+                Some(f) => f.call1(py, args).map(drop),
+                None => Ok(()),
+            },
             None => Ok(()),
         });
         if let Err(err) = result {

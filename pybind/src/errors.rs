@@ -33,6 +33,9 @@ pub fn server_error(py: Python<'_>, err: ServerError) -> PyErr {
         // than idle_timeout (10s)`), without the Rust error's prefix.
         ServerError::Config(e) => PyValueError::new_err(e.0),
         ServerError::Log(e) => log_error(py, e),
+        ServerError::Presence(e @ wse::presence::PresenceError::DataTooLarge { .. }) => {
+            PyValueError::new_err(e.to_string())
+        }
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

@@ -86,10 +86,13 @@ pub enum Callback<'py> {
     Message(Bound<'py, PyTuple>),
     /// `on_disconnect(conn_id)`.
     Disconnect(Bound<'py, PyTuple>),
+    /// `on_presence(event_type, info)` with `info` = `{"topic", "user_id",
+    /// "data"}` (a WSE addition: upstream had no presence in callback mode).
+    Presence(Bound<'py, PyTuple>),
 }
 
-/// The callback call for `event`, or `None` for events callback mode does
-/// not deliver (presence; see PYTHON_API.md §2.3).
+/// The callback call for `event` (presence events go to `on_presence`,
+/// when one was given).
 ///
 /// `on_connect` receives the raw Cookie header. For a JWT connection the
 /// core's event carries the user id but not the header, so `""` is passed
@@ -119,6 +122,9 @@ pub fn to_callback<'py>(py: Python<'py>, event: &AppEvent) -> PyResult<Option<Ca
         AppEvent::Disconnect { conn } => Callback::Disconnect(PyTuple::new(py, [id(conn)])?),
         AppEvent::PresenceJoin { .. }
         | AppEvent::PresenceLeave { .. }
-        | AppEvent::PresenceUpdate { .. } => return Ok(None),
+        | AppEvent::PresenceUpdate { .. } => {
+            let t = to_tuple(py, event)?;
+            Callback::Presence(PyTuple::new(py, [t.get_item(0)?, t.get_item(2)?])?)
+        }
     }))
 }

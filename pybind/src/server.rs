@@ -346,21 +346,31 @@ impl RustWSEServer {
     }
 
     /// Callback mode: `on_connect(conn_id, cookies)`,
-    /// `on_message(conn_id, data)`, `on_disconnect(conn_id)`, called in
-    /// order from one thread; exceptions are logged and swallowed.
+    /// `on_message(conn_id, data)`, `on_disconnect(conn_id)`, and (a WSE
+    /// addition) `on_presence(event_type, {"topic", "user_id", "data"})`,
+    /// called in order from one thread; exceptions are logged and
+    /// swallowed.
+    #[pyo3(signature = (on_connect, on_message, on_disconnect, on_presence=None))]
     fn set_callbacks(
         &self,
         on_connect: Bound<'_, PyAny>,
         on_message: Bound<'_, PyAny>,
         on_disconnect: Bound<'_, PyAny>,
+        on_presence: Option<Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        if !(on_connect.is_callable() && on_message.is_callable() && on_disconnect.is_callable()) {
+        let presence_ok = on_presence.as_ref().is_none_or(|f| f.is_callable());
+        if !(on_connect.is_callable()
+            && on_message.is_callable()
+            && on_disconnect.is_callable()
+            && presence_ok)
+        {
             return Err(PyRuntimeError::new_err("All callbacks must be callable"));
         }
         *self.callbacks.lock() = Some(Arc::new(Callbacks {
             on_connect: on_connect.unbind(),
             on_message: on_message.unbind(),
             on_disconnect: on_disconnect.unbind(),
+            on_presence: on_presence.map(Bound::unbind),
         }));
         Ok(())
     }
@@ -476,8 +486,10 @@ impl RustWSEServer {
     }
 
     /// Subscribe a connection to topics (patterns with `*`/`?` allowed),
-    /// or join `queue_group` of each. `presence_data` is accepted for
-    /// compatibility; presence is not implemented yet.
+    /// or join `queue_group` of each. With `presence_data` (and presence
+    /// enabled) the connection's user joins each topic's presence; a
+    /// refused join (data too large, topic full) raises after the
+    /// subscriptions were made.
     #[pyo3(signature = (conn_id, topics, presence_data=None, queue_group=None))]
     fn subscribe_connection(
         &self,
@@ -487,10 +499,19 @@ impl RustWSEServer {
         presence_data: Option<Bound<'_, PyAny>>,
         queue_group: Option<String>,
     ) -> PyResult<()> {
-        let _ = presence_data;
+        let presence = match presence_data {
+            Some(d) if !d.is_none() => {
+                Some(crate::convert::to_json(&d, crate::convert::Style::SEND)?)
+            }
+            _ => None,
+        };
         py.detach(|| {
-            self.server
-                .subscribe(conn_id, &topics, queue_group.as_deref())
+            self.server.subscribe_with_presence(
+                conn_id,
+                &topics,
+                queue_group.as_deref(),
+                presence.as_ref(),
+            )
         })
         .map_err(|e| server_error(py, e))
     }
@@ -581,29 +602,45 @@ impl RustWSEServer {
         recovery::report_to_dict(py, &report)
     }
 
-    // ---- presence (not implemented yet) ----------------------------------
+    // ---- presence --------------------------------------------------------
 
-    /// `{user_id: {"data", "connections"}}` of a topic. Presence is not
-    /// implemented yet: always `{}` (the disabled shape).
-    fn presence<'py>(&self, py: Python<'py>, topic: &str) -> Bound<'py, PyDict> {
-        let _ = topic;
-        PyDict::new(py)
-    }
-
-    /// `{"num_users", "num_connections"}` of a topic. Presence is not
-    /// implemented yet: always zeros (the disabled shape).
-    fn presence_stats<'py>(&self, py: Python<'py>, topic: &str) -> PyResult<Bound<'py, PyDict>> {
-        let _ = topic;
+    /// `{user_id: {"data": ..., "connections": n}}` of a topic (`{}` when
+    /// presence is disabled).
+    fn presence<'py>(&self, py: Python<'py>, topic: &str) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("num_users", 0)?;
-        d.set_item("num_connections", 0)?;
+        for (user, (connections, data)) in self.server.presence(topic) {
+            let entry = PyDict::new(py);
+            entry.set_item("data", crate::convert::to_py(py, &data)?)?;
+            entry.set_item("connections", connections)?;
+            d.set_item(user, entry)?;
+        }
         Ok(d)
     }
 
-    /// Set a connection's presence data. Presence is not implemented yet:
-    /// a no-op (the disabled behaviour).
-    fn update_presence(&self, conn_id: &str, data: Bound<'_, PyDict>) {
-        let _ = (conn_id, data);
+    /// `{"num_users", "num_connections"}` of a topic, in O(1) (zeros when
+    /// presence is disabled).
+    fn presence_stats<'py>(&self, py: Python<'py>, topic: &str) -> PyResult<Bound<'py, PyDict>> {
+        let (users, connections) = self.server.presence_stats(topic);
+        let d = PyDict::new(py);
+        d.set_item("num_users", users)?;
+        d.set_item("num_connections", connections)?;
+        Ok(d)
+    }
+
+    /// Set the data of a connection's user in every topic where the
+    /// connection has presence; subscribers get `presence_update`. A no-op
+    /// when presence is disabled.
+    fn update_presence(
+        &self,
+        py: Python<'_>,
+        conn_id: &str,
+        data: Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let data = crate::convert::to_json(data.as_any(), crate::convert::Style::SEND)?;
+        match py.detach(|| self.server.update_presence(conn_id, &data)) {
+            Ok(()) | Err(ServerError::NotRunning) => Ok(()),
+            Err(e) => Err(server_error(py, e)),
+        }
     }
 
     // ---- cluster (not implemented yet) -----------------------------------

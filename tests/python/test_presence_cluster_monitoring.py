@@ -1,9 +1,11 @@
-"""Presence (disabled shapes until the presence issue), cluster
-(NotImplementedError until replication), health and Prometheus (§2.8-2.10)."""
+"""Presence, cluster (NotImplementedError until replication), health and
+Prometheus (§2.8-2.10)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 
 import pytest
 
@@ -17,8 +19,8 @@ UPSTREAM_HEALTH_KEYS = [
 ]
 
 
-def test_presence_methods_return_the_disabled_shapes(make_server) -> None:
-    s = make_server(presence_enabled=True)
+def test_presence_is_disabled_by_default(make_server) -> None:
+    s = make_server()
 
     async def main() -> None:
         async with connect(s):
@@ -30,6 +32,59 @@ def test_presence_methods_return_the_disabled_shapes(make_server) -> None:
             assert s.update_presence(conn, {"status": "away"}) is None
 
     asyncio.run(main())
+
+
+def test_presence_joins_updates_and_leaves(make_server) -> None:
+    s = make_server(presence_enabled=True, presence_max_data_size=64)
+
+    async def main() -> None:
+        events = Events(s)
+        async with connect(s) as ws:
+            conn = (await events.next("connect"))[1]
+            s.subscribe_connection(conn, ["room"], {"status": "online"})
+            ev = await events.next("presence_join")
+            assert ev == ("presence_join", None, {"topic": "room", "user_id": conn, "data": {"status": "online"}})
+            frame = json.loads(await ws.recv())
+            assert frame == {"c": "WSE", "p": {"data": {"status": "online"}, "user_id": conn}, "t": "presence_join"}
+            assert s.presence("room") == {conn: {"data": {"status": "online"}, "connections": 1}}
+            assert s.presence_stats("room") == {"num_users": 1, "num_connections": 1}
+            s.update_presence(conn, {"status": "away"})
+            assert (await events.next("presence_update"))[2]["data"] == {"status": "away"}
+            with pytest.raises(ValueError, match="presence_max_data_size"):
+                s.subscribe_connection(conn, ["other"], {"blob": "x" * 100})
+            with pytest.raises(RuntimeError):
+                s.update_presence("nobody", {})
+        assert (await events.next("presence_leave"))[2] == {"topic": "room", "user_id": conn, "data": {"status": "away"}}
+        await events.next("disconnect")
+        assert s.presence_stats("room") == {"num_users": 0, "num_connections": 0}
+        h = s.health_snapshot()
+        assert h["presence_enabled"] is True and "presence_topics" in h and h["presence_total_users"] == 0
+
+    asyncio.run(main())
+
+
+def test_presence_events_reach_callbacks(make_server) -> None:
+    s = make_server(start=False, drain=False, presence_enabled=True)
+    seen: list[tuple[str, dict]] = []
+    joined = threading.Event()
+
+    def on_presence(kind: str, info: dict) -> None:
+        seen.append((kind, info))
+        joined.set()
+
+    conns: list[str] = []
+    s.set_callbacks(lambda c, _cookies: conns.append(c), lambda c, m: None, lambda c: None, on_presence)
+    s.start()
+
+    async def main() -> None:
+        async with connect(s):
+            while not conns:
+                await asyncio.sleep(0.01)
+            s.subscribe_connection(conns[0], ["room"], {"n": 1})
+            assert await asyncio.to_thread(joined.wait, 10)
+
+    asyncio.run(main())
+    assert seen[0] == ("presence_join", {"topic": "room", "user_id": conns[0], "data": {"n": 1}})
 
 
 def test_cluster_methods(make_server) -> None:

@@ -207,12 +207,16 @@ class RustWSEServer:
         on_connect: Callable[[str, str], Any],
         on_message: Callable[[str, Any], Any],
         on_disconnect: Callable[[str], Any],
+        on_presence: Callable[[str, dict[str, Any]], Any] | None = None,
     ) -> None:
         """Callback mode: ``on_connect(conn_id, cookies)`` (``""`` for JWT
         connections), ``on_message(conn_id, data)`` (dict, str or bytes),
-        ``on_disconnect(conn_id)``, called in order from one thread started
-        by ``start()``; exceptions are logged to the ``wse_server`` logger
-        and swallowed. ``RuntimeError("All callbacks must be callable")``."""
+        ``on_disconnect(conn_id)``, and optionally ``on_presence(event_type,
+        {"topic", "user_id", "data"})`` with event_type ``presence_join``,
+        ``presence_leave`` or ``presence_update``; called in order from one
+        thread started by ``start()``; exceptions are logged to the
+        ``wse_server`` logger and swallowed. ``RuntimeError("All callbacks
+        must be callable")``."""
         ...
 
     # -- sending -----------------------------------------------------------
@@ -274,8 +278,10 @@ class RustWSEServer:
         """Subscribe to topics (``*``/``?`` patterns allowed), or join
         ``queue_group`` of each. Denied and invalid topics are dropped;
         ``RuntimeError`` when ``max_subscriptions_per_connection`` is
-        reached. ``presence_data`` is accepted but presence is not
-        available yet (nothing is tracked)."""
+        reached. With ``presence_data`` (and ``presence_enabled``) the
+        connection's user (JWT ``sub``, else the connection id) joins each
+        topic's presence; data over ``presence_max_data_size`` raises
+        ``ValueError``, a full topic ``RuntimeError`` (after subscribing)."""
         ...
     def unsubscribe_connection(self, conn_id: str, topics: list[str] | None = None) -> None:
         """Unsubscribe from ``topics``, or from everything (``None``)."""
@@ -308,15 +314,18 @@ class RustWSEServer:
     # -- presence ----------------------------------------------------------
 
     def presence(self, topic: str) -> dict[str, dict[str, Any]]:
-        """Presence is not available yet: always ``{}`` (the disabled
-        shape)."""
+        """``{user_id: {"data": ..., "connections": n}}`` of a topic
+        (``{}`` when presence is disabled)."""
         ...
     def presence_stats(self, topic: str) -> dict[str, int]:
-        """Presence is not available yet: always ``{"num_users": 0,
-        "num_connections": 0}``."""
+        """``{"num_users", "num_connections"}`` of a topic, in O(1)
+        (zeros when presence is disabled)."""
         ...
     def update_presence(self, conn_id: str, data: dict[str, Any]) -> None:
-        """Presence is not available yet: a no-op."""
+        """Set the user's data in every topic where the connection has
+        presence (subscribers get ``presence_update``). ``RuntimeError`` for
+        an unknown connection or data over the limit; a no-op when presence
+        is disabled."""
         ...
 
     # -- cluster -----------------------------------------------------------

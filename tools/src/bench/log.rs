@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -40,9 +41,13 @@ pub struct LogBenchArgs {
     /// Seconds per append run.
     #[arg(long, value_name = "S", default_value_t = 3.0)]
     seconds: f64,
-    /// Appender threads (default: 64 under always, 2 otherwise).
+    /// Concurrent appenders (default: 64 under always, 2 otherwise).
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
+    /// What the appenders are: `tasks` on a 2-thread Tokio runtime (how
+    /// the server appends) or OS `threads` (each blocked in its wait).
+    #[arg(long, value_name = "KIND", default_value = "tasks", value_parser = ["tasks", "threads"])]
+    appenders: String,
     /// Payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_value = "100,4096")]
     sizes: Vec<usize>,
@@ -259,7 +264,12 @@ impl LogBenchArgs {
         let always = policy == Durability::Always;
         let threads = self.threads.unwrap_or(if always { 64 } else { 2 });
         let dir = scratch.join(format!("append-{size}-{}", policy.name()));
-        let figures = append_run(&dir, size, policy, threads, always, run_time)?;
+        let tasks = self.appenders == "tasks";
+        let figures = if tasks {
+            append_run_tasks(&dir, size, policy, threads, always, run_time)?
+        } else {
+            append_run(&dir, size, policy, threads, always, run_time)?
+        };
         remove(&dir)?;
         let baseline = if always {
             let dir = scratch.join(format!("append-{size}-baseline"));
@@ -283,6 +293,80 @@ impl LogBenchArgs {
             figures,
         })
     }
+}
+
+/// `tasks` appenders on a 2-worker Tokio runtime, on a fresh log in `dir`
+/// for `run_time`; each awaits its every append's visibility when
+/// `wait_each` (as the server's sessions would), and otherwise yields now
+/// and then so the others run.
+fn append_run_tasks(
+    dir: &Path,
+    size: usize,
+    durability: Durability,
+    tasks: usize,
+    wait_each: bool,
+    run_time: Duration,
+) -> Result<Figures, CliError> {
+    let log = Arc::new(Log::open(
+        dir,
+        LogConfig {
+            durability,
+            ..LogConfig::default()
+        },
+    )?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::io("start the benchmark runtime", e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (log, stop) = (log.clone(), stop.clone());
+            let payload = vec![b'x'; size];
+            runtime.spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let a = log.append_with(TOPIC, RecordKind::Message, size, |_, buf| {
+                        buf.extend_from_slice(&payload)
+                    })?;
+                    if wait_each {
+                        a.visible().await?;
+                    } else if n % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    n += 1;
+                }
+                Ok::<u64, CliError>(n)
+            })
+        })
+        .collect();
+    std::thread::sleep(run_time);
+    stop.store(true, Ordering::Relaxed);
+    let counts = runtime.block_on(async {
+        let mut counts = Vec::with_capacity(handles.len());
+        for h in handles {
+            counts.push(
+                h.await
+                    .map_err(|_| CliError::Bench("an appender task panicked".into()))??,
+            );
+        }
+        Ok::<_, CliError>(counts)
+    })?;
+    log.flush()?;
+    let seconds = start.elapsed().as_secs_f64();
+    let fsyncs = log.stats().fsyncs;
+    log.close()?;
+    let appends: u64 = counts.iter().sum();
+    Ok(Figures {
+        threads: tasks,
+        appends,
+        seconds,
+        appends_per_sec: appends as f64 / seconds,
+        mb_per_sec: (appends as f64 * size as f64) / seconds / 1e6,
+        fsyncs,
+    })
 }
 
 /// `threads` appenders on a fresh log in `dir` for `run_time`; each waits
