@@ -24,7 +24,8 @@
 //! - [`meta`]: the metadata store trait, sled and in-memory stores.
 //! - [`tail`]: the in-memory tail of a topic.
 //! - `topic`: a topic's append side and disk side.
-//! - `writer`: the writer thread (batching, group commit, visibility).
+//! - `writer`: the writer thread (batching, group commit, visibility);
+//!   `syncer`: the background fsync of the `interval` policy.
 //! - `read`: reads from the tail and from segment files.
 //! - `retention`: segment deletion and memory-tail eviction.
 //! - `load`/`open`: loading topics from disk, repairs, epoch decisions.
@@ -53,6 +54,7 @@ mod open;
 mod read;
 mod retention;
 mod shared;
+mod syncer;
 mod topic;
 mod writer;
 

@@ -17,6 +17,7 @@ use crate::record::Record;
 use crate::retention;
 use crate::shared::Shared;
 use crate::stats::Counters;
+use crate::syncer::Syncer;
 use crate::topic::{Topic, WriteCtx};
 
 /// Topics written between two fsyncs under `always`, so the files waiting
@@ -36,6 +37,8 @@ struct Writer {
     /// Records in the last batch (under `always`: how many appenders an
     /// fsync released, and will likely append again at once).
     last_batch: usize,
+    /// The background fsync of the `interval` policy.
+    syncer: Option<Syncer>,
 }
 
 /// Run the writer until the log closes.
@@ -48,7 +51,12 @@ pub fn run(shared: Arc<Shared>) {
         unsynced_bytes: 0,
         next_maintenance,
         last_batch: 0,
+        syncer: None,
     };
+    if matches!(w.shared.config.durability, Durability::Interval { .. }) {
+        let failing = w.shared.clone();
+        w.syncer = Some(Syncer::spawn(w.shared.clone(), move |e| fail(&failing, e)));
+    }
     loop {
         let (batch, stop) = w.next_batch();
         if !batch.is_empty() {
@@ -192,7 +200,12 @@ impl Writer {
                     .unsynced_since
                     .is_some_and(|s| s.elapsed() >= max_delay);
             if due {
-                self.sync();
+                // The fsync runs beside the writer, which keeps writing.
+                if let Some(s) = &self.syncer {
+                    s.request();
+                }
+                self.unsynced_bytes = 0;
+                self.unsynced_since = None;
             }
         }
     }
@@ -228,6 +241,9 @@ impl Writer {
 
     /// Final fsync at close (of whatever the policy tracked as unsynced).
     fn finish(&mut self) {
+        if let Some(s) = self.syncer.take() {
+            s.stop();
+        }
         if self.shared.failure().is_none() {
             self.sync();
         }
@@ -238,14 +254,19 @@ impl Writer {
 
     /// Enter the failed state: no more appends, every waiter woken.
     fn fail(&self, e: &LogError) {
-        tracing::error!(error = %e, "log write failed; refusing further appends");
-        *self.shared.failure.lock() = Some(e.to_string());
-        self.shared.failed.store(true, Ordering::Release);
-        for t in self.shared.topics.iter() {
-            t.watch.send_modify(|_| {});
-        }
-        self.shared.announce_progress();
+        fail(&self.shared, e);
     }
+}
+
+/// Enter the failed state: no more appends, every waiter woken.
+fn fail(shared: &Shared, e: &LogError) {
+    tracing::error!(error = %e, "log write failed; refusing further appends");
+    *shared.failure.lock() = Some(e.to_string());
+    shared.failed.store(true, Ordering::Release);
+    for t in shared.topics.iter() {
+        t.watch.send_modify(|_| {});
+    }
+    shared.announce_progress();
 }
 
 /// How long appenders wait for room before checking the failure flag again.
