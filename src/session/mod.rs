@@ -179,21 +179,43 @@ impl Session {
         if let Err(end) = self.process_buffer() {
             return self.finish(end).await;
         }
+        let linger = self.state.config.write_coalesce;
+        // With `write_coalesce`, topic messages wait until then, so that
+        // one write carries all that arrived meanwhile.
+        let mut flush_at: Option<Instant> = None;
         loop {
             if let Some(req) = self.conn.close_request() {
                 return self.finish(End::Close(req)).await;
             }
-            if let Err(end) = self.write_what_is_due() {
-                return self.finish(end).await;
+            if flush_at.is_none_or(|t| Instant::now() >= t) {
+                if flush_at.take().is_some() {
+                    // Signals were left pending while lingering (so they
+                    // did not wake this task again): take them now.
+                    self.conn.clear_signal();
+                }
+                if let Err(end) = self.write_what_is_due() {
+                    return self.finish(end).await;
+                }
             }
             let can_read = self.held.is_empty() && self.throttled_until.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
             let end = tokio::select! {
                 _ = self.conn.signalled() => {
-                    self.conn.clear_signal();
+                    if !linger.is_zero()
+                        && flush_at.is_none()
+                        && self.out.is_empty()
+                        && self.conn.outbox.lock().control.is_empty()
+                    {
+                        // Linger: leave the signal set, so that messages
+                        // arriving meanwhile do not wake this task again.
+                        flush_at = Some(Instant::now() + linger);
+                    } else {
+                        self.conn.clear_signal();
+                    }
                     Ok(())
                 }
+                () = sleep_until(flush_at), if flush_at.is_some() => Ok(()),
                 r = self.stream.readable(), if can_read => match r {
                     Ok(()) => self.read_some(),
                     Err(_) => Err(End::Gone),

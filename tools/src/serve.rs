@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Tokio worker threads [default: 2].
     #[arg(long, env = "WSE_WORKER_THREADS")]
     worker_threads: Option<usize>,
+    /// Microseconds topic messages may wait to share one write [default: 0].
+    #[arg(long, env = "WSE_WRITE_COALESCE_US")]
+    write_coalesce_us: Option<u64>,
     /// Run the counting app of `wse bench inbound` behind the server
     /// (events through the application queue).
     #[arg(long, hide = true)]
@@ -129,6 +132,7 @@ struct FileSettings {
     retention_bytes: Option<u64>,
     retention_seconds: Option<u64>,
     worker_threads: Option<usize>,
+    write_coalesce_us: Option<u64>,
 }
 
 impl ServeArgs {
@@ -207,6 +211,9 @@ impl ServeArgs {
         }
         if let Some(v) = pick!(worker_threads) {
             c.worker_threads = v;
+        }
+        if let Some(v) = pick!(write_coalesce_us) {
+            c.write_coalesce = Duration::from_micros(v);
         }
         let key = match (pick!(jwt_secret), pick!(jwt_secret_file)) {
             (Some(s), _) => Some(s.into_bytes()),

@@ -38,6 +38,10 @@ pub struct Setup {
     /// Tokio worker threads of the load generator.
     #[arg(long, value_name = "T", default_value_t = 2)]
     pub client_threads: usize,
+    /// The server's `--write-coalesce-us`: how long topic messages may
+    /// wait to share one write (0: write at once).
+    #[arg(long, value_name = "US", default_value_t = 0)]
+    pub write_coalesce_us: u64,
 }
 
 impl Setup {
@@ -137,6 +141,7 @@ impl ServerProcess {
             .args(["--inbound-rate", "1e9", "--inbound-burst", "1e9"])
             .args(["--max-connections", "200000"])
             .args(["--worker-threads", &setup.server_threads.to_string()])
+            .args(["--write-coalesce-us", &setup.write_coalesce_us.to_string()])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
