@@ -87,6 +87,9 @@ pub struct ServerConfig {
     /// Inbound queue capacity in events (default 131,072). When full,
     /// readers wait (TCP back-pressure to the clients); nothing is dropped.
     pub max_inbound_queue: usize,
+    /// Bytes of the frames behind the queued events at most (default 64
+    /// MiB), so that large messages cannot make the queue huge.
+    pub max_inbound_queue_bytes: usize,
     /// Where application events go (default the queue).
     pub event_delivery: EventDelivery,
     /// Topics at most per connection (default 0 = unlimited).
@@ -154,6 +157,7 @@ impl Default for ServerConfig {
             write_coalesce: Duration::ZERO,
             close_grace: Duration::from_secs(10),
             max_inbound_queue: 131_072,
+            max_inbound_queue_bytes: 64 << 20,
             event_delivery: EventDelivery::Queue,
             max_subscriptions_per_connection: 0,
             max_topic_bytes: 256,
@@ -211,6 +215,11 @@ impl ServerConfig {
         }
         if self.max_inbound_queue == 0 {
             return Err(ConfigError("max_inbound_queue must be positive".into()));
+        }
+        if self.max_inbound_queue_bytes == 0 {
+            return Err(ConfigError(
+                "max_inbound_queue_bytes must be positive".into(),
+            ));
         }
         if self.worker_threads == 0 {
             return Err(ConfigError("worker_threads must be positive".into()));

@@ -90,10 +90,17 @@ pub enum AppEvent {
     },
 }
 
-/// The bounded queue of application events.
+/// Weight of an event without a frame behind it (lifecycle, presence).
+pub const SMALL_EVENT: usize = 64;
+
+/// The bounded queue of application events, bounded in events and in
+/// bytes (the frames they came from), so large messages cannot make it
+/// hold gigabytes.
 pub struct InboundQueue {
-    events: Mutex<VecDeque<AppEvent>>,
+    events: Mutex<VecDeque<(AppEvent, usize)>>,
     capacity: usize,
+    max_bytes: usize,
+    bytes: AtomicUsize,
     not_empty: Condvar,
     space: Notify,
     depth: AtomicUsize,
@@ -103,11 +110,15 @@ pub struct InboundQueue {
 }
 
 impl InboundQueue {
-    /// A queue holding at most `capacity` ordinary events.
-    pub fn new(capacity: usize) -> Self {
+    /// A queue holding at most `capacity` ordinary events of at most
+    /// `max_bytes` together (one event is always let in when the queue is
+    /// empty, whatever its size).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             events: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(1),
+            bytes: AtomicUsize::new(0),
             not_empty: Condvar::new(),
             space: Notify::new(),
             depth: AtomicUsize::new(0),
@@ -116,14 +127,14 @@ impl InboundQueue {
         }
     }
 
-    /// Queue `event`, waiting while the queue is full.
-    pub async fn push(&self, event: AppEvent) {
+    /// Queue `event` (of `weight` bytes), waiting while the queue is full.
+    pub async fn push(&self, event: AppEvent, weight: usize) {
         let mut event = Some(event);
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Err(e) = self.try_push(event.take().expect("event is present")) {
+            if let Err(e) = self.try_push(event.take().expect("event is present"), weight) {
                 event = Some(e);
             } else {
                 return;
@@ -132,17 +143,20 @@ impl InboundQueue {
         }
     }
 
-    /// Queue `event` if there is room; gives it back when the queue is full.
-    pub fn try_push(&self, event: AppEvent) -> Result<(), AppEvent> {
+    /// Queue `event` (of `weight` bytes: the frame it came from) if there
+    /// is room; gives it back when the queue is full.
+    pub fn try_push(&self, event: AppEvent, weight: usize) -> Result<(), AppEvent> {
         if self.closed.load(Ordering::Acquire) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let mut q = self.events.lock();
-        if q.len() >= self.capacity {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        if q.len() >= self.capacity || (!q.is_empty() && bytes + weight > self.max_bytes) {
             return Err(event);
         }
-        q.push_back(event);
+        q.push_back((event, weight));
+        self.bytes.store(bytes + weight, Ordering::Relaxed);
         self.depth.store(q.len(), Ordering::Relaxed);
         drop(q);
         self.not_empty.notify_one();
@@ -159,7 +173,8 @@ impl InboundQueue {
             return;
         }
         let mut q = self.events.lock();
-        q.push_back(event);
+        q.push_back((event, SMALL_EVENT));
+        self.bytes.fetch_add(SMALL_EVENT, Ordering::Relaxed);
         self.depth.store(q.len(), Ordering::Relaxed);
         drop(q);
         self.not_empty.notify_one();
@@ -180,6 +195,7 @@ impl InboundQueue {
 
     fn has_space(&self) -> bool {
         self.depth.load(Ordering::Relaxed) < self.capacity
+            && self.bytes.load(Ordering::Relaxed) < self.max_bytes
     }
 
     /// Take up to `max` events, waiting up to `timeout` for the first one.
@@ -193,7 +209,15 @@ impl InboundQueue {
             }
         }
         let n = q.len().min(max);
-        let out: Vec<AppEvent> = q.drain(..n).collect();
+        let mut freed = 0;
+        let out: Vec<AppEvent> = q
+            .drain(..n)
+            .map(|(e, w)| {
+                freed += w;
+                e
+            })
+            .collect();
+        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         self.depth.store(q.len(), Ordering::Relaxed);
         drop(q);
         if !out.is_empty() {
@@ -224,6 +248,7 @@ impl InboundQueue {
     pub fn reopen(&self) {
         let mut q = self.events.lock();
         q.clear();
+        self.bytes.store(0, Ordering::Relaxed);
         self.depth.store(0, Ordering::Relaxed);
         self.closed.store(false, Ordering::Release);
     }
@@ -240,15 +265,15 @@ mod tests {
 
     #[test]
     fn drain_waits_for_the_first_event_and_keeps_order() {
-        let q = Arc::new(InboundQueue::new(10));
+        let q = Arc::new(InboundQueue::new(10, 1 << 20));
         assert!(q.drain(10, Duration::from_millis(1)).is_empty());
         let q2 = q.clone();
         let t = std::thread::spawn(move || q2.drain(10, Duration::from_secs(30)));
-        q.try_push(ev(1)).unwrap();
+        q.try_push(ev(1), 1).unwrap();
         let got = t.join().unwrap();
         assert_eq!(got, vec![ev(1)]);
         for i in 0..5 {
-            q.try_push(ev(i)).unwrap();
+            q.try_push(ev(i), 1).unwrap();
         }
         assert_eq!(q.drain(3, Duration::ZERO), vec![ev(0), ev(1), ev(2)]);
         assert_eq!(q.depth(), 2);
@@ -256,12 +281,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_makes_producers_wait_instead_of_dropping() {
-        let q = Arc::new(InboundQueue::new(2));
-        q.push(ev(0)).await;
-        q.push(ev(1)).await;
-        assert!(q.try_push(ev(2)).is_err());
+        let q = Arc::new(InboundQueue::new(2, 1 << 20));
+        q.push(ev(0), 1).await;
+        q.push(ev(1), 1).await;
+        assert!(q.try_push(ev(2), 1).is_err());
         let q2 = q.clone();
-        let producer = tokio::spawn(async move { q2.push(ev(2)).await });
+        let producer = tokio::spawn(async move { q2.push(ev(2), 1).await });
         tokio::task::yield_now().await;
         assert!(!producer.is_finished());
         let drained = tokio::task::spawn_blocking({
@@ -277,8 +302,19 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_bound_holds_back_large_events_but_never_a_lone_one() {
+        let q = InboundQueue::new(100, 1000);
+        q.try_push(ev(1), 5000).unwrap();
+        assert!(q.try_push(ev(2), 10).is_err(), "over the byte bound");
+        assert_eq!(q.drain(10, Duration::ZERO).len(), 1);
+        q.try_push(ev(2), 600).unwrap();
+        assert!(q.try_push(ev(3), 600).is_err());
+        q.try_push(ev(3), 300).unwrap();
+    }
+
+    #[test]
     fn close_releases_a_blocked_drain() {
-        let q = Arc::new(InboundQueue::new(2));
+        let q = Arc::new(InboundQueue::new(2, 1 << 20));
         let q2 = q.clone();
         let t = std::thread::spawn(move || q2.drain(10, Duration::from_secs(3600)));
         // Close until the drainer is released (it may not be waiting yet).

@@ -119,6 +119,8 @@ pub struct ServerOptions {
     pub inbound_rate_capacity: f64,
     /// Client messages per connection per second.
     pub inbound_rate_refill: f64,
+    /// Bytes of queued inbound frames at most.
+    pub max_inbound_queue_bytes: usize,
 }
 
 impl ServerOptions {
@@ -167,6 +169,7 @@ impl ServerOptions {
             rate_limit_capacity: self.rate_limit_capacity,
             rate_limit_refill: self.rate_limit_refill,
             inbound_rate_capacity: self.inbound_rate_capacity,
+            max_inbound_queue_bytes: self.max_inbound_queue_bytes,
             inbound_rate_refill: self.inbound_rate_refill,
             max_outbound_bytes: self.max_outbound_queue_bytes,
             slow_consumer,

@@ -131,6 +131,7 @@ impl RustWSEServer {
         app_events=true,
         inbound_rate_capacity=10000.0,
         inbound_rate_refill=5000.0,
+        max_inbound_queue_bytes=67108864,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -176,6 +177,7 @@ impl RustWSEServer {
         app_events: bool,
         inbound_rate_capacity: f64,
         inbound_rate_refill: f64,
+        max_inbound_queue_bytes: usize,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -220,6 +222,7 @@ impl RustWSEServer {
             app_events,
             inbound_rate_capacity,
             inbound_rate_refill,
+            max_inbound_queue_bytes,
         }
         .into_config()?;
         let server =

@@ -94,7 +94,10 @@ impl Server {
     pub fn new(config: ServerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self {
-            events: Arc::new(InboundQueue::new(config.max_inbound_queue)),
+            events: Arc::new(InboundQueue::new(
+                config.max_inbound_queue,
+                config.max_inbound_queue_bytes,
+            )),
             config,
             running: Mutex::new(None),
         })

@@ -130,6 +130,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         rbuf,
         out: OutQueue::default(),
         held: VecDeque::new(),
+        frame_len: 0,
         inbound,
         throttled_until: None,
     };
@@ -158,7 +159,10 @@ struct Session {
     out: OutQueue,
     /// Events read but not yet queued (the inbound queue was full): no
     /// more reading until they are.
-    held: VecDeque<AppEvent>,
+    held: VecDeque<(AppEvent, usize)>,
+    /// Size of the frame being handled (the weight of its event in the
+    /// inbound queue).
+    frame_len: usize,
     /// Client messages per second.
     inbound: TokenBucket,
     /// Reading pauses until then (inbound rate limit).
@@ -266,9 +270,9 @@ impl Session {
 
     /// Queue the held events as far as the queue takes them.
     fn release_held(&mut self) {
-        while let Some(ev) = self.held.pop_front() {
-            if let Err(ev) = self.state.events.try_push(ev) {
-                self.held.push_front(ev);
+        while let Some((ev, weight)) = self.held.pop_front() {
+            if let Err(ev) = self.state.events.try_push(ev, weight) {
+                self.held.push_front((ev, weight));
                 return;
             }
         }

@@ -73,10 +73,12 @@ impl Session {
                 }));
             }
             Incoming::Text(bytes) => {
+                self.frame_len = bytes.len();
                 self.count_message();
                 self.handle_text(&bytes);
             }
             Incoming::Binary(bytes) => {
+                self.frame_len = bytes.len();
                 self.count_message();
                 self.handle_binary(bytes);
             }
@@ -171,12 +173,13 @@ impl Session {
         if self.state.config.event_delivery == EventDelivery::Discard {
             return;
         }
+        let weight = self.frame_len.max(crate::events::SMALL_EVENT);
         if !self.held.is_empty() {
-            self.held.push_back(ev);
+            self.held.push_back((ev, weight));
             return;
         }
-        if let Err(ev) = self.state.events.try_push(ev) {
-            self.held.push_back(ev);
+        if let Err(ev) = self.state.events.try_push(ev, weight) {
+            self.held.push_back((ev, weight));
         }
     }
 }

@@ -103,6 +103,7 @@ class RustWSEServer:
         app_events: bool = True,
         inbound_rate_capacity: float = 10000.0,
         inbound_rate_refill: float = 5000.0,
+        max_inbound_queue_bytes: int = 67108864,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -146,6 +147,9 @@ class RustWSEServer:
           too (standalone servers).
         - ``app_events``: queue events for the app; ``False`` drops them (a
           standalone server without an app).
+        - ``max_inbound_queue_bytes``: bytes of queued client frames at most
+          (64 MiB); past it, as past ``max_inbound_queue`` events, clients
+          are read more slowly instead of losing messages.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
         """
