@@ -333,7 +333,7 @@ fn append_run_tasks(
                     })?;
                     if wait_each {
                         a.visible().await?;
-                    } else if n % 64 == 0 {
+                    } else if n.is_multiple_of(64) {
                         tokio::task::yield_now().await;
                     }
                     n += 1;
