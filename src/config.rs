@@ -131,8 +131,32 @@ pub struct ServerConfig {
     /// Send `server_ready` without JWT too (default false: without JWT the
     /// app sends it, as upstream; `wse serve` turns it on).
     pub server_ready_without_auth: bool,
+    /// Agree end-to-end encryption with clients that ask for it in
+    /// `client_hello` (default true; false answers `encryption:false`).
+    pub encryption: bool,
+    /// Close end-to-end encrypted connections whose key is this old, with
+    /// code 4000 (`rekey`), so that clients reconnect with a fresh key
+    /// (default `None`: keys last as long as the connection). The clients
+    /// cannot renegotiate a key on an open connection; they recover what
+    /// they missed from the log after reconnecting.
+    pub e2e_rekey_interval: Option<Duration>,
+    /// Verify the HMAC-SHA256 `sig` of every client message with this key
+    /// (default `None`: `sig` is passed through unchecked, as upstream).
+    /// Messages without a valid `sig` are refused with an
+    /// `INVALID_SIGNATURE` error (docs/PROTOCOL.md).
+    pub signature_key: Option<SignatureKey>,
     /// Tokio worker threads (default 2).
     pub worker_threads: usize,
+}
+
+/// The key inbound `sig`s are checked with (kept out of `Debug` output).
+#[derive(Clone)]
+pub struct SignatureKey(pub Vec<u8>);
+
+impl std::fmt::Debug for SignatureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignatureKey({} bytes)", self.0.len())
+    }
 }
 
 impl Default for ServerConfig {
@@ -173,6 +197,9 @@ impl Default for ServerConfig {
             core_subscriptions: false,
             client_publish: false,
             server_ready_without_auth: false,
+            encryption: true,
+            e2e_rekey_interval: None,
+            signature_key: None,
             worker_threads: 2,
         }
     }
@@ -220,6 +247,14 @@ impl ServerConfig {
             return Err(ConfigError(
                 "max_inbound_queue_bytes must be positive".into(),
             ));
+        }
+        if self.e2e_rekey_interval.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError(
+                "e2e_rekey_interval must be positive when set".into(),
+            ));
+        }
+        if self.signature_key.as_ref().is_some_and(|k| k.0.is_empty()) {
+            return Err(ConfigError("signature_key must not be empty".into()));
         }
         if self.worker_threads == 0 {
             return Err(ConfigError("worker_threads must be positive".into()));

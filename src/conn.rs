@@ -5,13 +5,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::e2e::E2eKey;
 use crate::fanout::Channel;
 use crate::rate_limit::TokenBucket;
 use crate::topics::{TopicAcl, TopicPattern};
@@ -131,6 +132,10 @@ pub struct Conn {
     pub limiter: Mutex<SendLimiter>,
     /// Last data frame from the client, ms since the server started.
     pub last_activity_ms: AtomicU64,
+    /// The end-to-end key, once agreed (set once, under the outbox lock).
+    e2e: OnceLock<E2eKey>,
+    /// When the key was agreed, ms since the server started.
+    pub e2e_since_ms: AtomicU64,
     close: Mutex<Option<CloseRequest>>,
     wake: Notify,
     signalled: AtomicBool,
@@ -160,6 +165,8 @@ impl Conn {
                 last_error: None,
             }),
             last_activity_ms: AtomicU64::new(now_ms),
+            e2e: OnceLock::new(),
+            e2e_since_ms: AtomicU64::new(0),
             close: Mutex::new(None),
             wake: Notify::new(),
             signalled: AtomicBool::new(false),
@@ -184,15 +191,17 @@ impl Conn {
         self.signalled.store(false, Ordering::Release);
     }
 
-    /// Queue a frame for this connection alone. Returns false (and queues
-    /// nothing) when its queued bytes would pass `limit` (0 = no limit).
+    /// Queue a protocol frame (pong, `server_hello`, ping, protocol
+    /// errors) for this connection alone; these are never encrypted.
+    /// Returns false (and queues nothing) when its queued bytes would pass
+    /// `limit` (0 = no limit).
     pub fn push_control(&self, frame: Bytes, limit: usize) -> bool {
         if self.is_closing() {
             return false;
         }
         {
             let mut ob = self.outbox.lock();
-            if limit > 0 && ob.control_bytes + frame.len() > limit {
+            if !Self::fits(&ob, &frame, limit) {
                 return false;
             }
             ob.control_bytes += frame.len();
@@ -200,6 +209,54 @@ impl Conn {
         }
         self.signal();
         true
+    }
+
+    /// Queue a data frame (a reply, `send*` output, a queue-group message)
+    /// for this connection alone: sealed first when the connection is
+    /// end-to-end encrypted. Same return as [`Conn::push_control`].
+    pub fn push_data(&self, frame: Bytes, limit: usize) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        // Seal outside the lock; the key is set under it, so a frame
+        // sealed (or not) here is re-checked there.
+        let sealed = self.e2e.get().map(|k| k.seal_frame(&frame));
+        {
+            let mut ob = self.outbox.lock();
+            let f = match (sealed, self.e2e.get()) {
+                (Some(f), _) => f,
+                (None, Some(k)) => k.seal_frame(&frame),
+                (None, None) => frame,
+            };
+            if !Self::fits(&ob, &f, limit) {
+                return false;
+            }
+            ob.control_bytes += f.len();
+            ob.control.push_back(f);
+        }
+        self.signal();
+        true
+    }
+
+    fn fits(ob: &Outbox, frame: &Bytes, limit: usize) -> bool {
+        limit == 0 || ob.control_bytes + frame.len() <= limit
+    }
+
+    /// The end-to-end key, when the connection is encrypted.
+    pub fn e2e(&self) -> Option<&E2eKey> {
+        self.e2e.get()
+    }
+
+    /// Turn end-to-end encryption on (once; false if it already was).
+    /// Returns the frames queued before, which must go out plaintext ahead
+    /// of the `server_hello` that hands the client its key; every data
+    /// frame queued after this call is sealed.
+    pub fn enable_e2e(&self, key: E2eKey, now_ms: u64) -> Option<Vec<Bytes>> {
+        let mut ob = self.outbox.lock();
+        self.e2e.set(key).ok()?;
+        self.e2e_since_ms.store(now_ms, Ordering::Relaxed);
+        ob.control_bytes = 0;
+        Some(ob.control.drain(..).collect())
     }
 
     /// Is this topic allowed by the connection's ACL?

@@ -12,6 +12,8 @@
 //! - [`topics`]: topic patterns (globs) and per-connection topic ACLs.
 //! - [`crypto`]: end-to-end encryption primitives (ECDH P-256, HKDF,
 //!   AES-256-GCM) and the HMAC/SHA-256 signing helpers.
+//! - [`e2e`]: end-to-end encryption of a connection (key agreement,
+//!   sealing its frames at send time, opening what it sends).
 //! - [`compression`]: zlib and msgpack helpers of the `send_event` pipeline.
 //! - [`rate_limit`]: the token bucket used for outbound and inbound limits.
 //! - [`toolkit`]: utilities that Python apps call (priority queues,
@@ -34,6 +36,7 @@ pub mod compression;
 pub mod config;
 pub mod conn;
 pub mod crypto;
+pub mod e2e;
 pub mod events;
 pub mod fanout;
 pub mod metrics;

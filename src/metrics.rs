@@ -47,6 +47,16 @@ pub struct Metrics {
     pub replayed_from_log: AtomicU64,
     /// Connections closed for idleness.
     pub idle_timeouts: AtomicU64,
+    /// Topic, presence and recovered frames sealed for end-to-end
+    /// encrypted connections (the E2E cost of fan-out; frames queued for
+    /// one connection, such as `send` output, are sealed when queued and
+    /// not counted here).
+    pub frames_encrypted: AtomicU64,
+    /// Inbound `E:` frames that could not be opened (or arrived before a
+    /// key exchange).
+    pub decrypt_failures: AtomicU64,
+    /// Inbound messages refused for a missing or bad `sig`.
+    pub signature_failures: AtomicU64,
     /// Publications per topic.
     pub topic_messages: DashMap<Arc<str>, u64>,
 }
@@ -124,6 +134,12 @@ pub struct Health {
     pub slow_consumer_disconnects: u64,
     /// Connections closed for idleness.
     pub idle_timeouts: u64,
+    /// Topic, presence and recovered frames sealed for E2E connections.
+    pub frames_encrypted: u64,
+    /// Inbound encrypted frames that could not be opened.
+    pub decrypt_failures: u64,
+    /// Inbound messages refused for a missing or bad `sig`.
+    pub signature_failures: u64,
 }
 
 /// Render the Prometheus text exposition.
@@ -177,7 +193,22 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             h.presence_total_users.unwrap_or(0).to_string(),
         );
     }
-    let counters: [(&str, &str, u64); 22] = [
+    let counters: [(&str, &str, u64); 25] = [
+        (
+            "wse_frames_encrypted_total",
+            "Topic, presence and recovered frames sealed for end-to-end encrypted connections",
+            Metrics::get(&m.frames_encrypted),
+        ),
+        (
+            "wse_decrypt_failures_total",
+            "Inbound encrypted frames that could not be opened",
+            Metrics::get(&m.decrypt_failures),
+        ),
+        (
+            "wse_signature_failures_total",
+            "Inbound messages refused for a missing or bad signature",
+            Metrics::get(&m.signature_failures),
+        ),
         (
             "wse_messages_received_total",
             "Client messages received",

@@ -26,7 +26,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
-use wse::config::EventDelivery;
+use wse::config::{EventDelivery, SignatureKey};
 use wse::{ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -121,6 +121,13 @@ pub struct ServerOptions {
     pub inbound_rate_refill: f64,
     /// Bytes of queued inbound frames at most.
     pub max_inbound_queue_bytes: usize,
+    /// Agree end-to-end encryption with clients that ask.
+    pub encryption: bool,
+    /// Seconds an end-to-end key may live before its connection is closed
+    /// for a rekey (`None`: as long as the connection).
+    pub e2e_rekey_interval: Option<f64>,
+    /// Verify inbound `sig`s with this HMAC key.
+    pub signature_key: Option<Vec<u8>>,
 }
 
 impl ServerOptions {
@@ -190,6 +197,16 @@ impl ServerOptions {
             client_publish: self.client_publish,
             server_ready_without_auth: self.server_ready_without_auth,
             worker_threads: self.worker_threads,
+            encryption: self.encryption,
+            e2e_rekey_interval: match self.e2e_rekey_interval {
+                None => None,
+                Some(secs) => Some(Duration::try_from_secs_f64(secs).map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "e2e_rekey_interval must be a positive number of seconds, not {secs}"
+                    ))
+                })?),
+            },
+            signature_key: self.signature_key.map(SignatureKey),
             ..ServerConfig::default()
         };
         let log = &mut config.log;

@@ -51,5 +51,8 @@ pub fn to_dict<'py>(py: Python<'py>, h: &Health) -> PyResult<Bound<'py, PyDict>>
     d.set_item("slow_consumer_drops", h.slow_consumer_drops)?;
     d.set_item("slow_consumer_disconnects", h.slow_consumer_disconnects)?;
     d.set_item("idle_timeouts", h.idle_timeouts)?;
+    d.set_item("frames_encrypted", h.frames_encrypted)?;
+    d.set_item("decrypt_failures", h.decrypt_failures)?;
+    d.set_item("signature_failures", h.signature_failures)?;
     Ok(d)
 }

@@ -132,6 +132,9 @@ impl RustWSEServer {
         inbound_rate_capacity=10000.0,
         inbound_rate_refill=5000.0,
         max_inbound_queue_bytes=67108864,
+        encryption=true,
+        e2e_rekey_interval=None,
+        signature_key=None,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -178,6 +181,9 @@ impl RustWSEServer {
         inbound_rate_capacity: f64,
         inbound_rate_refill: f64,
         max_inbound_queue_bytes: usize,
+        encryption: bool,
+        e2e_rekey_interval: Option<f64>,
+        signature_key: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -223,6 +229,9 @@ impl RustWSEServer {
             inbound_rate_capacity,
             inbound_rate_refill,
             max_inbound_queue_bytes,
+            encryption,
+            e2e_rekey_interval,
+            signature_key,
         }
         .into_config()?;
         let server =

@@ -103,8 +103,9 @@ impl SessionCipher {
     }
 
     /// Seals `plaintext` into one buffer laid out as
-    /// `prefix ‖ IV ‖ ciphertext ‖ tag`, so framing needs no second copy.
-    pub(super) fn seal_after(&self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
+    /// `prefix ‖ IV ‖ ciphertext ‖ tag`, so framing (a WebSocket header,
+    /// the `E:` marker) needs no second copy.
+    pub fn seal_after(&self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
         let header = prefix.len() + IV_LEN;
         let mut out = Vec::with_capacity(header + plaintext.len() + TAG_LEN);
         out.extend_from_slice(prefix);
@@ -118,6 +119,32 @@ impl SessionCipher {
             .map_err(AeadError::Encrypt)?;
         out.extend_from_slice(&tag);
         Ok(out)
+    }
+}
+
+impl SessionCipher {
+    /// Appends `IV ‖ ciphertext ‖ tag` sealing `plaintext` to `out`, so
+    /// many messages can be sealed into one buffer (one allocation and one
+    /// write for a batch of frames).
+    pub fn seal_append(
+        &self,
+        out: &mut bytes::BytesMut,
+        plaintext: &[u8],
+    ) -> Result<(), AeadError> {
+        let mut iv = [0u8; IV_LEN];
+        rand::rng().fill_bytes(&mut iv);
+        out.extend_from_slice(&iv);
+        let at = out.len();
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&Nonce::from(iv), b"", &mut out[at..])
+            .map_err(|e| {
+                out.truncate(at - IV_LEN);
+                AeadError::Encrypt(e)
+            })?;
+        out.extend_from_slice(&tag);
+        Ok(())
     }
 }
 

@@ -28,6 +28,14 @@ pub enum SignatureError {
     /// The signature does not match the message under this key.
     #[error("signature mismatch")]
     Mismatch,
+    /// The message is not a JSON object with a string `sig` at its top
+    /// level (unsigned, or not JSON at all: raw text, binary, msgpack).
+    #[error("message is not signed: a JSON object with a string \"sig\" is required")]
+    Missing,
+    /// The `sig` member could not be told apart from an identical one
+    /// nested in the message, so the signed bytes are unknown.
+    #[error("ambiguous signature: the sig member appears more than once")]
+    Ambiguous,
 }
 
 fn keyed(key: &[u8]) -> HmacSha256 {
@@ -84,6 +92,67 @@ pub fn verify_message_signature(
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// Checks the `sig` of a client message as it arrived on the wire.
+///
+/// The signer computed `sig` over its JSON serialization of the message
+/// without `sig`, then added `sig`; serializers keep the other members and
+/// their spacing, so the signed bytes are the received text with the `sig`
+/// member (and one separating comma) cut out. No re-serialization is
+/// involved, so the check does not depend on how we would format numbers
+/// or order keys.
+pub fn verify_signed_json(key: &[u8], raw: &str) -> Result<(), SignatureError> {
+    let (unsigned, sig) = unsigned_form(raw)?;
+    verify_message_signature(key, unsigned.as_bytes(), &sig)
+}
+
+/// The text `raw` had before its top-level `sig` was added, and the `sig`.
+pub fn unsigned_form(raw: &str) -> Result<(String, String), SignatureError> {
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| SignatureError::Missing)?;
+    let sig = value
+        .get("sig")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(SignatureError::Missing)?
+        .to_owned();
+    // The member as text: `"sig"`, optional spaces, `:`, spaces, and the
+    // value. A base64 value holds no characters JSON would escape.
+    let quoted = format!("\"{sig}\"");
+    let mut found = None;
+    let mut from = 0;
+    while let Some(i) = raw[from..].find("\"sig\"") {
+        let start = from + i;
+        let after_key = skip_ws(raw, start + 5);
+        from = start + 5;
+        if !raw[after_key..].starts_with(':') {
+            continue;
+        }
+        let value_at = skip_ws(raw, after_key + 1);
+        if raw[value_at..].starts_with(&quoted) {
+            if found.is_some() {
+                return Err(SignatureError::Ambiguous);
+            }
+            found = Some((start, value_at + quoted.len()));
+        }
+    }
+    let (start, end) = found.ok_or(SignatureError::Missing)?;
+    // Cut one separator: the comma before the member, else the one after.
+    let before = raw[..start].trim_end();
+    let unsigned = if let Some(head) = before.strip_suffix(',') {
+        format!("{head}{}", &raw[end..])
+    } else {
+        let rest = raw[end..].trim_start();
+        match rest.strip_prefix(',') {
+            Some(tail) => format!("{}{}", &raw[..start], tail.trim_start()),
+            None => format!("{}{rest}", &raw[..start]),
+        }
+    };
+    Ok((unsigned, sig))
+}
+
+fn skip_ws(s: &str, at: usize) -> usize {
+    at + s[at..].len() - s[at..].trim_start().len()
 }
 
 /// Lowercase hex of `bytes` (also used for `unpack_event`'s `_raw_hex`).
@@ -153,6 +222,59 @@ mod tests {
         assert_eq!(
             sign_message(r#"{"a":1}"#, b"secret"),
             "2c13798b62219c41b7c6fef258737bd01847771a9010ca4a792c0616ceffd5a2"
+        );
+    }
+
+    #[test]
+    fn unsigned_form_cuts_the_sig_member_wherever_it_is() {
+        let key = b"shared-key";
+        for unsigned in [r#"{"t":"x","p":{"a":1}}"#, r#"{"t": "x", "p": {"a": 1}}"#] {
+            let sig = message_signature(key, unsigned.as_bytes());
+            let compact = unsigned.contains("\":\"");
+            let sep = if compact { "," } else { ", " };
+            let colon = if compact { ":" } else { ": " };
+            let last = format!(
+                "{}{sep}\"sig\"{colon}\"{sig}\"}}",
+                &unsigned[..unsigned.len() - 1]
+            );
+            let first = format!("{{\"sig\"{colon}\"{sig}\"{sep}{}", &unsigned[1..]);
+            for signed in [last, first] {
+                assert_eq!(unsigned_form(&signed).unwrap().0, unsigned, "{signed}");
+                assert_eq!(verify_signed_json(key, &signed), Ok(()));
+                assert_eq!(
+                    verify_signed_json(b"other", &signed),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
+        let only = format!(r#"{{"sig":"{}"}}"#, message_signature(key, b"{}"));
+        assert_eq!(verify_signed_json(key, &only), Ok(()));
+    }
+
+    #[test]
+    fn unsigned_and_ambiguous_messages_are_refused() {
+        assert_eq!(
+            verify_signed_json(b"k", "not json"),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signed_json(b"k", r#"{"t":"x"}"#),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signed_json(b"k", r#"{"p":{"sig":"QQ=="},"t":"x"}"#),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            unsigned_form(r#"{"p":{"sig":"QQ=="},"sig":"QQ=="}"#),
+            Err(SignatureError::Ambiguous)
+        );
+        // A tampered body fails even with the original sig.
+        let sig = message_signature(b"k", br#"{"t":"x"}"#);
+        let tampered = format!(r#"{{"t":"y","sig":"{sig}"}}"#);
+        assert_eq!(
+            verify_signed_json(b"k", &tampered),
+            Err(SignatureError::Mismatch)
         );
     }
 

@@ -178,7 +178,7 @@ fn deliver_to_one(g: &mut Group, f: &Bytes, limit: usize) {
     let n = g.members.len();
     for i in 0..n {
         let idx = (g.next + i) % n;
-        if g.members[idx].push_control(f.clone(), limit) {
+        if g.members[idx].push_data(f.clone(), limit) {
             g.next = (idx + 1) % n;
             return;
         }

@@ -11,6 +11,7 @@ use wse_log::{Appended, LogError, RecordKind};
 
 use crate::compression::{msgpack, zlib};
 use crate::conn::Conn;
+use crate::crypto::{ENCRYPTED_FRAME_PREFIX, MIN_SEALED_LEN};
 use crate::metrics::Metrics;
 use crate::protocol::category::{category_for, inject_category};
 use crate::protocol::clock::rfc3339_millis;
@@ -18,17 +19,27 @@ use crate::protocol::{control, stamp};
 use crate::server::state::ServerState;
 use crate::ws::frame;
 
-/// Queue a text frame, verbatim, for one connection.
+/// Queue a text frame, verbatim, for one connection (sealed into an `E:`
+/// frame on an end-to-end encrypted connection, like all data).
 pub fn send_text(state: &ServerState, conn: &Conn, text: &str) {
     queue(state, conn, frame::text(text.as_bytes()));
 }
 
-/// Queue a binary frame, verbatim, for one connection.
+/// Queue a binary frame, verbatim, for one connection (sealed on an
+/// end-to-end encrypted connection).
 pub fn send_binary(state: &ServerState, conn: &Conn, data: &[u8]) {
     queue(state, conn, frame::binary(data));
 }
 
+/// Queue a data frame (sealed for E2E connections).
 fn queue(state: &ServerState, conn: &Conn, f: Bytes) {
+    if !conn.push_data(f, state.config.max_outbound_bytes) {
+        Metrics::add(&state.metrics.slow_consumer_drops, 1);
+    }
+}
+
+/// Queue a protocol frame (rate-limit errors and warnings: plaintext).
+fn queue_control(state: &ServerState, conn: &Conn, f: Bytes) {
     if !conn.push_control(f, state.config.max_outbound_bytes) {
         Metrics::add(&state.metrics.slow_consumer_drops, 1);
     }
@@ -57,7 +68,12 @@ pub fn send_event(
     }
     let envelope = envelope(state, event);
     let msgpack = conn.is_some_and(|c| c.msgpack);
-    let body: Vec<u8> = if msgpack {
+    let e2e = conn.is_some_and(|c| c.e2e().is_some());
+    let body: Vec<u8> = if e2e {
+        // The clients read only JSON inside `E:` (an `M:` payload would be
+        // dropped), and sealed frames are never compressed; `queue` seals.
+        serde_json::to_vec(&envelope).unwrap_or_default()
+    } else if msgpack {
         let mut b = b"M:".to_vec();
         b.extend(msgpack::pack_msgpack(&envelope).unwrap_or_default());
         b
@@ -71,7 +87,11 @@ pub fn send_event(
             json
         }
     };
-    let len = body.len();
+    let len = if e2e {
+        ENCRYPTED_FRAME_PREFIX.len() + MIN_SEALED_LEN + body.len()
+    } else {
+        body.len()
+    };
     if let Some(conn) = conn {
         queue(state, conn, frame::binary(&body));
         Metrics::add(&state.metrics.messages_sent, 1);
@@ -114,7 +134,7 @@ fn take_token(state: &ServerState, conn: &Conn) -> bool {
         if l.last_error.is_none_or(|t| now - t >= second) {
             l.last_error = Some(now);
             drop(l);
-            queue(state, conn, frame::text(control::RATE_LIMITED.as_bytes()));
+            queue_control(state, conn, frame::text(control::RATE_LIMITED.as_bytes()));
         }
         return false;
     }
@@ -123,7 +143,7 @@ fn take_token(state: &ServerState, conn: &Conn) -> bool {
         l.last_warning = Some(now);
         drop(l);
         let warning = control::rate_limit_warning(capacity, tokens);
-        queue(state, conn, frame::text(warning.as_bytes()));
+        queue_control(state, conn, frame::text(warning.as_bytes()));
     }
     true
 }

@@ -60,6 +60,19 @@ pub fn key_exchange_failed(detail: &str) -> String {
     )
 }
 
+/// A core `error` frame with `code` and `message` (JSON-escaped);
+/// `recoverable: true` because the connection stays open.
+#[must_use]
+pub fn error(code: &str, message: &str) -> String {
+    serde_json::json!({
+        "c": "WSE",
+        "t": "error",
+        "p": {"code": code, "message": message, "recoverable": true},
+        "v": 1,
+    })
+    .to_string()
+}
+
 /// The error sent (at most once per second) when `send_event` finds the
 /// connection's bucket empty.
 pub const RATE_LIMITED: &str = r#"{"c":"WSE","t":"error","p":{"code":"RATE_LIMITED","message":"Rate limit exceeded","retry_after":1.0},"v":1}"#;

@@ -643,6 +643,9 @@ impl Server {
             slow_consumer_drops: Metrics::get(&m.slow_consumer_drops),
             slow_consumer_disconnects: Metrics::get(&m.slow_consumer_disconnects),
             idle_timeouts: Metrics::get(&m.idle_timeouts),
+            frames_encrypted: Metrics::get(&m.frames_encrypted),
+            decrypt_failures: Metrics::get(&m.decrypt_failures),
+            signature_failures: Metrics::get(&m.signature_failures),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The server's clock: pings every `ping_interval`, and the idle timeout.
+//! The server's clock: pings every `ping_interval`, the idle timeout, and
+//! the end-to-end rekey interval.
 //!
 //! One task for all connections (no timer per connection). Closing an idle
 //! connection is a request the connection's own task carries out, so no
@@ -17,11 +18,14 @@ use crate::ws::frame::{self, close_code};
 /// Tick until the server stops.
 pub async fn run(state: Arc<ServerState>) {
     let cfg = &state.config;
-    let tick = (cfg.idle_timeout / 8).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let tick = (cfg.idle_timeout / 8)
+        .min(cfg.e2e_rekey_interval.map_or(Duration::MAX, |d| d / 4))
+        .clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_ping = tokio::time::Instant::now() + cfg.ping_interval;
     let idle_ms = cfg.idle_timeout.as_millis() as u64;
+    let rekey_ms = cfg.e2e_rekey_interval.map(|d| d.as_millis() as u64);
     loop {
         tokio::select! {
             _ = interval.tick() => {}
@@ -46,6 +50,20 @@ pub async fn run(state: Arc<ServerState>) {
                         flush: false,
                     });
                 }
+                continue;
+            }
+            if let Some(rekey) = rekey_ms
+                && c.e2e().is_some()
+                && !c.is_closing()
+                && now_ms.saturating_sub(c.e2e_since_ms.load(Ordering::Relaxed)) >= rekey
+            {
+                // The clients cannot renegotiate a key on an open
+                // connection: they reconnect (and recover) for a new one.
+                c.request_close(CloseRequest {
+                    code: Some(close_code::REKEY),
+                    reason: "rekey".into(),
+                    flush: true,
+                });
                 continue;
             }
             if let Some(p) = &ping {

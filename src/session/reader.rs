@@ -10,11 +10,15 @@ use serde_json::Value;
 use super::{End, Session};
 use crate::config::EventDelivery;
 use crate::conn::CloseRequest;
+use crate::crypto::signing::{SignatureError, verify_signed_json};
+use crate::e2e;
 use crate::events::AppEvent;
 use crate::metrics::Metrics;
 use crate::protocol::control;
 use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hello};
-use crate::protocol::inbound::{BinaryInbound, TextInbound, classify_binary, classify_text};
+use crate::protocol::inbound::{
+    BinaryInbound, ClientHello, TextInbound, classify_binary, classify_text,
+};
 use crate::ws::frame::{self, FrameParser, Incoming};
 
 /// Smallest read.
@@ -102,51 +106,164 @@ impl Session {
     fn handle_text(&mut self, bytes: &Bytes) {
         // The frame parser validated UTF-8.
         let text = std::str::from_utf8(bytes).unwrap_or_default();
+        self.handle_text_str(text);
+    }
+
+    fn handle_text_str(&mut self, text: &str) {
         let limit = self.state.config.max_outbound_bytes;
         match classify_text(text) {
-            TextInbound::ClientHello(hello) => {
-                let reply = server_hello(
-                    &ServerHello {
-                        connection_id: &self.conn.id_str,
-                        client_protocol_version: hello.protocol_version,
-                        recovery_enabled: self.state.config.recovery_enabled,
-                        cluster_enabled: false,
-                        encryption_public_key: None,
-                        max_message_size: self.state.config.max_message_size as u64,
-                        rate_limit_capacity: self.state.config.rate_limit_capacity,
-                        rate_limit_refill: self.state.config.rate_limit_refill,
-                        ping_interval: self.state.config.ping_interval,
-                        server_version: COMPAT_SERVER_VERSION,
-                    },
-                    SystemTime::now(),
-                );
-                self.conn.push_control(frame::text(reply.as_bytes()), limit);
-            }
+            TextInbound::ClientHello(hello) => self.answer_hello(&hello),
             TextInbound::Ping { client_timestamp } => {
                 let reply = control::pong(client_timestamp, SystemTime::now());
                 self.conn.push_control(frame::text(reply.as_bytes()), limit);
             }
             TextInbound::Pong => {}
-            TextInbound::Msg(value) => self.handle_message(value),
-            TextInbound::Raw(raw) => self.emit(AppEvent::Raw {
-                conn: self.conn.id,
-                text: raw.to_owned(),
-            }),
+            TextInbound::Msg(value) => {
+                if self.signature_ok(Some(text)) {
+                    self.handle_message(value);
+                }
+            }
+            TextInbound::Raw(raw) => {
+                if self.signature_ok(None) {
+                    self.emit(AppEvent::Raw {
+                        conn: self.conn.id,
+                        text: raw.to_owned(),
+                    });
+                }
+            }
         }
+    }
+
+    /// Answer `client_hello` with `server_hello`, agreeing on an end-to-end
+    /// key first when the client asks for one (once per connection).
+    fn answer_hello(&mut self, hello: &ClientHello) {
+        let limit = self.state.config.max_outbound_bytes;
+        let wants_key =
+            hello.encryption_requested && self.state.config.encryption && self.conn.e2e().is_none();
+        let agreement = if wants_key {
+            let key = hello.encryption_public_key.as_deref().unwrap_or_default();
+            match e2e::agree(key) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let f = control::key_exchange_failed(&e.to_string());
+                    self.conn.push_control(frame::text(f.as_bytes()), limit);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let reply = server_hello(
+            &ServerHello {
+                connection_id: &self.conn.id_str,
+                client_protocol_version: hello.protocol_version,
+                recovery_enabled: self.state.config.recovery_enabled,
+                cluster_enabled: false,
+                encryption_public_key: agreement.as_ref().map(|a| a.server_public_key.as_str()),
+                max_message_size: self.state.config.max_message_size as u64,
+                rate_limit_capacity: self.state.config.rate_limit_capacity,
+                rate_limit_refill: self.state.config.rate_limit_refill,
+                ping_interval: self.state.config.ping_interval,
+                server_version: COMPAT_SERVER_VERSION,
+            },
+            SystemTime::now(),
+        );
+        let reply = frame::text(reply.as_bytes());
+        let Some(agreement) = agreement else {
+            self.conn.push_control(reply, limit);
+            return;
+        };
+        // What was due before the key exchange goes out plaintext, then
+        // server_hello (which gives the client its key), then only sealed
+        // data: the client can open every E: frame it receives.
+        self.out.fill(&self.state, &self.conn);
+        let now = self.state.now_ms();
+        if let Some(early) = self.conn.enable_e2e(agreement.key, now) {
+            for f in early {
+                self.out.push(f);
+            }
+        }
+        self.out.push(reply);
     }
 
     fn handle_binary(&mut self, bytes: Bytes) {
         match classify_binary(&bytes, self.conn.msgpack) {
-            // End-to-end encryption is negotiated by a later feature; until
-            // then an `E:` frame has no key to open it and is dropped, as
-            // upstream drops frames it cannot decrypt.
-            BinaryInbound::Encrypted(_) => {}
-            BinaryInbound::Msg(value) => self.handle_message(value),
-            BinaryInbound::Bin(_) => self.emit(AppEvent::Binary {
-                conn: self.conn.id,
-                data: bytes,
-            }),
+            BinaryInbound::Encrypted(_) => self.handle_encrypted(&bytes),
+            BinaryInbound::Msg(value) => {
+                if self.signature_ok(None) {
+                    self.handle_message(value);
+                }
+            }
+            BinaryInbound::Bin(_) => {
+                if self.signature_ok(None) {
+                    self.emit(AppEvent::Binary {
+                        conn: self.conn.id,
+                        data: bytes,
+                    });
+                }
+            }
         }
+    }
+
+    /// An `E:` frame: opened with the connection's key and handled as the
+    /// text it seals; refused with an error frame when it cannot be.
+    fn handle_encrypted(&mut self, frame_bytes: &[u8]) {
+        let opened = match self.conn.e2e() {
+            None => Err((
+                "ENCRYPTION_NOT_NEGOTIATED".to_owned(),
+                "encrypted frame received before an end-to-end key was agreed in client_hello"
+                    .to_owned(),
+            )),
+            Some(key) => match key.open(frame_bytes) {
+                Err(e) => Err((
+                    "DECRYPTION_FAILED".to_owned(),
+                    format!("encrypted frame could not be opened: {e}"),
+                )),
+                Ok(plain) => String::from_utf8(plain).map_err(|_| {
+                    (
+                        "DECRYPTION_FAILED".to_owned(),
+                        "encrypted frame does not hold UTF-8 text".to_owned(),
+                    )
+                }),
+            },
+        };
+        match opened {
+            Ok(text) => self.handle_text_str(&text),
+            Err((code, message)) => {
+                Metrics::add(&self.state.metrics.decrypt_failures, 1);
+                self.refuse(&code, &message);
+            }
+        }
+    }
+
+    /// With `signature_key` configured, is this message's `sig` valid?
+    /// (`raw`: the JSON text as received; `None` for messages that cannot
+    /// carry a signature.) Refuses the message with an error otherwise.
+    fn signature_ok(&mut self, raw: Option<&str>) -> bool {
+        let Some(key) = &self.state.config.signature_key else {
+            return true;
+        };
+        let checked = match raw {
+            Some(raw) => verify_signed_json(&key.0, raw),
+            None => Err(SignatureError::Missing),
+        };
+        match checked {
+            Ok(()) => true,
+            Err(e) => {
+                Metrics::add(&self.state.metrics.signature_failures, 1);
+                self.refuse("INVALID_SIGNATURE", &format!("message refused: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Tell the client a message was refused (the connection stays open).
+    fn refuse(&mut self, code: &str, message: &str) {
+        let f = control::error(code, message);
+        self.conn.push_control(
+            frame::text(f.as_bytes()),
+            self.state.config.max_outbound_bytes,
+        );
     }
 
     /// A JSON (or msgpack) message: the core's own, or the app's.

@@ -12,6 +12,7 @@ use wse_log::{LogError, Position, ReadLimits};
 
 use crate::config::SlowConsumerPolicy;
 use crate::conn::Conn;
+use crate::fanout::ring::{Behind, FrameRing};
 use crate::metrics::Metrics;
 use crate::server::state::ServerState;
 use crate::ws::frame;
@@ -151,13 +152,18 @@ impl OutQueue {
 /// its replay. A subscription further than `max_outbound_bytes` behind its
 /// topic's head while the socket is not taking data (`blocked`) is a slow
 /// consumer: disconnected or skipped ahead, by policy.
+///
+/// On an end-to-end encrypted connection the shared plaintext frames are
+/// taken one by one and sealed after the locks are released.
 fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<Bytes>) {
     let mut behind = Vec::new();
     let mut frames = 0u64;
+    let e2e = conn.e2e();
+    let start = out.len();
     {
         let mut ob = conn.outbox.lock();
         for (topic, sub) in ob.subs.iter_mut() {
-            frames += gather_presence(sub, budget, out);
+            frames += gather_presence(sub, budget, e2e.is_some(), out);
             let ring = sub.channel.ring.read();
             if let Some((stop, resume)) = sub.replay
                 && sub.cursor >= stop
@@ -169,7 +175,7 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
             if sub.cursor >= target {
                 continue;
             }
-            match ring.collect(sub.cursor, target, budget, out) {
+            match collect(&ring, sub.cursor, target, budget, e2e.is_some(), out) {
                 Ok(reached) => {
                     frames += reached - sub.cursor;
                     sub.cursor = reached;
@@ -177,6 +183,15 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
                 Err(_) => behind.push((topic.clone(), sub.cursor, target)),
             }
         }
+    }
+    if let Some(key) = e2e
+        && out.len() > start
+    {
+        let mut sealed = BytesMut::new();
+        key.seal_frames_into(&mut sealed, &out[start..]);
+        Metrics::add(&state.metrics.frames_encrypted, (out.len() - start) as u64);
+        out.truncate(start);
+        out.push(sealed.freeze());
     }
     for (topic, from, target) in behind {
         frames += catch_up_from_log(state, conn, &topic, from, target, budget, out);
@@ -226,19 +241,43 @@ pub fn apply_slow_consumer_policy(state: &ServerState, conn: &Conn) -> Result<()
 /// Presence frames of one subscription since its presence cursor (a
 /// subscriber too far behind skips to the oldest still held: presence is
 /// state, and the next change brings it up to date). Returns the frames.
-fn gather_presence(sub: &mut crate::conn::Sub, budget: usize, out: &mut Vec<Bytes>) -> u64 {
+fn gather_presence(
+    sub: &mut crate::conn::Sub,
+    budget: usize,
+    one_by_one: bool,
+    out: &mut Vec<Bytes>,
+) -> u64 {
     let ring = sub.channel.presence.read();
     if sub.presence_cursor >= ring.head() {
         return 0;
     }
     let from = sub.presence_cursor.max(ring.first());
-    match ring.collect(from, ring.head(), budget, out) {
+    match collect(&ring, from, ring.head(), budget, one_by_one, out) {
         Ok(reached) => {
             sub.presence_cursor = reached;
             reached - from
         }
         Err(_) => 0,
     }
+}
+
+/// Frames `from..to` of a ring: slices of whole runs, or (`one_by_one`,
+/// for connections that seal each frame) one slice per frame.
+fn collect(
+    ring: &FrameRing,
+    from: u64,
+    to: u64,
+    budget: usize,
+    one_by_one: bool,
+    out: &mut Vec<Bytes>,
+) -> Result<u64, Behind> {
+    if !one_by_one {
+        return ring.collect(from, to, budget, out);
+    }
+    let frames = ring.frames(from, to, budget)?;
+    let reached = from + frames.len() as u64;
+    out.extend(frames);
+    Ok(reached)
 }
 
 /// Frame records `from..target` of `topic` read from the log, and move the
@@ -265,14 +304,23 @@ fn catch_up_from_log(
         .read(topic, Position::new(pos.epoch, from), limits)
     {
         Ok(batch) => {
-            let mut buf = BytesMut::new();
             let n = batch.records.len() as u64;
-            for r in &batch.records {
-                frame::put_header(&mut buf, frame::TEXT, r.payload_len());
-                buf.extend_from_slice(r.payload_ref());
+            let mut framed = Vec::new();
+            if let Some(key) = conn.e2e() {
+                let mut sealed = BytesMut::new();
+                key.seal_payloads_into(&mut sealed, batch.records.iter().map(|r| r.payload_ref()));
+                framed.push(sealed.freeze());
+                Metrics::add(&state.metrics.frames_encrypted, n);
+            } else {
+                let mut buf = BytesMut::new();
+                for r in &batch.records {
+                    frame::put_header(&mut buf, frame::TEXT, r.payload_len());
+                    buf.extend_from_slice(r.payload_ref());
+                }
+                framed.push(buf.freeze());
             }
             Metrics::add(&state.metrics.replayed_from_log, n);
-            (batch.next_offset, Some((buf.freeze(), n)))
+            (batch.next_offset, Some((framed, n)))
         }
         Err(LogError::NotRecoverable(nr)) => (nr.first_offset.max(from), None),
         Err(e) => {
@@ -289,8 +337,8 @@ fn catch_up_from_log(
     }
     sub.cursor = next.max(from);
     match framed {
-        Some((bytes, n)) => {
-            out.push(bytes);
+        Some((framed, n)) => {
+            out.extend(framed);
             n
         }
         None => 0,

@@ -78,8 +78,9 @@ impl RegexCache {
 static CACHE: LazyLock<Mutex<RegexCache>> =
     LazyLock::new(|| Mutex::new(RegexCache::new(REGEX_CACHE_CAPACITY)));
 
-/// Compiles `pattern` with Python `re.match` semantics (anchored at the
-/// start: `^(?:pattern)` unless it already starts with `^`).
+/// Compiles `pattern` with Python `re.match` semantics: anchored at the
+/// start as `^(?:pattern)`, always, so every alternative is anchored
+/// (`^a|b` must not match `"xb"`; a leading `^` is then merely redundant).
 fn compile_anchored(pattern: &str) -> Compiled {
     if pattern.len() > MAX_PATTERN_LEN {
         return Err(format!(
@@ -87,12 +88,7 @@ fn compile_anchored(pattern: &str) -> Compiled {
             pattern.len()
         ));
     }
-    let anchored = if pattern.starts_with('^') {
-        pattern.to_owned()
-    } else {
-        format!("^(?:{pattern})")
-    };
-    RegexBuilder::new(&anchored)
+    RegexBuilder::new(&format!("^(?:{pattern})"))
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .build()
@@ -122,6 +118,12 @@ mod tests {
         assert!(alt.is_match("b..."));
         assert!(!alt.is_match("cb"));
         assert!(cached_regex("^x$").unwrap().is_match("x"));
+        // Python: re.match("^a|b", "xb") is None; the `b` branch is
+        // anchored too.
+        let leading = cached_regex("^a|b").unwrap();
+        assert!(!leading.is_match("xb"));
+        assert!(leading.is_match("b"));
+        assert!(leading.is_match("ab"));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub mod close_code {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// Authentication failed (CLIENT_PROTOCOL.md §2.3).
     pub const AUTH_FAILED: u16 = 4401;
+    /// The end-to-end key reached `e2e_rekey_interval`: reconnect for a
+    /// fresh key (the clients reconnect on any code they do not know).
+    pub const REKEY: u16 = 4000;
 }
 
 /// Bytes of the header of a server frame carrying `len` payload bytes.
@@ -51,6 +54,19 @@ pub fn put_header(out: &mut BytesMut, opcode: u8, len: usize) {
             out.put_u64(len as u64);
         }
     }
+}
+
+/// The payload of a complete frame this server built (unmasked, final:
+/// see [`put_header`]), without copying. Used to re-frame a shared
+/// plaintext frame for one connection (end-to-end encryption).
+pub fn payload_of(frame: &Bytes) -> Bytes {
+    let start = match frame.get(1).map(|b| b & 0x7f) {
+        None => return Bytes::new(),
+        Some(126) => 4,
+        Some(127) => 10,
+        Some(_) => 2,
+    };
+    frame.slice(start.min(frame.len())..)
 }
 
 /// Opcode of a text frame.
@@ -264,6 +280,15 @@ fn unmask(buf: &mut [u8], mask: [u8; 4]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_of_reads_every_header_size() {
+        for len in [0usize, 1, 125, 126, 65535, 65536] {
+            let payload = vec![7u8; len];
+            assert_eq!(payload_of(&text(&payload)), payload, "len {len}");
+        }
+        assert!(payload_of(&Bytes::new()).is_empty());
+    }
 
     /// A masked client frame.
     fn client(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {

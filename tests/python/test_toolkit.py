@@ -7,6 +7,7 @@ import datetime
 import enum
 import hashlib
 import hmac
+import inspect
 import json
 import time
 import uuid
@@ -15,6 +16,9 @@ import zlib
 import pytest
 
 from wse_server import (
+    DeliveryGuarantee,
+    EventFilter,
+    EventPriority,
     RustCompressionManager,
     RustEventSequencer,
     RustPriorityMessageQueue,
@@ -36,8 +40,88 @@ from wse_server import (
     rust_sign_message,
     rust_transform_event,
 )
+from wse_server import _wse_accel
 
 KEY = b"s" * 32
+
+# PYTHON_API.md §3: the parameters of every function and method, as Python
+# sees them (names, order, defaults; `self` left out).
+SIGNATURES: dict[str, str] = {
+    "rust_jwt_encode": "(claims, secret, algorithm='HS256', key_id=None)",
+    "rust_jwt_decode": "(token, secret, algorithm='HS256', issuer=None, audience=None, previous_secret=None, "
+                       "key_id=None)",
+    "rust_ecdh_generate_keypair": "()",
+    "rust_ecdh_derive_shared_secret": "(private_key, peer_public_key)",
+    "rust_aes_gcm_encrypt": "(key, plaintext)",
+    "rust_aes_gcm_decrypt": "(key, data)",
+    "rust_hmac_sha256": "(key, data)",
+    "rust_sha256": "(data)",
+    "rust_sign_message": "(payload_json, secret)",
+    "rust_compress": "(data, level)",
+    "rust_decompress": "(data)",
+    "rust_should_compress": "(data, threshold)",
+    "rust_match_event": "(event, criteria)",
+    "rust_transform_event": "(event, sequence, event_type_map)",
+    "RustCompressionManager": "(threshold=1024, compression_level=6)",
+    "RustCompressionManager.should_compress": "(data)",
+    "RustCompressionManager.compress": "(data, level=None)",
+    "RustCompressionManager.decompress": "(data)",
+    "RustCompressionManager.pack_msgpack": "(data)",
+    "RustCompressionManager.unpack_msgpack": "(data)",
+    "RustCompressionManager.pack_event": "(event, use_msgpack=True)",
+    "RustCompressionManager.unpack_event": "(data, is_msgpack=True)",
+    "RustCompressionManager.get_stats": "()",
+    "RustCompressionManager.reset_stats": "()",
+    "RustPriorityQueue": "(max_size)",
+    "RustPriorityQueue.push": "(priority, message)",
+    "RustPriorityQueue.pop": "()",
+    "RustPriorityQueue.drain": "(max_count)",
+    "RustPriorityQueue.len": "()",
+    "RustPriorityQueue.is_full": "()",
+    "RustPriorityQueue.clear": "()",
+    "RustPriorityMessageQueue": "(max_size=1000, batch_size=10)",
+    "RustPriorityMessageQueue.enqueue": "(message, priority=5)",
+    "RustPriorityMessageQueue.dequeue_batch": "()",
+    "RustPriorityMessageQueue.get_stats": "()",
+    "RustPriorityMessageQueue.clear": "()",
+    "RustTokenBucket": "(capacity, refill_rate, initial_tokens=None)",
+    "RustTokenBucket.acquire": "(tokens)",
+    "RustTokenBucket.reset": "()",
+    "RustSequencer": "(window_size)",
+    "RustSequencer.next_seq": "()",
+    "RustSequencer.get_current_seq": "()",
+    "RustSequencer.is_duplicate": "(event_id)",
+    "RustSequencer.cleanup": "(max_age_secs)",
+    "RustSequencer.seen_count": "()",
+    "RustEventSequencer": "(window_size=10000, max_out_of_order=100)",
+    "RustEventSequencer.next_seq": "()",
+    "RustEventSequencer.get_current_sequence": "()",
+    "RustEventSequencer.is_duplicate": "(event_id)",
+    "RustEventSequencer.process_sequenced_event": "(topic, sequence, event)",
+    "RustEventSequencer.reset_sequence": "(topic=None)",
+    "RustEventSequencer.cleanup": "()",
+    "RustEventSequencer.get_buffer_stats": "()",
+    "RustEventSequencer.get_sequence_stats": "()",
+}
+
+
+@pytest.mark.parametrize("name", list(SIGNATURES))
+def test_documented_signature(name: str) -> None:
+    obj: object = _wse_accel
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    sig = inspect.signature(obj)  # type: ignore[arg-type]
+    sig = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "self"])
+    assert str(sig) == SIGNATURES[name]
+
+
+def test_properties_and_helpers() -> None:
+    assert inspect.isdatadescriptor(inspect.getattr_static(RustPriorityMessageQueue, "size"))
+    assert inspect.isdatadescriptor(inspect.getattr_static(RustTokenBucket, "tokens"))
+    assert isinstance(inspect.getattr_static(EventFilter, "matches"), staticmethod)
+    assert [(p.name, p.value) for p in EventPriority] == [
+        ("CRITICAL", 10), ("HIGH", 8), ("NORMAL", 5), ("LOW", 3), ("BACKGROUND", 1)]
+    assert DeliveryGuarantee.AT_MOST_ONCE.value == "at_most_once"
 
 
 def test_jwt_round_trip_and_rules() -> None:

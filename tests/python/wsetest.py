@@ -144,3 +144,110 @@ def wait_visible(server: Any, topic: str, next_offset: int, timeout: float = 5.0
         if time.monotonic() > deadline:
             raise AssertionError(f"{topic}: {pos}, expected next_offset {next_offset}")
         time.sleep(0.005)
+
+
+class WireTap:
+    """A loopback TCP proxy in front of a server that records every
+    WebSocket frame the server sends (opcode, payload), so a test can see
+    what actually crossed the wire (e.g. that it was encrypted)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.connections: list[list[tuple[int, bytes]]] = []
+        """Per proxied connection, the server's frames in order."""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        """Listen on a free loopback port; returns it."""
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _pipe(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_w.close()
+            return
+
+        async def up() -> None:
+            while data := await client_r.read(65536):
+                server_w.write(data)
+                await server_w.drain()
+            server_w.close()
+
+        frames: list[tuple[int, bytes]] = []
+        self.connections.append(frames)
+
+        async def down() -> None:
+            buf = b""
+            upgraded = False
+            while data := await server_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+                buf += data
+                if not upgraded:
+                    head, sep, rest = buf.partition(b"\r\n\r\n")
+                    if not sep:
+                        continue
+                    upgraded, buf = True, rest
+                buf = self._parse(buf, frames)
+            client_w.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+    @staticmethod
+    def _parse(buf: bytes, frames: list[tuple[int, bytes]]) -> bytes:
+        """Record the complete server frames (unmasked) at the start of
+        ``buf``; returns the incomplete rest."""
+        while len(buf) >= 2:
+            opcode, n, at = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, at = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, at = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < at + n:
+                break
+            frames.append((opcode, buf[at : at + n]))
+            buf = buf[at + n :]
+        return buf
+
+    def after_key_exchange(self) -> list[tuple[int, bytes]]:
+        """The data frames sent after each ``server_hello`` that carried a
+        key, protocol frames (heartbeats, pongs, errors, hellos) left out."""
+        out: list[tuple[int, bytes]] = []
+        for frames in self.connections:
+            out.extend(self._after_key_exchange(frames))
+        return out
+
+    @staticmethod
+    def _after_key_exchange(frames: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        keyed = False
+        for opcode, payload in frames:
+            if opcode == 1 and b'"server_hello"' in payload:
+                keyed = b'"encryption_public_key"' in payload
+                continue
+            if opcode not in (1, 2) or not keyed:
+                continue
+            if opcode == 1 and any(t in payload for t in (b'"t":"ping"', b'"t":"PONG"', b'"t":"error"')):
+                continue
+            out.append((opcode, payload))
+        return out
+
+    def server_keys(self) -> list[str]:
+        """The server public keys handed out, in order."""
+        keys = []
+        for opcode, payload in (f for frames in self.connections for f in frames):
+            if opcode == 1 and b'"server_hello"' in payload:
+                key = json.loads(payload)["p"].get("encryption_public_key")
+                if key:
+                    keys.append(key)
+        return keys

@@ -185,6 +185,7 @@ impl Client {
 // ---- more helpers (raw sockets, app events, JWT, exact frames) ----------
 
 pub mod client;
+pub mod e2e;
 pub mod events;
 pub mod jwt;
 pub mod raw;

@@ -99,6 +99,17 @@ pub struct ServeArgs {
     /// Microseconds topic messages may wait to share one write [default: 0].
     #[arg(long, env = "WSE_WRITE_COALESCE_US")]
     write_coalesce_us: Option<u64>,
+    /// Agree end-to-end encryption with clients that ask [default: true].
+    #[arg(long, env = "WSE_ENCRYPTION")]
+    encryption: Option<bool>,
+    /// Seconds an end-to-end key lives before its connection is closed
+    /// (4000 "rekey") so the client reconnects with a fresh one [default: none].
+    #[arg(long, env = "WSE_E2E_REKEY_INTERVAL")]
+    e2e_rekey_interval: Option<u64>,
+    /// Verify the HMAC-SHA256 `sig` of every client message with the key in
+    /// this file (its bytes as they are) [default: no check].
+    #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
+    signature_key_file: Option<PathBuf>,
     /// Run the counting app of `wse bench inbound` behind the server
     /// (events through the application queue).
     #[arg(long, hide = true)]
@@ -133,6 +144,9 @@ struct FileSettings {
     retention_seconds: Option<u64>,
     worker_threads: Option<usize>,
     write_coalesce_us: Option<u64>,
+    encryption: Option<bool>,
+    e2e_rekey_interval: Option<u64>,
+    signature_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -214,6 +228,17 @@ impl ServeArgs {
         }
         if let Some(v) = pick!(write_coalesce_us) {
             c.write_coalesce = Duration::from_micros(v);
+        }
+        if let Some(v) = pick!(encryption) {
+            c.encryption = v;
+        }
+        if let Some(v) = pick!(e2e_rekey_interval) {
+            c.e2e_rekey_interval = Some(Duration::from_secs(v));
+        }
+        if let Some(path) = pick!(signature_key_file) {
+            let key = std::fs::read(&path)
+                .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;
+            c.signature_key = Some(wse::config::SignatureKey(key));
         }
         let key = match (pick!(jwt_secret), pick!(jwt_secret_file)) {
             (Some(s), _) => Some(s.into_bytes()),

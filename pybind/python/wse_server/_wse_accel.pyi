@@ -104,6 +104,9 @@ class RustWSEServer:
         inbound_rate_capacity: float = 10000.0,
         inbound_rate_refill: float = 5000.0,
         max_inbound_queue_bytes: int = 67108864,
+        encryption: bool = True,
+        e2e_rekey_interval: float | None = None,
+        signature_key: bytes | None = None,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -152,6 +155,15 @@ class RustWSEServer:
           are read more slowly instead of losing messages.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
+        - ``encryption``: agree end-to-end encryption with clients that ask
+          for it in ``client_hello`` (then every data frame they receive,
+          ``send``/``send_bytes`` output included, is an ``E:`` frame).
+        - ``e2e_rekey_interval``: seconds an end-to-end key lives; then the
+          connection is closed with code 4000 and the client reconnects
+          with a fresh key (``None``: for the connection's life).
+        - ``signature_key``: verify the HMAC-SHA256 ``sig`` of every client
+          message with this key; unsigned or badly signed messages are
+          refused with an ``INVALID_SIGNATURE`` error frame.
         """
         ...
 
@@ -226,10 +238,12 @@ class RustWSEServer:
     # -- sending -----------------------------------------------------------
 
     def send(self, conn_id: str, data: str) -> None:
-        """Text frame to one connection, verbatim (unknown ids ignored)."""
+        """Text frame to one connection, verbatim (unknown ids ignored);
+        sealed into an ``E:`` frame on an end-to-end encrypted connection."""
         ...
     def send_bytes(self, conn_id: str, data: bytes) -> None:
-        """Binary frame to one connection, verbatim."""
+        """Binary frame to one connection, verbatim (sealed on an end-to-end
+        encrypted connection, whose clients can read only UTF-8 inside)."""
         ...
     def send_event(self, conn_id: str, event: dict[str, Any], compression_threshold: int = 1024) -> int:
         """The ``send_event`` pipeline (binary frame); returns the body's

@@ -29,6 +29,8 @@ use crate::error::CliError;
 
 /// Opcode of a text frame.
 pub const OP_TEXT: u8 = 0x1;
+/// Opcode of a binary frame (end-to-end encrypted deliveries).
+pub const OP_BINARY: u8 = 0x2;
 /// Opcode of a Close frame.
 pub const OP_CLOSE: u8 = 0x8;
 /// Opcode of a WebSocket Ping.
@@ -244,6 +246,8 @@ pub fn is_server_ping(text: &[u8]) -> bool {
 pub struct WsConn {
     stream: TcpStream,
     buf: FrameBuf,
+    /// The end-to-end key, when the connection agreed one.
+    pub e2e: Option<wse::e2e::E2eKey>,
 }
 
 impl WsConn {
@@ -274,7 +278,11 @@ impl WsConn {
                     return Err(WireError::Upgrade(status.to_owned()));
                 }
                 buf.consume(at + 4);
-                return Ok(Self { stream, buf });
+                return Ok(Self {
+                    stream,
+                    buf,
+                    e2e: None,
+                });
             }
             if buf.data().len() > MAX_RESPONSE {
                 return Err(WireError::Upgrade("response too long".into()));
@@ -356,6 +364,9 @@ pub enum Greeting {
     ServerReady,
     /// Subscribe to the topic and wait for the successful reply.
     Subscribe(&'static str),
+    /// Subscribe, then agree an end-to-end key (everything after arrives
+    /// sealed).
+    SubscribeEncrypted(&'static str),
 }
 
 /// Open `n` connections to `addr`, at most `parallel` at a time (the server
@@ -400,7 +411,7 @@ async fn open_one(
         Greeting::ServerReady => {
             conn.wait_for_text(br#""t":"server_ready""#).await?;
         }
-        Greeting::Subscribe(topic) => {
+        Greeting::Subscribe(topic) | Greeting::SubscribeEncrypted(topic) => {
             let request = format!(
                 r#"{{"t":"subscription_update","p":{{"action":"subscribe","topics":["{topic}"]}}}}"#
             );
@@ -412,9 +423,31 @@ async fn open_one(
                     String::from_utf8_lossy(&reply)
                 )));
             }
+            if matches!(greeting, Greeting::SubscribeEncrypted(_)) {
+                agree_key(&mut conn).await?;
+            }
         }
     }
     Ok(conn)
+}
+
+/// `client_hello` with a fresh P-256 key, then the key from `server_hello`.
+async fn agree_key(conn: &mut WsConn) -> Result<(), WireError> {
+    let pair = wse::crypto::KeyPair::generate();
+    let hello = format!(
+        r#"{{"c":"WSE","t":"client_hello","p":{{"client_version":"wse-bench","protocol_version":1,"features":{{"encryption":true}},"encryption_public_key":"{}"}},"v":1}}"#,
+        pair.public_key_base64()
+    );
+    conn.send_text(hello.as_bytes()).await?;
+    let reply = conn.wait_for_text(br#""t":"server_hello""#).await?;
+    let refused = || WireError::Upgrade(format!("no key in {}", String::from_utf8_lossy(&reply)));
+    let v: serde_json::Value = serde_json::from_slice(&reply).map_err(|_| refused())?;
+    let server_key = v["p"]["encryption_public_key"]
+        .as_str()
+        .ok_or_else(refused)?;
+    let peer = wse::crypto::PeerPublicKey::from_base64(server_key).map_err(|_| refused())?;
+    conn.e2e = Some(wse::e2e::E2eKey::from_aes_key(&pair.derive_aes_key(&peer)));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -80,6 +80,10 @@ pub struct FanoutBenchArgs {
     /// the last message (what is missing then counts as loss).
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     drain_seconds: f64,
+    /// Subscribers negotiate end-to-end encryption: every delivery is
+    /// sealed for each subscriber (and opened by the load generator).
+    #[arg(long)]
+    e2e: bool,
     #[command(flatten)]
     setup: Setup,
     /// Print one JSON document at the end instead of a table.
@@ -96,6 +100,8 @@ fn parse_durability(s: &str) -> Result<String, String> {
 #[derive(Clone, Debug, Serialize)]
 struct FanoutRun {
     subscribers: usize,
+    /// Subscribers were end-to-end encrypted.
+    e2e: bool,
     durability: String,
     /// Size of each published message object, bytes.
     message_bytes: usize,
@@ -156,9 +162,14 @@ impl Run for FanoutBenchArgs {
         if text {
             out.line(format_args!("machine: {}", report.machine))?;
             out.line(format_args!(
-                "fan-out: one publisher, topic {TOPIC:?}, {}-byte messages, {} s per run, \
+                "fan-out: one publisher, topic {TOPIC:?}, {}-byte messages{}, {} s per run, \
                  rate {}{}; server: {} worker threads, load generator: {}",
                 publisher::message_bytes(self.size),
+                if self.e2e {
+                    ", end-to-end encrypted subscribers"
+                } else {
+                    ""
+                },
                 self.seconds,
                 self.rate,
                 if self.rate == Rate::Max {
@@ -196,7 +207,7 @@ impl Run for FanoutBenchArgs {
                     size: self.size,
                     run_time,
                 };
-                let row = run_one(&self.setup, n, durability, &plan, drain)?;
+                let row = run_one(&self.setup, n, durability, &plan, drain, self.e2e)?;
                 if text {
                     print_row(&mut out, &row)?;
                 }
@@ -250,6 +261,7 @@ fn run_one(
     durability: &str,
     plan: &Plan,
     drain: Duration,
+    e2e: bool,
 ) -> Result<FanoutRun, CliError> {
     let mut server = ServerProcess::start(setup, &["--durability", durability])?;
     let rt = setup.client_runtime()?;
@@ -259,7 +271,11 @@ fn run_one(
         addr,
         n,
         buf,
-        Greeting::Subscribe(TOPIC),
+        if e2e {
+            Greeting::SubscribeEncrypted(TOPIC)
+        } else {
+            Greeting::Subscribe(TOPIC)
+        },
         OPEN_PARALLEL,
     ))?;
     let publisher_conn = rt.block_on(async {
@@ -287,6 +303,7 @@ fn run_one(
     server.stop()?;
     Ok(figures(Measured {
         n,
+        e2e,
         durability,
         size: plan.size,
         published,
@@ -305,6 +322,7 @@ fn run_one(
 /// The raw results of one run.
 struct Measured<'a> {
     n: usize,
+    e2e: bool,
     durability: &'a str,
     size: usize,
     published: u64,
@@ -324,6 +342,7 @@ fn figures(m: Measured<'_>) -> FanoutRun {
     let deliveries = m.totals.deliveries;
     FanoutRun {
         subscribers: m.n,
+        e2e: m.e2e,
         durability: m.durability.to_owned(),
         message_bytes: publisher::message_bytes(m.size),
         published: m.published,

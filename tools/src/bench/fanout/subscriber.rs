@@ -16,7 +16,7 @@ use super::TOPIC;
 use crate::bench::hist::Histogram;
 use crate::bench::scan;
 use crate::bench::wire::{
-    OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, PONG_TEXT, WsConn, is_server_ping, put_frame,
+    OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, PONG_TEXT, WsConn, is_server_ping, put_frame,
 };
 
 /// Latency histograms, shared by subscribers `i % SHARDS`: one lock per
@@ -149,6 +149,7 @@ async fn receive(
     i: usize,
 ) {
     let state = &states[i];
+    let key = conn.e2e.take();
     let hist = &latency[i % latency.len()];
     // What a delivery on the bench topic starts with (the recovery stamp).
     let delivery = format!(r#"{{"tp":"{TOPIC}","#).into_bytes();
@@ -174,9 +175,24 @@ async fn receive(
                         break;
                     }
                 };
-                match f.opcode {
-                    OP_TEXT if f.payload.starts_with(&delivery) => {
-                        let head = &f.payload[..f.payload.len().min(64)];
+                // An E2E subscriber opens each sealed frame first.
+                let opened;
+                let (opcode, payload) = match &key {
+                    Some(k) if f.opcode == OP_BINARY && f.payload.starts_with(b"E:") => {
+                        match k.open(f.payload) {
+                            Ok(plain) => opened = plain,
+                            Err(_) => {
+                                ended = Some((FAILED, 0));
+                                break;
+                            }
+                        }
+                        (OP_TEXT, opened.as_slice())
+                    }
+                    _ => (f.opcode, f.payload),
+                };
+                match opcode {
+                    OP_TEXT if payload.starts_with(&delivery) => {
+                        let head = &payload[..payload.len().min(64)];
                         let Some(o) = scan::number_after(head, br#""o":"#) else {
                             continue;
                         };
@@ -187,14 +203,14 @@ async fn receive(
                         missing += o - next;
                         next = o + 1;
                         delivered += 1;
-                        if let Some(ts) = scan::number_after_last(f.payload, br#""ts":"#) {
+                        if let Some(ts) = scan::number_after_last(payload, br#""ts":"#) {
                             h.record(now.saturating_sub(ts));
                         }
                     }
-                    OP_TEXT if is_server_ping(f.payload) => {
+                    OP_TEXT if is_server_ping(payload) => {
                         put_frame(&mut replies, OP_TEXT, PONG_TEXT);
                     }
-                    OP_PING => put_frame(&mut replies, OP_PONG, f.payload),
+                    OP_PING => put_frame(&mut replies, OP_PONG, payload),
                     OP_CLOSE => {
                         ended = Some((CLOSED, f.close_code().unwrap_or(0)));
                         break;
