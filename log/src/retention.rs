@@ -15,7 +15,7 @@ use crate::error::{LogError, Result};
 use crate::segment::index_path;
 use crate::shared::Shared;
 use crate::stats::Counters;
-use crate::topic::Topic;
+use crate::topic::{Topic, TopicStore};
 
 /// Apply retention to every topic.
 pub fn run(shared: &Shared) -> Result<()> {
@@ -29,56 +29,49 @@ pub fn run(shared: &Shared) -> Result<()> {
 /// Apply retention to one topic; returns how many segments were deleted.
 pub fn enforce(shared: &Shared, topic: &Topic) -> Result<usize> {
     let now = shared.now_us();
-    let mut deleted = 0;
-    let first = {
-        let mut store = topic.store.lock();
-        if store.segments.len() < 2 || store.deleted {
-            return Ok(0);
+    delete_oldest_while(shared, topic, |store| {
+        if store.deleted {
+            return false;
         }
         let r = store.retention.unwrap_or(shared.config.retention);
-        while store.segments.len() >= 2 {
-            let total_bytes = store.bytes();
-            let total_records =
-                store.segments.last().map_or(0, |s| s.end_offset) - store.first_offset();
-            let oldest = &store.segments[0];
-            let by_bytes = r
-                .max_bytes
-                .is_some_and(|m| total_bytes - oldest.bytes() >= m);
-            let by_records = r
-                .max_records
-                .is_some_and(|m| total_records - oldest.records() >= m);
-            let by_age = r.max_age.is_some_and(|age| {
-                oldest.last_ts_us != 0
-                    && now.saturating_sub(oldest.last_ts_us) > age.as_micros() as u64
-            });
-            if !(by_bytes || by_records || by_age) {
-                break;
-            }
-            let seg = store.segments.remove(0);
-            shared.files.forget(&seg.path);
-            remove_if_present(&seg.path)?;
-            remove_if_present(&index_path(&topic.dir, seg.base))?;
-            shared.files.mark_dir_dirty(&topic.dir);
-            Counters::add(&shared.counters.segments_deleted, 1);
-            deleted += 1;
-        }
-        store.first_offset()
-    };
-    if deleted > 0 {
-        let freed = topic.state.lock().tail.trim_before(first);
-        shared.add_tail_bytes(-(freed as isize));
-    }
-    Ok(deleted)
+        let total_bytes = store.bytes();
+        let total_records =
+            store.segments.last().map_or(0, |s| s.end_offset) - store.first_offset();
+        let oldest = &store.segments[0];
+        let by_bytes = r
+            .max_bytes
+            .is_some_and(|m| total_bytes - oldest.bytes() >= m);
+        let by_records = r
+            .max_records
+            .is_some_and(|m| total_records - oldest.records() >= m);
+        let by_age = r.max_age.is_some_and(|age| {
+            oldest.last_ts_us != 0 && now.saturating_sub(oldest.last_ts_us) > age.as_micros() as u64
+        });
+        by_bytes || by_records || by_age
+    })
 }
 
 /// Delete the sealed segments of `topic` that hold only offsets below
 /// `offset` (a compaction point: a snapshot at `offset` makes them
 /// redundant). Returns how many segments went.
 pub fn trim_before(shared: &Shared, topic: &Topic, offset: u64) -> Result<usize> {
+    delete_oldest_while(shared, topic, |store| {
+        store.segments[0].end_offset <= offset
+    })
+}
+
+/// Delete the oldest sealed segment (never the active one) while `more`
+/// says so, then drop the memory tail's records below the new first
+/// offset. Returns how many segments went.
+fn delete_oldest_while(
+    shared: &Shared,
+    topic: &Topic,
+    mut more: impl FnMut(&TopicStore) -> bool,
+) -> Result<usize> {
     let mut deleted = 0;
     let first = {
         let mut store = topic.store.lock();
-        while store.segments.len() >= 2 && store.segments[0].end_offset <= offset {
+        while store.segments.len() >= 2 && more(&store) {
             let seg = store.segments.remove(0);
             shared.files.forget(&seg.path);
             remove_if_present(&seg.path)?;
