@@ -15,6 +15,8 @@
 //! - `fanout`: `wse bench fanout`, one publisher to N subscribers.
 //! - `inbound`: `wse bench inbound`, N clients to the application.
 //! - `idle`: `wse bench idle`, memory per idle connection.
+//! - `presence`: `wse bench presence`, presence operations/s and memory per
+//!   member (the server in this process: presence is driven by the app).
 //! - `server_process`: the server under test in its own process, and the
 //!   flags saying how it and the load generator run.
 //! - `wire`: the load generator's minimal WebSocket client.
@@ -30,6 +32,7 @@ mod hist;
 mod idle;
 mod inbound;
 mod log;
+mod presence;
 mod proc_stats;
 mod scan;
 mod server_process;
@@ -90,6 +93,18 @@ subcommands! {
         /// after, and opens them once more: memory the allocator kept is
         /// reused then, a leak grows again.
         Idle(idle::IdleBenchArgs),
+        /// Presence joins and leaves per second, and memory per tracked
+        /// member.
+        ///
+        /// Runs a server with presence in this process (presence is set by
+        /// the application, which this benchmark plays), opens --members
+        /// connections (one user each), and calls `subscribe_with_presence`
+        /// for each on one of --rooms topics, then `unsubscribe`, timing
+        /// each pass. Every join and leave is appended to the topic's
+        /// presence stream in the log and sent (coalesced per tick) to the
+        /// room's subscribers. Memory per member is the RSS growth over the
+        /// joins divided by the members.
+        Presence(presence::PresenceBenchArgs),
     }
 }
 
