@@ -87,8 +87,9 @@ pub struct ServerConfig {
     /// Inbound queue capacity in events (default 131,072). When full,
     /// readers wait (TCP back-pressure to the clients); nothing is dropped.
     pub max_inbound_queue: usize,
-    /// Bytes of the frames behind the queued events at most (default 64
-    /// MiB), so that large messages cannot make the queue huge.
+    /// Memory the queued events hold at most (default 64 MiB), estimated
+    /// from each parsed message (`AppEvent::weight`), so that large or
+    /// many messages cannot make the queue huge.
     pub max_inbound_queue_bytes: usize,
     /// Where application events go (default the queue).
     pub event_delivery: EventDelivery,

@@ -7,13 +7,14 @@
 //! also rate limited so one client cannot take the whole queue.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::ConnId;
 
@@ -90,76 +91,196 @@ pub enum AppEvent {
     },
 }
 
-/// Weight of an event without a frame behind it (lifecycle, presence).
+/// Weight of an event without a payload (lifecycle, presence).
 pub const SMALL_EVENT: usize = 64;
 
-/// The bounded queue of application events, bounded in events and in
-/// bytes (the frames they came from), so large messages cannot make it
-/// hold gigabytes.
+impl AppEvent {
+    /// About how many bytes of memory the event holds: what the inbound
+    /// queue's byte bound counts. A parsed message costs several times its
+    /// JSON text (a 100-byte message is over 1 KiB of maps and strings),
+    /// so the bound is on this estimate, not on the frame size.
+    pub fn weight(&self) -> usize {
+        let payload = match self {
+            AppEvent::Message { value, .. } => value_weight(value),
+            AppEvent::Raw { text, .. } => text.len(),
+            AppEvent::Binary { data, .. } => data.len(),
+            _ => 0,
+        };
+        SMALL_EVENT + payload
+    }
+}
+
+/// Estimated heap bytes of a parsed JSON value, close to what the
+/// allocator really hands out (serde_json with ordered maps): an object is
+/// an index map with room for at least 4 entries of ~112 bytes and a hash
+/// table; each key and string is an allocation of its own (~32 bytes of
+/// overhead); an array holds ~80 bytes per element. Measured: a 100-byte
+/// message parses into ~1.4 KiB.
+fn value_weight(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => {
+            let slots = m.len().next_power_of_two().max(4);
+            128 + slots * 112
+                + m.iter()
+                    .map(|(k, v)| 32 + k.len() + value_weight(v))
+                    .sum::<usize>()
+        }
+        Value::Array(a) => 32 + a.capacity() * 80 + a.iter().map(value_weight).sum::<usize>(),
+        Value::String(s) => 32 + s.len(),
+        _ => 0,
+    }
+}
+
+/// Bytes per permit of the queue's memory bound.
+const WEIGHT_UNIT: usize = 64;
+
+/// The bounded queue of application events, bounded in events and in the
+/// memory they hold (their estimated [`AppEvent::weight`]), so large or
+/// many messages cannot make it hold gigabytes.
+///
+/// Room is counted with two semaphores (event slots, memory units). A
+/// reader that finds the queue full reserves room with [`reserve`]: the
+/// semaphores hand freed room to waiting readers one by one, in the order
+/// they asked, so a drain wakes only the readers it made room for (never
+/// every waiting connection at once) and no connection waits forever
+/// behind the others.
+///
+/// [`reserve`]: InboundQueue::reserve
 pub struct InboundQueue {
-    events: Mutex<VecDeque<(AppEvent, usize)>>,
+    events: Mutex<VecDeque<Queued>>,
+    gate: RwLock<Gate>,
     capacity: usize,
-    max_bytes: usize,
-    bytes: AtomicUsize,
+    room_units: u32,
     not_empty: Condvar,
-    space: Notify,
     depth: AtomicUsize,
     closed: AtomicBool,
     /// Events refused because the queue was closed (a stopped server).
     dropped: AtomicU64,
 }
 
+/// An event in the queue and the room it holds.
+struct Queued {
+    event: AppEvent,
+    /// Memory units held; 0 with `counted: false` (lifecycle events).
+    units: u32,
+    /// It holds an event slot.
+    counted: bool,
+}
+
+/// The semaphores of one open period of the queue (closing closes them;
+/// reopening starts new ones).
+struct Gate {
+    slots: Arc<Semaphore>,
+    room: Arc<Semaphore>,
+}
+
+impl Gate {
+    fn new(capacity: usize, room_units: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(capacity)),
+            room: Arc::new(Semaphore::new(room_units as usize)),
+        }
+    }
+}
+
+/// Room for one event, reserved ahead of [`InboundQueue::push_reserved`].
+#[derive(Debug)]
+pub struct Reservation {
+    slot: OwnedSemaphorePermit,
+    room: OwnedSemaphorePermit,
+    units: u32,
+}
+
 impl InboundQueue {
     /// A queue holding at most `capacity` ordinary events of at most
-    /// `max_bytes` together (one event is always let in when the queue is
-    /// empty, whatever its size).
+    /// `max_bytes` together (an event larger than `max_bytes` takes all
+    /// the room: it is let in alone).
     pub fn new(capacity: usize, max_bytes: usize) -> Self {
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        let room_units = u32::try_from(max_bytes.div_ceil(WEIGHT_UNIT))
+            .unwrap_or(u32::MAX)
+            .max(1);
         Self {
             events: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            max_bytes: max_bytes.max(1),
-            bytes: AtomicUsize::new(0),
+            gate: RwLock::new(Gate::new(capacity, room_units)),
+            capacity,
+            room_units,
             not_empty: Condvar::new(),
-            space: Notify::new(),
             depth: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         }
     }
 
+    fn units(&self, weight: usize) -> u32 {
+        u32::try_from(weight.div_ceil(WEIGHT_UNIT))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.room_units)
+    }
+
     /// Queue `event` (of `weight` bytes), waiting while the queue is full.
     pub async fn push(&self, event: AppEvent, weight: usize) {
-        let mut event = Some(event);
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Err(e) = self.try_push(event.take().expect("event is present"), weight) {
-                event = Some(e);
-            } else {
-                return;
+        match self.reserve(weight).await {
+            Some(r) => self.push_reserved(event, r),
+            None => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            notified.await;
         }
     }
 
-    /// Queue `event` (of `weight` bytes: the frame it came from) if there
+    /// Wait for room for an event of `weight` bytes and hold it; `None`
+    /// once the queue is closed. Dropping the future or the reservation
+    /// gives the room back.
+    pub async fn reserve(&self, weight: usize) -> Option<Reservation> {
+        let units = self.units(weight);
+        let (slots, room) = {
+            let g = self.gate.read();
+            (g.slots.clone(), g.room.clone())
+        };
+        let slot = slots.acquire_owned().await.ok()?;
+        let room = room.acquire_many_owned(units).await.ok()?;
+        Some(Reservation { slot, room, units })
+    }
+
+    /// Queue `event` in the room `r` holds.
+    pub fn push_reserved(&self, event: AppEvent, r: Reservation) {
+        if self.closed.load(Ordering::Acquire) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        r.slot.forget();
+        r.room.forget();
+        self.enqueue(Queued {
+            event,
+            units: r.units,
+            counted: true,
+        });
+    }
+
+    /// Queue `event` (of `weight` bytes: see [`AppEvent::weight`]) if there
     /// is room; gives it back when the queue is full.
     pub fn try_push(&self, event: AppEvent, weight: usize) -> Result<(), AppEvent> {
         if self.closed.load(Ordering::Acquire) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let mut q = self.events.lock();
-        let bytes = self.bytes.load(Ordering::Relaxed);
-        if q.len() >= self.capacity || (!q.is_empty() && bytes + weight > self.max_bytes) {
-            return Err(event);
+        let units = self.units(weight);
+        {
+            let g = self.gate.read();
+            let Ok(slot) = g.slots.try_acquire() else {
+                return Err(event);
+            };
+            let Ok(room) = g.room.try_acquire_many(units) else {
+                return Err(event);
+            };
+            slot.forget();
+            room.forget();
         }
-        q.push_back((event, weight));
-        self.bytes.store(bytes + weight, Ordering::Relaxed);
-        self.depth.store(q.len(), Ordering::Relaxed);
-        drop(q);
-        self.not_empty.notify_one();
+        self.enqueue(Queued {
+            event,
+            units,
+            counted: true,
+        });
         Ok(())
     }
 
@@ -172,30 +293,19 @@ impl InboundQueue {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.enqueue(Queued {
+            event,
+            units: 0,
+            counted: false,
+        });
+    }
+
+    fn enqueue(&self, item: Queued) {
         let mut q = self.events.lock();
-        q.push_back((event, SMALL_EVENT));
-        self.bytes.fetch_add(SMALL_EVENT, Ordering::Relaxed);
+        q.push_back(item);
         self.depth.store(q.len(), Ordering::Relaxed);
         drop(q);
         self.not_empty.notify_one();
-    }
-
-    /// Wait until the queue has room (or is closed).
-    pub async fn wait_for_space(&self) {
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.has_space() || self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    fn has_space(&self) -> bool {
-        self.depth.load(Ordering::Relaxed) < self.capacity
-            && self.bytes.load(Ordering::Relaxed) < self.max_bytes
     }
 
     /// Take up to `max` events, waiting up to `timeout` for the first one.
@@ -209,20 +319,20 @@ impl InboundQueue {
             }
         }
         let n = q.len().min(max);
-        let mut freed = 0;
+        let (mut slots, mut units) = (0usize, 0usize);
         let out: Vec<AppEvent> = q
             .drain(..n)
-            .map(|(e, w)| {
-                freed += w;
-                e
+            .map(|item| {
+                slots += usize::from(item.counted);
+                units += item.units as usize;
+                item.event
             })
             .collect();
-        self.bytes.fetch_sub(freed, Ordering::Relaxed);
         self.depth.store(q.len(), Ordering::Relaxed);
         drop(q);
-        if !out.is_empty() {
-            self.space.notify_waiters();
-        }
+        let g = self.gate.read();
+        g.slots.add_permits(slots);
+        g.room.add_permits(units);
         out
     }
 
@@ -239,16 +349,20 @@ impl InboundQueue {
     /// Wake every waiter; later pushes are discarded, drains return at once.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let _g = self.events.lock();
+        {
+            let g = self.gate.read();
+            g.slots.close();
+            g.room.close();
+        }
+        let _q = self.events.lock();
         self.not_empty.notify_all();
-        self.space.notify_waiters();
     }
 
     /// Accept events again (a restarted server), keeping nothing old.
     pub fn reopen(&self) {
         let mut q = self.events.lock();
         q.clear();
-        self.bytes.store(0, Ordering::Relaxed);
+        *self.gate.write() = Gate::new(self.capacity, self.room_units);
         self.depth.store(0, Ordering::Relaxed);
         self.closed.store(false, Ordering::Release);
     }
@@ -257,7 +371,6 @@ impl InboundQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn ev(n: u128) -> AppEvent {
         AppEvent::Disconnect { conn: ConnId(n) }
@@ -310,6 +423,64 @@ mod tests {
         q.try_push(ev(2), 600).unwrap();
         assert!(q.try_push(ev(3), 600).is_err());
         q.try_push(ev(3), 300).unwrap();
+    }
+
+    #[test]
+    fn a_parsed_message_weighs_what_it_holds_not_its_text() {
+        let v: Value = serde_json::from_str(r#"{"t":"chat","p":{"text":"hello","n":1}}"#).unwrap();
+        let small = AppEvent::Message {
+            conn: ConnId(1),
+            value: v,
+        };
+        // Two maps: over 1 KiB however short the text.
+        assert!(small.weight() > 1000, "{}", small.weight());
+        let big = AppEvent::Raw {
+            conn: ConnId(1),
+            text: "x".repeat(10_000),
+        };
+        assert!(big.weight() >= 10_000);
+        assert_eq!(ev(1).weight(), SMALL_EVENT);
+    }
+
+    #[tokio::test]
+    async fn waiting_readers_get_room_in_the_order_they_asked() {
+        let q = Arc::new(InboundQueue::new(1, 1 << 20));
+        q.try_push(ev(0), 1).unwrap();
+        let mut waiters = Vec::new();
+        for i in 1..=3u128 {
+            let q = q.clone();
+            waiters.push(tokio::spawn(async move { q.push(ev(i), 1).await }));
+            // Each asks (and queues on the semaphore) before the next.
+            tokio::task::yield_now().await;
+        }
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let q2 = q.clone();
+            got.extend(
+                tokio::task::spawn_blocking(move || q2.drain(10, Duration::from_secs(5)))
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(got, vec![ev(0), ev(1), ev(2), ev(3)]);
+        for w in waiters {
+            w.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn close_releases_waiting_readers_and_reopen_starts_empty() {
+        let q = Arc::new(InboundQueue::new(1, 1 << 20));
+        q.try_push(ev(0), 1).unwrap();
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move { q2.reserve(1).await.is_none() });
+        tokio::task::yield_now().await;
+        q.close();
+        assert!(waiter.await.unwrap(), "a closed queue gives no room");
+        q.reopen();
+        assert_eq!(q.depth(), 0);
+        q.try_push(ev(1), 1).unwrap();
+        assert!(q.try_push(ev(2), 1).is_err(), "capacity 1 again");
     }
 
     #[test]

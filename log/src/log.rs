@@ -542,9 +542,10 @@ impl Log {
         Ok(true)
     }
 
-    /// Wait until everything appended so far is visible, then fsync every
-    /// file written since the last fsync (under `never` nothing is fsynced:
-    /// that policy leaves writeback to the operating system entirely).
+    /// Wait until everything appended so far is visible and the append
+    /// listener has seen it, then fsync every file written since the last
+    /// fsync (under `never` nothing is fsynced: that policy leaves
+    /// writeback to the operating system entirely).
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self
             .shared
@@ -555,7 +556,7 @@ impl Log {
         for t in topics {
             let target = t.state.lock().next_offset;
             let mut g = self.shared.progress.lock();
-            while t.visible() < target && !t.state.lock().deleted {
+            while t.told() < target && !t.state.lock().deleted {
                 if let Some(f) = self.shared.failure() {
                     return Err(LogError::Failed(f));
                 }

@@ -45,6 +45,10 @@ pub struct Topic {
     pub visible: AtomicU64,
     /// Publishes `visible` to async waiters.
     pub watch: watch::Sender<u64>,
+    /// Offset after the newest record the append listener has been told
+    /// of; trails `visible` by one listener call, so `flush` can promise
+    /// that the listener saw everything appended before it.
+    pub told: AtomicU64,
     /// Last append or read, in milliseconds of the log's clock (LRU order
     /// of the memory tails).
     pub last_access_ms: AtomicU64,
@@ -130,6 +134,7 @@ impl Topic {
             }),
             visible: AtomicU64::new(next),
             watch: watch::Sender::new(next),
+            told: AtomicU64::new(next),
             last_access_ms: AtomicU64::new(now_ms),
         }
     }
@@ -137,6 +142,11 @@ impl Topic {
     /// Offset after the newest visible record.
     pub fn visible(&self) -> u64 {
         self.visible.load(Ordering::Acquire)
+    }
+
+    /// Offset after the newest record the append listener has seen.
+    pub fn told(&self) -> u64 {
+        self.told.load(Ordering::Acquire)
     }
 
     /// Record an access for the tail's LRU order.

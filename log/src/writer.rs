@@ -180,10 +180,12 @@ impl Writer {
     fn publish(&self, written: Vec<(Arc<Topic>, Vec<Record>)>) {
         for (topic, records) in written {
             let Some(last) = records.last() else { continue };
-            topic.publish(last.offset() + 1);
+            let next = last.offset() + 1;
+            topic.publish(next);
             if let Some(l) = &self.shared.listener {
                 l.on_visible(&topic.name, topic.epoch, &records);
             }
+            topic.told.store(next, Ordering::Release);
         }
         self.shared.announce_progress();
     }

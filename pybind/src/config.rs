@@ -119,7 +119,7 @@ pub struct ServerOptions {
     pub inbound_rate_capacity: f64,
     /// Client messages per connection per second.
     pub inbound_rate_refill: f64,
-    /// Bytes of queued inbound frames at most.
+    /// Memory the queued events hold at most (estimated).
     pub max_inbound_queue_bytes: usize,
     /// Agree end-to-end encryption with clients that ask.
     pub encryption: bool,

@@ -130,7 +130,6 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         rbuf,
         out: OutQueue::default(),
         held: VecDeque::new(),
-        frame_len: 0,
         inbound,
         throttled_until: None,
     };
@@ -160,9 +159,6 @@ struct Session {
     /// Events read but not yet queued (the inbound queue was full): no
     /// more reading until they are.
     held: VecDeque<(AppEvent, usize)>,
-    /// Size of the frame being handled (the weight of its event in the
-    /// inbound queue).
-    frame_len: usize,
     /// Client messages per second.
     inbound: TokenBucket,
     /// Reading pauses until then (inbound rate limit).
@@ -204,6 +200,7 @@ impl Session {
             let can_read = self.held.is_empty() && self.throttled_until.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
+            let held_weight = self.held.front().map_or(0, |(_, w)| *w);
             let end = tokio::select! {
                 _ = self.conn.signalled() => {
                     if !linger.is_zero()
@@ -225,8 +222,8 @@ impl Session {
                     Err(_) => Err(End::Gone),
                 },
                 r = self.stream.writable(), if want_write => r.map_err(|_| End::Gone),
-                () = self.state.events.wait_for_space(), if !self.held.is_empty() => {
-                    self.release_held();
+                r = self.state.events.reserve(held_weight), if !self.held.is_empty() => {
+                    self.release_held(r);
                     self.process_buffer()
                 }
                 () = sleep_until(throttle), if throttle.is_some() => {
@@ -268,8 +265,17 @@ impl Session {
         }
     }
 
-    /// Queue the held events as far as the queue takes them.
-    fn release_held(&mut self) {
+    /// Queue the held events as far as the queue takes them, the first in
+    /// the room reserved for it (`None`: the queue closed, and discards).
+    fn release_held(&mut self, reserved: Option<crate::events::Reservation>) {
+        if let Some((ev, weight)) = self.held.pop_front() {
+            match reserved {
+                Some(r) => self.state.events.push_reserved(ev, r),
+                None => {
+                    let _ = self.state.events.try_push(ev, weight);
+                }
+            }
+        }
         while let Some((ev, weight)) = self.held.pop_front() {
             if let Err(ev) = self.state.events.try_push(ev, weight) {
                 self.held.push_front((ev, weight));

@@ -77,12 +77,10 @@ impl Session {
                 }));
             }
             Incoming::Text(bytes) => {
-                self.frame_len = bytes.len();
                 self.count_message();
                 self.handle_text(&bytes);
             }
             Incoming::Binary(bytes) => {
-                self.frame_len = bytes.len();
                 self.count_message();
                 self.handle_binary(bytes);
             }
@@ -290,7 +288,7 @@ impl Session {
         if self.state.config.event_delivery == EventDelivery::Discard {
             return;
         }
-        let weight = self.frame_len.max(crate::events::SMALL_EVENT);
+        let weight = ev.weight();
         if !self.held.is_empty() {
             self.held.push_back((ev, weight));
             return;

@@ -99,6 +99,30 @@ pub struct ServeArgs {
     /// Microseconds topic messages may wait to share one write [default: 0].
     #[arg(long, env = "WSE_WRITE_COALESCE_US")]
     write_coalesce_us: Option<u64>,
+    /// Sockets at most between accept and completed upgrade [default: 512].
+    #[arg(long, env = "WSE_MAX_PENDING_HANDSHAKES")]
+    max_pending_handshakes: Option<usize>,
+    /// Seconds from accept to completed upgrade [default: 10].
+    #[arg(long, env = "WSE_HANDSHAKE_TIMEOUT")]
+    handshake_timeout: Option<u64>,
+    /// Seconds a closing connection gets to take its last bytes [default: 10].
+    #[arg(long, env = "WSE_CLOSE_GRACE")]
+    close_grace: Option<u64>,
+    /// Topics, patterns and groups per connection (0: unlimited) [default: 0].
+    #[arg(long, env = "WSE_MAX_SUBSCRIPTIONS_PER_CONNECTION")]
+    max_subscriptions_per_connection: Option<usize>,
+    /// Longest topic name in bytes [default: 256].
+    #[arg(long, env = "WSE_MAX_TOPIC_BYTES")]
+    max_topic_bytes: Option<usize>,
+    /// Framed messages kept in memory per subscribed topic [default: 1024].
+    #[arg(long, env = "WSE_FANOUT_FRAMES_PER_TOPIC")]
+    fanout_frames_per_topic: Option<usize>,
+    /// Events the application queue holds (with --bench-app) [default: 131072].
+    #[arg(long, env = "WSE_MAX_INBOUND_QUEUE")]
+    max_inbound_queue: Option<usize>,
+    /// Memory (estimated) the application queue's events hold [default: 67108864].
+    #[arg(long, env = "WSE_MAX_INBOUND_QUEUE_BYTES")]
+    max_inbound_queue_bytes: Option<usize>,
     /// Agree end-to-end encryption with clients that ask [default: true].
     #[arg(long, env = "WSE_ENCRYPTION")]
     encryption: Option<bool>,
@@ -144,6 +168,14 @@ struct FileSettings {
     retention_seconds: Option<u64>,
     worker_threads: Option<usize>,
     write_coalesce_us: Option<u64>,
+    max_pending_handshakes: Option<usize>,
+    handshake_timeout: Option<u64>,
+    close_grace: Option<u64>,
+    max_subscriptions_per_connection: Option<usize>,
+    max_topic_bytes: Option<usize>,
+    fanout_frames_per_topic: Option<usize>,
+    max_inbound_queue: Option<usize>,
+    max_inbound_queue_bytes: Option<usize>,
     encryption: Option<bool>,
     e2e_rekey_interval: Option<u64>,
     signature_key_file: Option<PathBuf>,
@@ -228,6 +260,30 @@ impl ServeArgs {
         }
         if let Some(v) = pick!(write_coalesce_us) {
             c.write_coalesce = Duration::from_micros(v);
+        }
+        if let Some(v) = pick!(max_pending_handshakes) {
+            c.max_pending_handshakes = v;
+        }
+        if let Some(v) = pick!(handshake_timeout) {
+            c.handshake_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = pick!(close_grace) {
+            c.close_grace = Duration::from_secs(v);
+        }
+        if let Some(v) = pick!(max_subscriptions_per_connection) {
+            c.max_subscriptions_per_connection = v;
+        }
+        if let Some(v) = pick!(max_topic_bytes) {
+            c.max_topic_bytes = v;
+        }
+        if let Some(v) = pick!(fanout_frames_per_topic) {
+            c.fanout_frames_per_topic = v;
+        }
+        if let Some(v) = pick!(max_inbound_queue) {
+            c.max_inbound_queue = v;
+        }
+        if let Some(v) = pick!(max_inbound_queue_bytes) {
+            c.max_inbound_queue_bytes = v;
         }
         if let Some(v) = pick!(encryption) {
             c.encryption = v;

@@ -150,8 +150,8 @@ class RustWSEServer:
           too (standalone servers).
         - ``app_events``: queue events for the app; ``False`` drops them (a
           standalone server without an app).
-        - ``max_inbound_queue_bytes``: bytes of queued client frames at most
-          (64 MiB); past it, as past ``max_inbound_queue`` events, clients
+        - ``max_inbound_queue_bytes``: memory the queued events hold at most
+          (64 MiB, estimated from each parsed message); past it, as past ``max_inbound_queue`` events, clients
           are read more slowly instead of losing messages.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
