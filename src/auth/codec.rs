@@ -18,7 +18,7 @@ use super::verify::{self, Claims, Key, MIN_HS256_KEY_LEN, Rules};
 /// Sign `claims` with `algorithm` (`"HS256"`, `"RS256"` or `"ES256"`).
 ///
 /// `key` is the HS256 secret (≥ 32 bytes) or a PEM private key (PKCS#8,
-/// or PKCS#1 for RSA). The header carries `kid` when `key_id` is given.
+/// PKCS#1 for RSA, SEC1 for ES256). The header carries `kid` when `key_id` is given.
 ///
 /// # Errors
 /// [`EncodeError::UnsupportedAlgorithm`] for an unknown name (a Python
@@ -42,8 +42,8 @@ pub fn encode(
             }
             Ok(EncodingKey::from_secret(key))
         }
-        JwtAlgorithm::RS256 => EncodingKey::from_rsa_pem(key),
-        JwtAlgorithm::ES256 => EncodingKey::from_ec_pem(key),
+        JwtAlgorithm::RS256 => EncodingKey::from_rsa_pem(key).map_err(|e| e.to_string()),
+        JwtAlgorithm::ES256 => super::pem::ec_private_key(key),
     }
     .map_err(|e| EncodeError::Failed(format!("Invalid key: {e}")))?;
     let mut header = Header::new(algorithm.to_jsonwebtoken());

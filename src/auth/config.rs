@@ -279,9 +279,10 @@ fn pem_public_key(algorithm: JwtAlgorithm, pem: &[u8]) -> Result<DecodingKey, St
 
 /// Check that a PEM private key parses for an asymmetric algorithm.
 fn check_pem_private_key(algorithm: JwtAlgorithm, pem: &[u8]) -> Result<(), String> {
-    let parsed = match algorithm {
-        JwtAlgorithm::ES256 => EncodingKey::from_ec_pem(pem),
-        _ => EncodingKey::from_rsa_pem(pem),
-    };
-    parsed.map(drop).map_err(|e| e.to_string())
+    match algorithm {
+        JwtAlgorithm::ES256 => super::pem::ec_private_key(pem).map(drop),
+        _ => EncodingKey::from_rsa_pem(pem)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
 }

@@ -26,6 +26,7 @@ pub mod claims;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod pem;
 pub mod token;
 pub mod verify;
 

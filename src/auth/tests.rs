@@ -30,6 +30,8 @@ const RSA_B_PUBLIC: &[u8] = fixture!("rsa_b_public.pem");
 const EC_A_PRIVATE: &[u8] = fixture!("ec_a_private.pem");
 const EC_A_PUBLIC: &[u8] = fixture!("ec_a_public.pem");
 const EC_B_PUBLIC: &[u8] = fixture!("ec_b_public.pem");
+const EC_A_PRIVATE_SEC1: &[u8] = fixture!("ec_a_private_sec1.pem");
+const EC_P384_PRIVATE_SEC1: &[u8] = fixture!("ec_p384_private_sec1.pem");
 
 fn now() -> i64 {
     SystemTime::now()
@@ -585,4 +587,35 @@ fn decode_helper() {
     // A bad primary key is still rescued by the previous one on a kid
     // mismatch, because the kid check comes first (upstream order).
     assert!(decode(&hs, b"short", "HS256", None, None, Some(SECRET), Some("kx")).is_some());
+}
+
+#[test]
+fn es256_signs_with_a_sec1_key_and_refuses_other_curves() {
+    let cfg = config(with_alg(JwtAlgorithm::ES256, EC_A_PUBLIC));
+    let token = sign("ES256", EC_A_PRIVATE_SEC1, &claims(json!({})), None);
+    let user = cfg
+        .authenticate(None, Some(&bearer(&token)))
+        .unwrap_or_else(|e| unreachable!("SEC1-signed token refused: {e}"));
+    assert_eq!(user.user_id, "alice");
+
+    let err = encode(&claims(json!({})), EC_P384_PRIVATE_SEC1, "ES256", None)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|m| m.contains("not a SEC1 P-256 private key")),
+        "{err:?}"
+    );
+    let refused = JwtConfig::new(JwtOptions {
+        private_key: Some(EC_P384_PRIVATE_SEC1.to_vec()),
+        ..with_alg(JwtAlgorithm::ES256, EC_A_PUBLIC)
+    })
+    .err()
+    .map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Invalid ES256 jwt_private_key PEM: ")),
+        "{refused:?}"
+    );
 }

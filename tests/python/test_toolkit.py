@@ -257,6 +257,21 @@ def test_token_bucket() -> None:
         b.acquire()  # type: ignore[call-arg]  # tokens is required
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_token_bucket_refuses_counts_that_would_mint_tokens(bad: float) -> None:
+    b = RustTokenBucket(10, 0.0)
+    assert b.acquire(10)
+    with pytest.raises(ValueError, match="tokens must be a finite number"):
+        b.acquire(bad)
+    assert b.tokens == 0 and not b.acquire(1)
+    with pytest.raises(ValueError, match="capacity"):
+        RustTokenBucket(bad, 1.0)
+    with pytest.raises(ValueError, match="refill_rate"):
+        RustTokenBucket(10, bad)
+    with pytest.raises(ValueError, match="initial_tokens"):
+        RustTokenBucket(10, 1.0, initial_tokens=bad)
+
+
 def test_sequencers() -> None:
     s = RustSequencer(2)
     assert (s.next_seq(), s.next_seq(), s.get_current_seq()) == (1, 2, 2)

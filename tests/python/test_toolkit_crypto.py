@@ -367,9 +367,12 @@ def test_rs256_token_is_the_pkcs1v15_signature(rsa_key: rsa.RSAPrivateKey, fmt: 
     assert rust_jwt_decode(token, public_pem(rsa_key), "RS256") == claims
 
 
-def test_es256_token_is_a_raw_r_s_ecdsa_signature(ec_key: ec.EllipticCurvePrivateKey) -> None:
+@pytest.mark.parametrize("fmt", [serialization.PrivateFormat.PKCS8,
+                                 serialization.PrivateFormat.TraditionalOpenSSL])  # SEC1
+def test_es256_token_is_a_raw_r_s_ecdsa_signature(ec_key: ec.EllipticCurvePrivateKey,
+                                                  fmt: serialization.PrivateFormat) -> None:
     claims = claims_valid_for()
-    token = rust_jwt_encode(claims, private_pem(ec_key), "ES256")
+    token = rust_jwt_encode(claims, private_pem(ec_key, fmt), "ES256")
     header, body, signing_input, signature = split(token)
     assert (header["alg"], body) == ("ES256", claims)
     assert len(signature) == 64  # JWS (RFC 7518 §3.4): r ‖ s, not DER

@@ -605,7 +605,7 @@ class RustTokenBucket:
 
     def __new__(cls, capacity: float, refill_rate: float, initial_tokens: float | None = None) -> Self: ...
     def acquire(self, tokens: float) -> bool:
-        """Take ``tokens`` if available."""
+        """Take ``tokens`` if available; ``ValueError`` if negative or not finite."""
         ...
     @property
     def tokens(self) -> float:
