@@ -260,6 +260,18 @@ impl ServerConfig {
         if self.worker_threads == 0 {
             return Err(ConfigError("worker_threads must be positive".into()));
         }
+        // Zero here would make the server refuse every client.
+        if self.max_pending_handshakes == 0 {
+            return Err(ConfigError(
+                "max_pending_handshakes must be positive".into(),
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError("handshake_timeout must be positive".into()));
+        }
+        if self.max_topic_bytes == 0 {
+            return Err(ConfigError("max_topic_bytes must be positive".into()));
+        }
         if self.fanout_frames_per_topic == 0 {
             return Err(ConfigError(
                 "fanout_frames_per_topic must be positive".into(),

@@ -67,8 +67,7 @@ pub struct ServerOptions {
     pub recovery_max_messages: u64,
     /// Upstream ring memory budget: the default tail memory budget.
     pub recovery_memory_budget: usize,
-    /// Presence tracking (not implemented yet: methods return the disabled
-    /// shapes).
+    /// Presence tracking (the CRDT kept in the topic logs).
     pub presence_enabled: bool,
     /// Largest presence data per user.
     pub presence_max_data_size: usize,
@@ -128,6 +127,18 @@ pub struct ServerOptions {
     pub e2e_rekey_interval: Option<f64>,
     /// Verify inbound `sig`s with this HMAC key.
     pub signature_key: Option<Vec<u8>>,
+    /// Sockets between accept and completed upgrade.
+    pub max_pending_handshakes: usize,
+    /// Seconds from accept to completed upgrade.
+    pub handshake_timeout: f64,
+    /// Seconds a closing connection gets for its last bytes and the Close.
+    pub close_grace: f64,
+    /// Longest topic name in bytes.
+    pub max_topic_bytes: usize,
+    /// Framed messages kept in memory per subscribed topic.
+    pub fanout_frames_per_topic: usize,
+    /// Seconds topic messages may wait to share one write (0: at once).
+    pub write_coalesce: f64,
 }
 
 impl ServerOptions {
@@ -198,15 +209,17 @@ impl ServerOptions {
             server_ready_without_auth: self.server_ready_without_auth,
             worker_threads: self.worker_threads,
             encryption: self.encryption,
-            e2e_rekey_interval: match self.e2e_rekey_interval {
-                None => None,
-                Some(secs) => Some(Duration::try_from_secs_f64(secs).map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "e2e_rekey_interval must be a positive number of seconds, not {secs}"
-                    ))
-                })?),
-            },
+            e2e_rekey_interval: self
+                .e2e_rekey_interval
+                .map(|s| seconds("e2e_rekey_interval", s))
+                .transpose()?,
             signature_key: self.signature_key.map(SignatureKey),
+            max_pending_handshakes: self.max_pending_handshakes,
+            handshake_timeout: seconds("handshake_timeout", self.handshake_timeout)?,
+            close_grace: seconds("close_grace", self.close_grace)?,
+            max_topic_bytes: self.max_topic_bytes,
+            fanout_frames_per_topic: self.fanout_frames_per_topic,
+            write_coalesce: seconds("write_coalesce", self.write_coalesce)?,
             ..ServerConfig::default()
         };
         let log = &mut config.log;
@@ -225,6 +238,16 @@ impl ServerOptions {
         config.validate().map_err(|e| PyValueError::new_err(e.0))?;
         Ok(config)
     }
+}
+
+/// A duration given in (fractional) seconds; `ValueError` when negative
+/// or not finite.
+fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds, not {secs}"
+        ))
+    })
 }
 
 /// Upstream's ring size rule: at least 16, rounded up to a power of two.

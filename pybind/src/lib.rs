@@ -20,9 +20,12 @@
 //! - [`log_reader`]: `LogReader`, read-only access to a data directory.
 //! - [`errors`]: Rust errors → Python exceptions, `NotRecoverableError`.
 //! - [`convert`]: Python values ↔ JSON values.
+//! - [`cli`]: `_wse_main`, the `wse` command line behind `python -m
+//!   wse_server` and the `wse` script.
 //! - [`jwt`], [`crypto`], [`compression`], [`queues`], [`rate_limit`],
 //!   [`sequencers`], [`filters`]: the utility toolkit of PYTHON_API.md §3.
 
+pub mod cli;
 pub mod compression;
 pub mod config;
 pub mod convert;
@@ -59,6 +62,7 @@ fn _wse_accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<rate_limit::RustTokenBucket>()?;
     m.add_class::<sequencers::RustSequencer>()?;
     m.add_class::<sequencers::RustEventSequencer>()?;
+    m.add_function(wrap_pyfunction!(cli::wse_main, m)?)?;
     m.add_function(wrap_pyfunction!(jwt::rust_jwt_encode, m)?)?;
     m.add_function(wrap_pyfunction!(jwt::rust_jwt_decode, m)?)?;
     m.add_function(wrap_pyfunction!(crypto::rust_aes_gcm_encrypt, m)?)?;

@@ -135,6 +135,12 @@ impl RustWSEServer {
         encryption=true,
         e2e_rekey_interval=None,
         signature_key=None,
+        max_pending_handshakes=512,
+        handshake_timeout=10.0,
+        close_grace=10.0,
+        max_topic_bytes=256,
+        fanout_frames_per_topic=1024,
+        write_coalesce=0.0,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -184,6 +190,12 @@ impl RustWSEServer {
         encryption: bool,
         e2e_rekey_interval: Option<f64>,
         signature_key: Option<Vec<u8>>,
+        max_pending_handshakes: usize,
+        handshake_timeout: f64,
+        close_grace: f64,
+        max_topic_bytes: usize,
+        fanout_frames_per_topic: usize,
+        write_coalesce: f64,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -232,6 +244,12 @@ impl RustWSEServer {
             encryption,
             e2e_rekey_interval,
             signature_key,
+            max_pending_handshakes,
+            handshake_timeout,
+            close_grace,
+            max_topic_bytes,
+            fanout_frames_per_topic,
+            write_coalesce,
         }
         .into_config()?;
         let server =

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
+import socket
 
 import pytest
 
 from wse_server import RustWSEServer
 
-from wsetest import SECRET
+from wsetest import SECRET, connect, recv_json
 
 POSITIONAL = [
     ("host", inspect.Parameter.empty), ("port", inspect.Parameter.empty), ("max_connections", 1000),
@@ -92,3 +95,46 @@ def test_wse_options_are_validated() -> None:
     RustWSEServer("127.0.0.1", 0, retention_max_bytes=0, retention_max_age=0, retention_max_records=10,
                   tail_records_per_topic=8, tail_memory_budget=1 << 20, slow_consumer="drop",
                   core_subscriptions=True, client_publish=True, worker_threads=1)
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("max_pending_handshakes", 0), ("handshake_timeout", 0.0), ("handshake_timeout", -1.0),
+    ("close_grace", float("nan")), ("max_topic_bytes", 0), ("fanout_frames_per_topic", 0),
+    ("write_coalesce", -0.001),
+])
+def test_connection_limits_refuse_values_that_would_break_the_server(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        RustWSEServer("127.0.0.1", 0, **{option: value})
+
+
+def test_handshake_timeout_closes_a_socket_that_never_finishes_its_upgrade() -> None:
+    server = RustWSEServer("127.0.0.1", 0, handshake_timeout=0.2)
+    server.start()
+    try:
+        # The default (10 s) would outlast the socket's 5 s timeout.
+        with socket.create_connection(("127.0.0.1", server.local_port()), timeout=5) as s:
+            s.sendall(b"GET /wse HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            assert s.recv(1) == b""
+    finally:
+        server.stop()
+
+
+def test_max_topic_bytes_bounds_the_topics_clients_name() -> None:
+    server = RustWSEServer("127.0.0.1", 0, core_subscriptions=True, server_ready_without_auth=True,
+                           max_topic_bytes=8)
+    server.start()
+
+    async def main() -> None:
+        async with connect(server) as ws:
+            await recv_json(ws, lambda m: m.get("t") == "server_ready")
+            await ws.send(json.dumps({"t": "subscription_update",
+                                      "p": {"action": "subscribe", "topics": ["short", "a-longer-name"]}}))
+            reply = await recv_json(ws, lambda m: m.get("t") == "subscription_update")
+            assert reply["p"]["success_topics"] == ["short"]
+            assert [f["topic"] if isinstance(f, dict) else f for f in reply["p"]["failed_topics"]] == \
+                ["a-longer-name"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()

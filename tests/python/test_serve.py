@@ -1,4 +1,4 @@
-"""`python -m wse_server serve`: the standalone server, as `wse serve`."""
+"""`python -m wse_server`: the `wse` command line of the binary, run from Python."""
 
 from __future__ import annotations
 
@@ -10,34 +10,45 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wse_server.__main__ import server_options, settings
-
 from wsetest import recv_json
 
 
-def test_settings_priorities_and_standalone_defaults(tmp_path: Path, monkeypatch) -> None:
+def wse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wse_server", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_help_lists_every_flag_of_wse_serve() -> None:
+    out = wse("serve", "--help")
+    assert out.returncode == 0, out.stderr
+    # Flags added to `wse serve` after the Python package first shipped.
+    for flag in ("--max-pending-handshakes", "--handshake-timeout", "--close-grace",
+                 "--max-inbound-queue-bytes", "--jwt-previous-secret-file", "--jwt-key-id",
+                 "--signature-key-file", "[env: WSE_PORT="):
+        assert flag in out.stdout, flag
+
+
+def test_bad_settings_exit_2_with_the_reason(tmp_path: Path) -> None:
+    short = wse("serve", "--jwt-secret", "too short", "--data-dir", str(tmp_path))
+    assert short.returncode == 2 and "32" in short.stderr, short.stderr
     config = tmp_path / "wse.toml"
-    config.write_text('port = 6000\nhost = "0.0.0.0"\ndurability = "always"\n')
-    monkeypatch.setenv("WSE_DURABILITY", "never")
-    chosen = settings(["serve", "--config", str(config), "--port", "7000"])
-    assert chosen == {"host": "0.0.0.0", "port": 7000, "durability": "never"}
-    opts = server_options(chosen)
-    assert opts["recovery_enabled"] and opts["core_subscriptions"] and opts["server_ready_without_auth"]
-    assert opts["app_events"] is False and opts["data_dir"] == "wse-data" and opts["max_connections"] == 100_000
-    jwt = server_options(settings(["serve", "--jwt-secret", "s" * 32, "--inbound-rate", "10"]))
-    assert jwt["jwt_secret"] == b"s" * 32 and jwt["server_ready_without_auth"] is False
-    assert jwt["inbound_rate_refill"] == 10.0
+    config.write_text("prot = 1\n")
+    typo = wse("serve", "--config", str(config))
+    assert typo.returncode == 2 and "prot" in typo.stderr, typo.stderr
+    unknown = wse("serve", "--no-such-flag")
+    assert unknown.returncode == 2 and "--no-such-flag" in unknown.stderr
 
 
-def test_serve_runs_a_complete_server_until_sigterm(tmp_path: Path) -> None:
+def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    # A WSE_* variable is a setting: it turns client publishing on.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", WSE_CLIENT_PUBLISH="true")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wse_server", "serve", "--port", "0", "--data-dir", str(data),
-         "--client-publish", "true"],
+        [sys.executable, "-m", "wse_server", "serve", "--port", "0", "--data-dir", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -66,8 +77,15 @@ def test_serve_runs_a_complete_server_until_sigterm(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
         assert "stopping" in out
         assert "warning: no authentication" in err
-        assert (data / "topics").is_dir()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    topics = wse("log", "topics", str(data))
+    assert topics.returncode == 0 and "chat" in topics.stdout, topics
+    dump = wse("log", "dump", str(data), "chat", "--format", "json")
+    assert dump.returncode == 0, dump.stderr
+    record = json.loads(dump.stdout.splitlines()[0])
+    assert record["offset"] == 0 and json.loads(record["payload"])["p"] == {"x": 1}
+    assert wse("log", "verify", str(data)).returncode == 0

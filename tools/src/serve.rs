@@ -8,7 +8,6 @@
 //! `--client-publish` lets clients publish to topics their ACL allows.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +56,13 @@ pub struct ServeArgs {
     /// Cookie the token is read from [default: access_token].
     #[arg(long, env = "WSE_JWT_COOKIE_NAME")]
     jwt_cookie_name: Option<String>,
+    /// The key being rotated out (same format as the JWT key), read from a
+    /// file: tokens it signed stay valid until it is removed.
+    #[arg(long, env = "WSE_JWT_PREVIOUS_SECRET_FILE")]
+    jwt_previous_secret_file: Option<PathBuf>,
+    /// Required header `kid` of tokens signed with the current key.
+    #[arg(long, env = "WSE_JWT_KEY_ID")]
+    jwt_key_id: Option<String>,
     /// Registered connections at most [default: 100000].
     #[arg(long, env = "WSE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -154,6 +160,8 @@ struct FileSettings {
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     jwt_cookie_name: Option<String>,
+    jwt_previous_secret_file: Option<PathBuf>,
+    jwt_key_id: Option<String>,
     max_connections: Option<usize>,
     max_message_size: Option<usize>,
     ping_interval: Option<u64>,
@@ -314,6 +322,13 @@ impl ServeArgs {
             if let Some(name) = pick!(jwt_cookie_name) {
                 options.cookie_name = Some(name);
             }
+            if let Some(path) = pick!(jwt_previous_secret_file) {
+                options.previous_secret = Some(
+                    std::fs::read(&path)
+                        .map_err(|e| CliError::io(format!("read {}", path.display()), e))?,
+                );
+            }
+            options.key_id = pick!(jwt_key_id);
             let jwt = JwtConfig::new(options).map_err(|e| CliError::Config(e.to_string()))?;
             c.jwt = Some(Arc::new(jwt));
             c.server_ready_without_auth = false;
@@ -324,7 +339,7 @@ impl ServeArgs {
 }
 
 impl Run for Box<ServeArgs> {
-    fn run(self) -> Result<ExitCode, CliError> {
+    fn run(self) -> Result<u8, CliError> {
         let bench_app = self.bench_app;
         let mut config = (*self).config()?;
         if bench_app {
@@ -372,7 +387,7 @@ impl Run for Box<ServeArgs> {
         if let Some(app) = app {
             let _ = app.join();
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(0)
     }
 }
 
@@ -430,5 +445,46 @@ mod tests {
         .config()
         .unwrap_err();
         assert!(short.to_string().contains("32"), "{short}");
+    }
+
+    #[test]
+    fn rotation_accepts_the_previous_key_and_the_current_one_with_its_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = "o".repeat(32);
+        let new = "n".repeat(32);
+        let previous = dir.path().join("previous.key");
+        std::fs::write(&previous, &old).unwrap();
+        let c = ServeArgs {
+            jwt_secret: Some(new.clone()),
+            jwt_previous_secret_file: Some(previous),
+            jwt_key_id: Some("k2".into()),
+            ..Default::default()
+        }
+        .config()
+        .unwrap();
+        let jwt = c.jwt.expect("auth is on");
+        let claims = serde_json::json!({"sub": "alice", "exp": 4_000_000_000u64});
+        let token = |key: &str, kid: Option<&str>| {
+            let t = wse::auth::encode(&claims, key.as_bytes(), "HS256", kid).unwrap();
+            format!("Bearer {t}")
+        };
+        assert!(
+            jwt.authenticate(None, Some(&token(&new, Some("k2"))))
+                .is_ok()
+        );
+        assert!(jwt.authenticate(None, Some(&token(&old, None))).is_ok());
+        assert!(jwt.authenticate(None, Some(&token(&new, None))).is_err());
+        assert!(
+            jwt.authenticate(None, Some(&token(&"x".repeat(32), Some("k2"))))
+                .is_err()
+        );
+        let missing = ServeArgs {
+            jwt_secret: Some(new),
+            jwt_previous_secret_file: Some(dir.path().join("absent")),
+            ..Default::default()
+        }
+        .config()
+        .unwrap_err();
+        assert!(missing.to_string().contains("absent"), "{missing}");
     }
 }

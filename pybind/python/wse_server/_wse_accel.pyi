@@ -22,6 +22,7 @@ __all__ = [
     "RustTokenBucket",
     "RustSequencer",
     "RustEventSequencer",
+    "_wse_main",
     "rust_jwt_encode",
     "rust_jwt_decode",
     "rust_aes_gcm_encrypt",
@@ -107,6 +108,12 @@ class RustWSEServer:
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
         signature_key: bytes | None = None,
+        max_pending_handshakes: int = 512,
+        handshake_timeout: float = 10.0,
+        close_grace: float = 10.0,
+        max_topic_bytes: int = 256,
+        fanout_frames_per_topic: int = 1024,
+        write_coalesce: float = 0.0,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -151,8 +158,9 @@ class RustWSEServer:
         - ``app_events``: queue events for the app; ``False`` drops them (a
           standalone server without an app).
         - ``max_inbound_queue_bytes``: memory the queued events hold at most
-          (64 MiB, estimated from each parsed message); past it, as past ``max_inbound_queue`` events, clients
-          are read more slowly instead of losing messages.
+          (64 MiB, estimated from each parsed message); past it, as past
+          ``max_inbound_queue_size`` events, clients are read more slowly
+          instead of losing messages.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
         - ``encryption``: agree end-to-end encryption with clients that ask
@@ -164,6 +172,16 @@ class RustWSEServer:
         - ``signature_key``: verify the HMAC-SHA256 ``sig`` of every client
           message with this key; unsigned or badly signed messages are
           refused with an ``INVALID_SIGNATURE`` error frame.
+        - ``max_pending_handshakes`` (512), ``handshake_timeout`` (10 s):
+          sockets between accept and completed upgrade, and how long each
+          may take.
+        - ``close_grace`` (10 s): time a closing connection gets for its
+          last bytes and the Close frame.
+        - ``max_topic_bytes`` (256): longest topic name.
+        - ``fanout_frames_per_topic`` (1024): framed messages kept in
+          memory per subscribed topic for the writers.
+        - ``write_coalesce`` (0 s): how long topic messages for a
+          connection may wait so one write carries several.
         """
         ...
 
@@ -438,6 +456,16 @@ class LogReader:
         stored history must be that epoch (else ``NotRecoverableError``).
         ``LookupError`` for an unknown topic."""
         ...
+
+# =============================================================================
+# The `wse` command line
+# =============================================================================
+
+def _wse_main(argv: list[str], self_command: list[str]) -> int:
+    """Run the ``wse`` command line (``argv[0]`` is the program name) with
+    the GIL released; its exit status. ``self_command`` starts it again in a
+    child process. Used by ``python -m wse_server`` and the ``wse`` script."""
+    ...
 
 # =============================================================================
 # JWT

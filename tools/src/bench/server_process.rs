@@ -93,10 +93,14 @@ impl ServerProcess {
     /// variables of this process are not passed on, so they cannot change
     /// what is measured.
     pub fn start(setup: &Setup, extra: &[&str]) -> Result<Self, CliError> {
-        let bin = match &setup.server_bin {
-            Some(b) => b.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| CliError::io("find the wse binary to run the server", e))?,
+        let (bin, leading) = match (&setup.server_bin, crate::self_command()) {
+            (Some(b), _) => (b.clone(), Vec::new()),
+            (None, Some((program, leading))) => (program.clone(), leading.clone()),
+            (None, None) => (
+                std::env::current_exe()
+                    .map_err(|e| CliError::io("find the wse binary to run the server", e))?,
+                Vec::new(),
+            ),
         };
         let base = setup.dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let scratch = tempfile::Builder::new()
@@ -105,7 +109,7 @@ impl ServerProcess {
             .map_err(|e| CliError::io(format!("create a directory in {}", base.display()), e))?;
         let mut last = None;
         for _ in 0..BIND_TRIES {
-            match Self::spawn(&bin, setup, extra, &scratch)? {
+            match Self::spawn(&bin, &leading, setup, extra, &scratch)? {
                 Attempt::Started(child, addr, stderr) => {
                     return Ok(Self {
                         child,
@@ -123,6 +127,7 @@ impl ServerProcess {
     /// One attempt on a fresh port.
     fn spawn(
         bin: &std::path::Path,
+        leading: &[std::ffi::OsString],
         setup: &Setup,
         extra: &[&str],
         scratch: &tempfile::TempDir,
@@ -133,7 +138,8 @@ impl ServerProcess {
         let err_file = File::create(&stderr)
             .map_err(|e| CliError::io(format!("create {}", stderr.display()), e))?;
         let mut cmd = Command::new(bin);
-        cmd.arg("serve")
+        cmd.args(leading)
+            .arg("serve")
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .arg("--data-dir")
             .arg(scratch.path().join("data"))

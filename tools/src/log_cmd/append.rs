@@ -3,7 +3,6 @@
 
 use std::io::{self, BufRead};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use wse_log::{Appended, Durability, Log, LogConfig, LogError, Position, RecordKind};
 
@@ -38,7 +37,7 @@ fn parse_kind(s: &str) -> Result<RecordKind, String> {
 }
 
 impl Run for AppendArgs {
-    fn run(self) -> Result<ExitCode, CliError> {
+    fn run(self) -> Result<u8, CliError> {
         let config = LogConfig {
             durability: self.durability,
             ..LogConfig::default()
@@ -89,6 +88,6 @@ impl Run for AppendArgs {
             _ => out.line(format_args!("appended 0 records to {}", self.topic))?,
         }
         out.flush()?;
-        Ok(ExitCode::SUCCESS)
+        Ok(0)
     }
 }

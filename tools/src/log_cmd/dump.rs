@@ -1,7 +1,5 @@
 //! `wse log dump DIR TOPIC [--from N] [--limit N] [--format json|raw]`.
 
-use std::process::ExitCode;
-
 use super::records::{self, RecordFormat};
 use super::{DirArg, find_topic, open_reader};
 use crate::Run;
@@ -29,7 +27,7 @@ pub struct DumpArgs {
 }
 
 impl Run for DumpArgs {
-    fn run(self) -> Result<ExitCode, CliError> {
+    fn run(self) -> Result<u8, CliError> {
         let reader = open_reader(&self.dir.dir)?;
         let topic = find_topic(&reader, &self.dir.dir, &self.topic)?;
         let mut from = self.from.unwrap_or(topic.first_offset);
@@ -52,6 +50,6 @@ impl Run for DumpArgs {
         // What came before an error is printed before the error is.
         out.flush()?;
         result?;
-        Ok(ExitCode::SUCCESS)
+        Ok(0)
     }
 }

@@ -2,7 +2,6 @@
 
 use std::io;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use wse_log::{DirReader, Epoch, LogError, TopicSummary};
@@ -46,7 +45,7 @@ struct Cursor {
 }
 
 impl Run for TailArgs {
-    fn run(self) -> Result<ExitCode, CliError> {
+    fn run(self) -> Result<u8, CliError> {
         let dir = self.dir.dir.as_path();
         let reader = open_reader(dir)?;
         let mut out = Out::stdout();
@@ -65,7 +64,7 @@ impl Run for TailArgs {
         } else {
             let t = find_topic(&reader, dir, &self.topic)?;
             self.print_newest(&mut out, &reader, &t)?;
-            return Ok(ExitCode::SUCCESS);
+            return Ok(0);
         };
         self.follow(&mut out, reader, dir, cursor)
     }
@@ -105,7 +104,7 @@ impl TailArgs {
         mut reader: DirReader,
         dir: &Path,
         mut cursor: Option<Cursor>,
-    ) -> Result<ExitCode, CliError> {
+    ) -> Result<u8, CliError> {
         // Said once per disappearance, not once per poll.
         let mut reported_gone = false;
         loop {
