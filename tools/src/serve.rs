@@ -25,6 +25,20 @@ pub struct ServeArgs {
     /// TOML file with any of the settings below (snake_case keys).
     #[arg(long, env = "WSE_CONFIG")]
     config: Option<PathBuf>,
+    /// The settings given as flags or `WSE_*` variables.
+    #[command(flatten)]
+    settings: Settings,
+    /// Run the counting app of `wse bench inbound` behind the server
+    /// (events through the application queue).
+    #[arg(long, hide = true)]
+    bench_app: bool,
+}
+
+/// Every setting of `wse serve`: one struct for the flags (clap) and for the
+/// keys of the `--config` TOML file (serde), so the two cannot drift apart.
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long, env = "WSE_HOST")]
     host: Option<String>,
@@ -93,10 +107,10 @@ pub struct ServeArgs {
     /// Let clients publish with {"t":"publish","p":{"topic":..,"message":{..}}}.
     #[arg(long, env = "WSE_CLIENT_PUBLISH")]
     client_publish: Option<bool>,
-    /// Bytes of log kept per topic [default: 1073741824].
+    /// Bytes of log kept per topic, 0 for no limit [default: 1073741824].
     #[arg(long, env = "WSE_RETENTION_BYTES")]
     retention_bytes: Option<u64>,
-    /// Seconds of log kept per topic [default: 604800].
+    /// Seconds of log kept per topic, 0 for no limit [default: 604800].
     #[arg(long, env = "WSE_RETENTION_SECONDS")]
     retention_seconds: Option<u64>,
     /// Tokio worker threads [default: 2].
@@ -140,100 +154,51 @@ pub struct ServeArgs {
     /// this file (its bytes as they are) [default: no check].
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
     signature_key_file: Option<PathBuf>,
-    /// Run the counting app of `wse bench inbound` behind the server
-    /// (events through the application queue).
-    #[arg(long, hide = true)]
-    bench_app: bool,
-}
-
-/// The same settings, as read from the TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    host: Option<String>,
-    port: Option<u16>,
-    data_dir: Option<PathBuf>,
-    durability: Option<String>,
-    jwt_secret: Option<String>,
-    jwt_secret_file: Option<PathBuf>,
-    jwt_algorithm: Option<String>,
-    jwt_issuer: Option<String>,
-    jwt_audience: Option<String>,
-    jwt_cookie_name: Option<String>,
-    jwt_previous_secret_file: Option<PathBuf>,
-    jwt_key_id: Option<String>,
-    max_connections: Option<usize>,
-    max_message_size: Option<usize>,
-    ping_interval: Option<u64>,
-    idle_timeout: Option<u64>,
-    max_outbound_bytes: Option<usize>,
-    slow_consumer: Option<String>,
-    inbound_rate: Option<f64>,
-    inbound_burst: Option<f64>,
-    recovery_max_messages: Option<u64>,
-    client_publish: Option<bool>,
-    retention_bytes: Option<u64>,
-    retention_seconds: Option<u64>,
-    worker_threads: Option<usize>,
-    write_coalesce_us: Option<u64>,
-    max_pending_handshakes: Option<usize>,
-    handshake_timeout: Option<u64>,
-    close_grace: Option<u64>,
-    max_subscriptions_per_connection: Option<usize>,
-    max_topic_bytes: Option<usize>,
-    fanout_frames_per_topic: Option<usize>,
-    max_inbound_queue: Option<usize>,
-    max_inbound_queue_bytes: Option<usize>,
-    encryption: Option<bool>,
-    e2e_rekey_interval: Option<u64>,
-    signature_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
     /// The server configuration these settings describe.
     pub fn config(self) -> Result<ServerConfig, CliError> {
-        let file: FileSettings = match &self.config {
+        let file: Settings = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;
                 toml::from_str(&text)
                     .map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?
             }
-            None => FileSettings::default(),
+            None => Settings::default(),
         };
         let mut c = ServerConfig::standalone();
         macro_rules! pick {
             ($field:ident) => {
-                self.$field.clone().or(file.$field.clone())
+                self.settings.$field.clone().or(file.$field.clone())
             };
         }
-        if let Some(v) = pick!(host) {
-            c.host = v;
+        // `set!(c.target = setting)`: the setting, when given, replaces the
+        // default; `via f` converts it first.
+        macro_rules! set {
+            (c.$($target:ident).+ = $field:ident) => {
+                if let Some(v) = pick!($field) {
+                    c.$($target).+ = v;
+                }
+            };
+            (c.$($target:ident).+ = $field:ident via $f:expr) => {
+                if let Some(v) = pick!($field) {
+                    c.$($target).+ = $f(v);
+                }
+            };
         }
-        if let Some(v) = pick!(port) {
-            c.port = v;
-        }
-        if let Some(v) = pick!(data_dir) {
-            c.data_dir = Some(v);
-        }
+        set!(c.host = host);
+        set!(c.port = port);
+        set!(c.data_dir = data_dir via Some);
         if let Some(v) = pick!(durability) {
             c.log.durability = Durability::parse(&v).map_err(CliError::Config)?;
         }
-        if let Some(v) = pick!(max_connections) {
-            c.max_connections = v;
-        }
-        if let Some(v) = pick!(max_message_size) {
-            c.max_message_size = v;
-        }
-        if let Some(v) = pick!(ping_interval) {
-            c.ping_interval = Duration::from_secs(v);
-        }
-        if let Some(v) = pick!(idle_timeout) {
-            c.idle_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = pick!(max_outbound_bytes) {
-            c.max_outbound_bytes = v;
-        }
+        set!(c.max_connections = max_connections);
+        set!(c.max_message_size = max_message_size);
+        set!(c.ping_interval = ping_interval via Duration::from_secs);
+        set!(c.idle_timeout = idle_timeout via Duration::from_secs);
+        set!(c.max_outbound_bytes = max_outbound_bytes);
         if let Some(v) = pick!(slow_consumer) {
             c.slow_consumer = match v.as_str() {
                 "disconnect" => SlowConsumerPolicy::Disconnect,
@@ -245,60 +210,26 @@ impl ServeArgs {
                 }
             };
         }
-        if let Some(v) = pick!(inbound_rate) {
-            c.inbound_rate_refill = v;
-        }
-        if let Some(v) = pick!(inbound_burst) {
-            c.inbound_rate_capacity = v;
-        }
-        if let Some(v) = pick!(recovery_max_messages) {
-            c.recovery_max_messages = v;
-        }
-        if let Some(v) = pick!(client_publish) {
-            c.client_publish = v;
-        }
-        if let Some(v) = pick!(retention_bytes) {
-            c.log.retention.max_bytes = Some(v);
-        }
-        if let Some(v) = pick!(retention_seconds) {
-            c.log.retention.max_age = Some(Duration::from_secs(v));
-        }
-        if let Some(v) = pick!(worker_threads) {
-            c.worker_threads = v;
-        }
-        if let Some(v) = pick!(write_coalesce_us) {
-            c.write_coalesce = Duration::from_micros(v);
-        }
-        if let Some(v) = pick!(max_pending_handshakes) {
-            c.max_pending_handshakes = v;
-        }
-        if let Some(v) = pick!(handshake_timeout) {
-            c.handshake_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = pick!(close_grace) {
-            c.close_grace = Duration::from_secs(v);
-        }
-        if let Some(v) = pick!(max_subscriptions_per_connection) {
-            c.max_subscriptions_per_connection = v;
-        }
-        if let Some(v) = pick!(max_topic_bytes) {
-            c.max_topic_bytes = v;
-        }
-        if let Some(v) = pick!(fanout_frames_per_topic) {
-            c.fanout_frames_per_topic = v;
-        }
-        if let Some(v) = pick!(max_inbound_queue) {
-            c.max_inbound_queue = v;
-        }
-        if let Some(v) = pick!(max_inbound_queue_bytes) {
-            c.max_inbound_queue_bytes = v;
-        }
-        if let Some(v) = pick!(encryption) {
-            c.encryption = v;
-        }
-        if let Some(v) = pick!(e2e_rekey_interval) {
-            c.e2e_rekey_interval = Some(Duration::from_secs(v));
-        }
+        set!(c.inbound_rate_refill = inbound_rate);
+        set!(c.inbound_rate_capacity = inbound_burst);
+        set!(c.recovery_max_messages = recovery_max_messages);
+        set!(c.client_publish = client_publish);
+        // 0 keeps history without a limit (as the Python options do).
+        set!(c.log.retention.max_bytes = retention_bytes via |v: u64| (v > 0).then_some(v));
+        set!(c.log.retention.max_age = retention_seconds
+            via |v: u64| (v > 0).then(|| Duration::from_secs(v)));
+        set!(c.worker_threads = worker_threads);
+        set!(c.write_coalesce = write_coalesce_us via Duration::from_micros);
+        set!(c.max_pending_handshakes = max_pending_handshakes);
+        set!(c.handshake_timeout = handshake_timeout via Duration::from_secs);
+        set!(c.close_grace = close_grace via Duration::from_secs);
+        set!(c.max_subscriptions_per_connection = max_subscriptions_per_connection);
+        set!(c.max_topic_bytes = max_topic_bytes);
+        set!(c.fanout_frames_per_topic = fanout_frames_per_topic);
+        set!(c.max_inbound_queue = max_inbound_queue);
+        set!(c.max_inbound_queue_bytes = max_inbound_queue_bytes);
+        set!(c.encryption = encryption);
+        set!(c.e2e_rekey_interval = e2e_rekey_interval via |v| Some(Duration::from_secs(v)));
         if let Some(path) = pick!(signature_key_file) {
             let key = std::fs::read(&path)
                 .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;
@@ -411,6 +342,14 @@ fn wait_for_shutdown_signal() -> Result<(), CliError> {
 mod tests {
     use super::*;
 
+    /// Arguments with these settings as flags and no config file.
+    fn with(settings: Settings) -> ServeArgs {
+        ServeArgs {
+            settings,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn flags_override_the_file_and_the_file_overrides_the_defaults() {
         let dir = tempfile::tempdir().unwrap();
@@ -422,7 +361,10 @@ mod tests {
         .unwrap();
         let c = ServeArgs {
             config: Some(path.clone()),
-            port: Some(7000),
+            settings: Settings {
+                port: Some(7000),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .config()
@@ -430,6 +372,16 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("0.0.0.0", 7000));
         assert_eq!(c.log.durability, Durability::Always);
         assert!(c.recovery_enabled && c.core_subscriptions && c.server_ready_without_auth);
+        assert!(c.log.retention.max_bytes.is_some() && c.log.retention.max_age.is_some());
+        std::fs::write(&path, "retention_bytes = 0\nretention_seconds = 0\n").unwrap();
+        let unlimited = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .config()
+        .unwrap();
+        assert_eq!(unlimited.log.retention.max_bytes, None);
+        assert_eq!(unlimited.log.retention.max_age, None);
         std::fs::write(&path, "prot = 1\n").unwrap();
         let err = ServeArgs {
             config: Some(path),
@@ -438,10 +390,10 @@ mod tests {
         .config()
         .unwrap_err();
         assert!(err.to_string().contains("prot"), "{err}");
-        let short = ServeArgs {
+        let short = with(Settings {
             jwt_secret: Some("too short".into()),
             ..Default::default()
-        }
+        })
         .config()
         .unwrap_err();
         assert!(short.to_string().contains("32"), "{short}");
@@ -454,12 +406,12 @@ mod tests {
         let new = "n".repeat(32);
         let previous = dir.path().join("previous.key");
         std::fs::write(&previous, &old).unwrap();
-        let c = ServeArgs {
+        let c = with(Settings {
             jwt_secret: Some(new.clone()),
             jwt_previous_secret_file: Some(previous),
             jwt_key_id: Some("k2".into()),
             ..Default::default()
-        }
+        })
         .config()
         .unwrap();
         let jwt = c.jwt.expect("auth is on");
@@ -478,11 +430,11 @@ mod tests {
             jwt.authenticate(None, Some(&token(&"x".repeat(32), Some("k2"))))
                 .is_err()
         );
-        let missing = ServeArgs {
+        let missing = with(Settings {
             jwt_secret: Some(new),
             jwt_previous_secret_file: Some(dir.path().join("absent")),
             ..Default::default()
-        }
+        })
         .config()
         .unwrap_err();
         assert!(missing.to_string().contains("absent"), "{missing}");
