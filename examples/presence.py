@@ -1,10 +1,5 @@
 """Presence: who is in a topic.
 
-NOTE: presence is not available in WSE yet (it is being built on the log).
-Until then `presence()` returns `{}`, `presence_stats()` zeros and
-`update_presence()` does nothing, so this example shows the API and what
-an app does with it; the calls already work and will fill in.
-
 Each authenticated user joins the topic `lobby` with presence data; the
 app sends the lobby's presence to every newcomer, and a client message
 `{"t": "status", "p": {"status": "away"}}` updates the user's data.
@@ -42,7 +37,12 @@ def main() -> None:
                         "stats": server.presence_stats("lobby"),
                     }})
                 elif kind == "msg" and isinstance(data, dict) and data.get("t") == "status":
-                    server.update_presence(conn, data.get("p") or {})
+                    try:
+                        server.update_presence(conn, data.get("p") or {})
+                    except RuntimeError as e:
+                        # The client may be gone by the time its message is
+                        # drained (or sent data over presence_max_data_size).
+                        print(f"status of {conn} not updated: {e}", flush=True)
                 elif kind in ("presence_join", "presence_leave", "presence_update"):
                     print(kind, data, flush=True)
                 elif kind == "disconnect" and once:

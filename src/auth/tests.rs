@@ -169,8 +169,17 @@ fn issuer_and_audience() {
         check(json!({"iss": "wse", "aud": ["web", "mobile"]})),
         Err(AuthError::InvalidToken(TokenError::InvalidAudience))
     );
-    // Like upstream, only `exp` is required: absent iss/aud are not checked.
-    assert_eq!(check(json!({})), Ok(()));
+    // Unlike upstream, a configured iss/aud is required, not skipped when
+    // the token leaves it out.
+    for partial in [json!({}), json!({"iss": "wse"}), json!({"aud": "api"})] {
+        assert!(
+            matches!(
+                check(partial.clone()),
+                Err(AuthError::InvalidToken(TokenError::InvalidClaims(_)))
+            ),
+            "{partial}"
+        );
+    }
 
     // Not configured (or configured empty): any iss/aud is fine.
     for (iss, aud) in [(None, None), (Some(String::new()), Some(String::new()))] {

@@ -47,15 +47,23 @@ pub(crate) fn validation(
     v.leeway = LEEWAY_SECS;
     v.validate_exp = true;
     v.validate_nbf = true;
-    v.set_required_spec_claims(&["exp"]);
+    // A configured issuer or audience is required, not only checked when
+    // present: upstream let a token that omits the claim through, so a
+    // token minted for another service with the same key was accepted.
+    let mut required = vec!["exp"];
     if let Some(iss) = issuer {
         v.set_issuer(&[iss]);
+        required.push("iss");
     }
     match audience {
-        Some(aud) => v.set_audience(&[aud]),
+        Some(aud) => {
+            v.set_audience(&[aud]);
+            required.push("aud");
+        }
         // Without a configured audience, a token's `aud` is not checked.
         None => v.validate_aud = false,
     }
+    v.set_required_spec_claims(&required);
     v
 }
 

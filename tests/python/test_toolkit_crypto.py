@@ -467,6 +467,10 @@ def test_issuer_and_audience() -> None:
     listed = rust_jwt_encode(claims_valid_for(aud=["web", "api"]), SECRET)
     assert rust_jwt_decode(listed, SECRET, audience="api") is not None
     assert rust_jwt_decode(listed, SECRET, audience="mobile") is None
+    # A configured issuer or audience must be in the token (upstream let a
+    # token without the claim through).
+    assert rust_jwt_decode(listed, SECRET, issuer="wse") is None
+    assert rust_jwt_decode(rust_jwt_encode(claims_valid_for(iss="wse"), SECRET), SECRET, audience="api") is None
 
 
 def _hs256_token_of_length(length: int) -> tuple[str, dict[str, Any]]:
