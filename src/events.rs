@@ -244,7 +244,10 @@ impl InboundQueue {
 
     /// Queue `event` in the room `r` holds.
     pub fn push_reserved(&self, event: AppEvent, r: Reservation) {
-        if self.closed.load(Ordering::Acquire) {
+        // Room reserved before a close (and a reopen) belongs to the old
+        // gate: the event is from the stopped run.
+        let current = Arc::ptr_eq(r.slot.semaphore(), &self.gate.read().slots);
+        if self.closed.load(Ordering::Acquire) || !current {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -329,10 +332,14 @@ impl InboundQueue {
             })
             .collect();
         self.depth.store(q.len(), Ordering::Relaxed);
-        drop(q);
+        // Give the room back before letting go of the queue: `reopen` takes
+        // the queue lock first, so room taken under one gate cannot be
+        // returned to the next one.
         let g = self.gate.read();
         g.slots.add_permits(slots);
         g.room.add_permits(units);
+        drop(g);
+        drop(q);
         out
     }
 
@@ -481,6 +488,20 @@ mod tests {
         assert_eq!(q.depth(), 0);
         q.try_push(ev(1), 1).unwrap();
         assert!(q.try_push(ev(2), 1).is_err(), "capacity 1 again");
+    }
+
+    #[tokio::test]
+    async fn room_reserved_before_a_restart_is_not_spent_after_it() {
+        let q = InboundQueue::new(1, 1 << 20);
+        let old = q.reserve(1).await.expect("room");
+        q.close();
+        q.reopen();
+        q.push_reserved(ev(0), old);
+        assert_eq!((q.depth(), q.dropped()), (0, 1));
+        q.try_push(ev(1), 1).unwrap();
+        assert_eq!(q.drain(10, Duration::ZERO), vec![ev(1)]);
+        q.try_push(ev(2), 1).unwrap();
+        assert!(q.try_push(ev(3), 1).is_err(), "still capacity 1");
     }
 
     #[test]
