@@ -231,15 +231,24 @@ impl InboundQueue {
     /// Wait for room for an event of `weight` bytes and hold it; `None`
     /// once the queue is closed. Dropping the future or the reservation
     /// gives the room back.
-    pub async fn reserve(&self, weight: usize) -> Option<Reservation> {
+    ///
+    /// The future does not borrow the queue, so a waiting reader can keep
+    /// it across other wake-ups and keep its place in line: the room goes
+    /// to readers in the order they first asked.
+    pub fn reserve(
+        &self,
+        weight: usize,
+    ) -> impl Future<Output = Option<Reservation>> + Send + 'static {
         let units = self.units(weight);
         let (slots, room) = {
             let g = self.gate.read();
             (g.slots.clone(), g.room.clone())
         };
-        let slot = slots.acquire_owned().await.ok()?;
-        let room = room.acquire_many_owned(units).await.ok()?;
-        Some(Reservation { slot, room, units })
+        async move {
+            let slot = slots.acquire_owned().await.ok()?;
+            let room = room.acquire_many_owned(units).await.ok()?;
+            Some(Reservation { slot, room, units })
+        }
     }
 
     /// Queue `event` in the room `r` holds.

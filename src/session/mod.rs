@@ -10,6 +10,7 @@ mod reader;
 mod writer;
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -20,7 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::EventDelivery;
 use crate::conn::{CloseRequest, Conn, ConnId};
-use crate::events::AppEvent;
+use crate::events::{AppEvent, Reservation};
 use crate::metrics::Metrics;
 use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
@@ -130,6 +131,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         rbuf,
         out: OutQueue::default(),
         held: VecDeque::new(),
+        waiting_for_room: None,
         inbound,
         throttled_until: None,
     };
@@ -159,10 +161,24 @@ struct Session {
     /// Events read but not yet queued (the inbound queue was full): no
     /// more reading until they are.
     held: VecDeque<(AppEvent, usize)>,
+    /// The place in line for room in the inbound queue for the first held
+    /// event; kept across wake-ups so the connection does not lose it.
+    waiting_for_room: Option<RoomWait>,
     /// Client messages per second.
     inbound: TokenBucket,
     /// Reading pauses until then (inbound rate limit).
     throttled_until: Option<Instant>,
+}
+
+/// A pending [`crate::events::InboundQueue::reserve`].
+type RoomWait = Pin<Box<dyn Future<Output = Option<Reservation>> + Send>>;
+
+/// The room `wait` waits for; never ready without one.
+async fn room(wait: &mut Option<RoomWait>) -> Option<Reservation> {
+    match wait {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How a session ends.
@@ -200,7 +216,11 @@ impl Session {
             let can_read = self.held.is_empty() && self.throttled_until.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
-            let held_weight = self.held.front().map_or(0, |(_, w)| *w);
+            if let Some((_, weight)) = self.held.front()
+                && self.waiting_for_room.is_none()
+            {
+                self.waiting_for_room = Some(Box::pin(self.state.events.reserve(*weight)));
+            }
             let end = tokio::select! {
                 _ = self.conn.signalled() => {
                     if !linger.is_zero()
@@ -222,7 +242,8 @@ impl Session {
                     Err(_) => Err(End::Gone),
                 },
                 r = self.stream.writable(), if want_write => r.map_err(|_| End::Gone),
-                r = self.state.events.reserve(held_weight), if !self.held.is_empty() => {
+                r = room(&mut self.waiting_for_room), if self.waiting_for_room.is_some() => {
+                    self.waiting_for_room = None;
                     self.release_held(r);
                     self.process_buffer()
                 }
@@ -267,7 +288,7 @@ impl Session {
 
     /// Queue the held events as far as the queue takes them, the first in
     /// the room reserved for it (`None`: the queue closed, and discards).
-    fn release_held(&mut self, reserved: Option<crate::events::Reservation>) {
+    fn release_held(&mut self, reserved: Option<Reservation>) {
         if let Some((ev, weight)) = self.held.pop_front() {
             match reserved {
                 Some(r) => self.state.events.push_reserved(ev, r),
