@@ -203,6 +203,9 @@ impl LogConfig {
                 self.segment_max_bytes
             ));
         }
+        if self.segment_max_age.is_zero() {
+            return Err("segment_max_age must be positive".into());
+        }
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be positive".into());
         }

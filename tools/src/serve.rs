@@ -113,6 +113,28 @@ struct Settings {
     /// Seconds of log kept per topic, 0 for no limit [default: 604800].
     #[arg(long, env = "WSE_RETENTION_SECONDS")]
     retention_seconds: Option<u64>,
+    /// Records kept per topic, 0 for no limit [default: 0].
+    #[arg(long, env = "WSE_RETENTION_RECORDS")]
+    retention_records: Option<u64>,
+    /// A segment file is sealed and a new one started past this size
+    /// [default: 67108864].
+    #[arg(long, env = "WSE_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+    /// ... or when its first record is this many seconds old [default: 3600].
+    #[arg(long, env = "WSE_SEGMENT_SECONDS")]
+    segment_seconds: Option<u64>,
+    /// Newest records kept in memory per topic [default: 1024].
+    #[arg(long, env = "WSE_TAIL_RECORDS")]
+    tail_records: Option<usize>,
+    /// Bytes all topics' memory tails hold together [default: 268435456].
+    #[arg(long, env = "WSE_TAIL_MEMORY_BUDGET")]
+    tail_memory_budget: Option<usize>,
+    /// Seconds a topic's memory tail lives unused [default: 300].
+    #[arg(long, env = "WSE_TAIL_IDLE_SECONDS")]
+    tail_idle_seconds: Option<u64>,
+    /// Segment files kept open at once, however many topics [default: 256].
+    #[arg(long, env = "WSE_MAX_OPEN_FILES")]
+    max_open_files: Option<usize>,
     /// Tokio worker threads [default: 2].
     #[arg(long, env = "WSE_WORKER_THREADS")]
     worker_threads: Option<usize>,
@@ -218,6 +240,13 @@ impl ServeArgs {
         set!(c.log.retention.max_bytes = retention_bytes via |v: u64| (v > 0).then_some(v));
         set!(c.log.retention.max_age = retention_seconds
             via |v: u64| (v > 0).then(|| Duration::from_secs(v)));
+        set!(c.log.retention.max_records = retention_records via |v: u64| (v > 0).then_some(v));
+        set!(c.log.segment_max_bytes = segment_bytes);
+        set!(c.log.segment_max_age = segment_seconds via Duration::from_secs);
+        set!(c.log.tail.records_per_topic = tail_records);
+        set!(c.log.tail.memory_budget = tail_memory_budget);
+        set!(c.log.tail.idle_ttl = tail_idle_seconds via Duration::from_secs);
+        set!(c.log.max_open_files = max_open_files);
         set!(c.worker_threads = worker_threads);
         set!(c.write_coalesce = write_coalesce_us via Duration::from_micros);
         set!(c.max_pending_handshakes = max_pending_handshakes);
@@ -397,6 +426,56 @@ mod tests {
         .config()
         .unwrap_err();
         assert!(short.to_string().contains("32"), "{short}");
+    }
+
+    #[test]
+    fn log_settings_reach_the_log_and_bad_ones_are_refused() {
+        let c = with(Settings {
+            retention_records: Some(500),
+            segment_bytes: Some(1 << 20),
+            segment_seconds: Some(60),
+            tail_records: Some(64),
+            tail_memory_budget: Some(1 << 20),
+            tail_idle_seconds: Some(5),
+            max_open_files: Some(64),
+            ..Default::default()
+        })
+        .config()
+        .unwrap();
+        let log = &c.log;
+        assert_eq!(log.retention.max_records, Some(500));
+        assert_eq!(log.segment_max_bytes, 1 << 20);
+        assert_eq!(log.segment_max_age, Duration::from_secs(60));
+        assert_eq!(log.tail.records_per_topic, 64);
+        assert_eq!(log.tail.memory_budget, 1 << 20);
+        assert_eq!(log.tail.idle_ttl, Duration::from_secs(5));
+        assert_eq!(log.max_open_files, 64);
+        for (bad, words) in [
+            (
+                Settings {
+                    segment_bytes: Some(10),
+                    ..Default::default()
+                },
+                "segment_max_bytes",
+            ),
+            (
+                Settings {
+                    segment_seconds: Some(0),
+                    ..Default::default()
+                },
+                "segment_max_age",
+            ),
+            (
+                Settings {
+                    max_open_files: Some(1),
+                    ..Default::default()
+                },
+                "max_open_files",
+            ),
+        ] {
+            let err = with(bad).config().unwrap_err();
+            assert!(err.to_string().contains(words), "{err}");
+        }
     }
 
     #[test]
