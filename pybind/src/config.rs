@@ -139,6 +139,12 @@ pub struct ServerOptions {
     pub fanout_frames_per_topic: usize,
     /// Seconds topic messages may wait to share one write (0: at once).
     pub write_coalesce: f64,
+    /// A log segment is sealed past this many bytes.
+    pub segment_max_bytes: u64,
+    /// ... or when its first record is this many seconds old.
+    pub segment_max_age: u64,
+    /// Segment files the log keeps open at once.
+    pub max_open_files: usize,
 }
 
 impl ServerOptions {
@@ -235,6 +241,9 @@ impl ServerOptions {
             .tail_memory_budget
             .unwrap_or(self.recovery_memory_budget);
         log.tail.idle_ttl = Duration::from_secs(self.recovery_ttl);
+        log.segment_max_bytes = self.segment_max_bytes;
+        log.segment_max_age = Duration::from_secs(self.segment_max_age);
+        log.max_open_files = self.max_open_files;
         config.validate().map_err(|e| PyValueError::new_err(e.0))?;
         Ok(config)
     }

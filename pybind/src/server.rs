@@ -141,6 +141,9 @@ impl RustWSEServer {
         max_topic_bytes=256,
         fanout_frames_per_topic=1024,
         write_coalesce=0.0,
+        segment_max_bytes=67108864,
+        segment_max_age=3600,
+        max_open_files=256,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -196,6 +199,9 @@ impl RustWSEServer {
         max_topic_bytes: usize,
         fanout_frames_per_topic: usize,
         write_coalesce: f64,
+        segment_max_bytes: u64,
+        segment_max_age: u64,
+        max_open_files: usize,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -250,6 +256,9 @@ impl RustWSEServer {
             max_topic_bytes,
             fanout_frames_per_topic,
             write_coalesce,
+            segment_max_bytes,
+            segment_max_age,
+            max_open_files,
         }
         .into_config()?;
         let server =

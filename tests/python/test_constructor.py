@@ -100,7 +100,7 @@ def test_wse_options_are_validated() -> None:
 @pytest.mark.parametrize(("option", "value"), [
     ("max_pending_handshakes", 0), ("handshake_timeout", 0.0), ("handshake_timeout", -1.0),
     ("close_grace", float("nan")), ("max_topic_bytes", 0), ("fanout_frames_per_topic", 0),
-    ("write_coalesce", -0.001),
+    ("write_coalesce", -0.001), ("segment_max_bytes", 10), ("segment_max_age", 0), ("max_open_files", 1),
 ])
 def test_connection_limits_refuse_values_that_would_break_the_server(option: str, value: float) -> None:
     with pytest.raises(ValueError, match=option):

@@ -114,6 +114,9 @@ class RustWSEServer:
         max_topic_bytes: int = 256,
         fanout_frames_per_topic: int = 1024,
         write_coalesce: float = 0.0,
+        segment_max_bytes: int = 67108864,
+        segment_max_age: int = 3600,
+        max_open_files: int = 256,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -182,6 +185,11 @@ class RustWSEServer:
           memory per subscribed topic for the writers.
         - ``write_coalesce`` (0 s): how long topic messages for a
           connection may wait so one write carries several.
+        - ``segment_max_bytes`` (64 MiB), ``segment_max_age`` (3600 s): when
+          a log segment is sealed and a new one started (retention deletes
+          whole sealed segments).
+        - ``max_open_files`` (256): segment files kept open at once, however
+          many topics there are.
         """
         ...
 
