@@ -114,6 +114,17 @@ pub struct SendLimiter {
     pub last_error: Option<std::time::Instant>,
 }
 
+/// What [`Conn::push_data`] did with a frame (the caller counts it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued as it was.
+    Plain,
+    /// Sealed for the connection's end-to-end key, then queued.
+    Sealed,
+    /// Not queued: the connection is closing or its queue is full.
+    Refused,
+}
+
 /// One connection.
 pub struct Conn {
     /// Its id.
@@ -213,29 +224,31 @@ impl Conn {
 
     /// Queue a data frame (a reply, `send*` output, a queue-group message)
     /// for this connection alone: sealed first when the connection is
-    /// end-to-end encrypted. Same return as [`Conn::push_control`].
-    pub fn push_data(&self, frame: Bytes, limit: usize) -> bool {
+    /// end-to-end encrypted. Refused (nothing queued) when closing or when
+    /// its queued bytes would pass `limit` (0 = no limit).
+    pub fn push_data(&self, frame: Bytes, limit: usize) -> Pushed {
         if self.is_closing() {
-            return false;
+            return Pushed::Refused;
         }
         // Seal outside the lock; the key is set under it, so a frame
         // sealed (or not) here is re-checked there.
         let sealed = self.e2e.get().map(|k| k.seal_frame(&frame));
-        {
+        let pushed = {
             let mut ob = self.outbox.lock();
-            let f = match (sealed, self.e2e.get()) {
-                (Some(f), _) => f,
-                (None, Some(k)) => k.seal_frame(&frame),
-                (None, None) => frame,
+            let (f, pushed) = match (sealed, self.e2e.get()) {
+                (Some(f), _) => (f, Pushed::Sealed),
+                (None, Some(k)) => (k.seal_frame(&frame), Pushed::Sealed),
+                (None, None) => (frame, Pushed::Plain),
             };
             if !Self::fits(&ob, &f, limit) {
-                return false;
+                return Pushed::Refused;
             }
             ob.control_bytes += f.len();
             ob.control.push_back(f);
-        }
+            pushed
+        };
         self.signal();
-        true
+        pushed
     }
 
     fn fits(ob: &Outbox, frame: &Bytes, limit: usize) -> bool {

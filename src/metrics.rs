@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
+use crate::conn::Pushed;
+
 /// Running totals since start.
 #[derive(Default)]
 pub struct Metrics {
@@ -70,6 +72,16 @@ impl Metrics {
     /// Read a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Count a frame queued for one connection: sealed for its end-to-end
+    /// key, or refused (a full queue, a closing connection).
+    pub fn count_push(&self, pushed: Pushed) {
+        match pushed {
+            Pushed::Plain => {}
+            Pushed::Sealed => Self::add(&self.frames_encrypted, 1),
+            Pushed::Refused => Self::add(&self.slow_consumer_drops, 1),
+        }
     }
 
     /// Count one publication on `topic` (at most 10,000 distinct topics
@@ -196,7 +208,7 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
     let counters: [(&str, &str, u64); 25] = [
         (
             "wse_frames_encrypted_total",
-            "Topic, presence and recovered frames sealed for end-to-end encrypted connections",
+            "Frames sealed for end-to-end encrypted connections",
             Metrics::get(&m.frames_encrypted),
         ),
         (

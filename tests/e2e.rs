@@ -120,6 +120,8 @@ async fn send_send_bytes_send_event_and_broadcast_all_are_sealed() {
     assert_eq!(e.next_sealed_json().await["t"], "all");
     ts.server.broadcast_all_bytes(b"raw").unwrap();
     assert_eq!(e.next_sealed().await, b"raw");
+    // Each of the five, sealed for this connection alone, is counted.
+    assert_eq!(ts.server.health().frames_encrypted, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@ use parking_lot::{Mutex, RwLock};
 use wse_log::Record;
 
 use super::ring::FrameRing;
-use crate::conn::{Conn, ConnId, Sub};
+use crate::conn::{Conn, ConnId, Pushed, Sub};
+use crate::metrics::Metrics;
 use crate::ws::frame;
 
 /// A queue group: one member gets each message, in turn.
@@ -48,8 +49,8 @@ impl Channel {
     }
 
     /// Frame newly visible records, wake the subscribers, and hand each
-    /// record to one member of every queue group.
-    pub fn publish(&self, first: u64, records: &[Record]) {
+    /// record to one member of every queue group (counted in `metrics`).
+    pub fn publish(&self, first: u64, records: &[Record], metrics: &Metrics) {
         self.ring
             .write()
             .push_text(first, records.iter().map(Record::payload_ref));
@@ -63,7 +64,7 @@ impl Channel {
         for r in records {
             let f: Bytes = frame::text(r.payload_ref());
             for g in groups.values_mut() {
-                deliver_to_one(g, &f, self.member_limit);
+                metrics.count_push(deliver_to_one(g, &f, self.member_limit));
             }
         }
     }
@@ -173,14 +174,16 @@ impl Channel {
 }
 
 /// Give the frame to the next member that can take it (closing members
-/// and members whose queue is full are skipped).
-fn deliver_to_one(g: &mut Group, f: &Bytes, limit: usize) {
+/// and members whose queue is full are skipped); `Refused` when none can.
+fn deliver_to_one(g: &mut Group, f: &Bytes, limit: usize) -> Pushed {
     let n = g.members.len();
     for i in 0..n {
         let idx = (g.next + i) % n;
-        if g.members[idx].push_data(f.clone(), limit) {
+        let pushed = g.members[idx].push_data(f.clone(), limit);
+        if pushed != Pushed::Refused {
             g.next = (idx + 1) % n;
-            return;
+            return pushed;
         }
     }
+    Pushed::Refused
 }

@@ -21,6 +21,7 @@ use parking_lot::RwLock;
 use wse_log::{AppendListener, Epoch, Record};
 
 use crate::conn::Conn;
+use crate::metrics::Metrics;
 use crate::topics::TopicPattern;
 
 pub use channel::Channel;
@@ -43,16 +44,20 @@ pub struct Fanout {
     pub frames_per_topic: usize,
     /// Queued bytes past which a queue-group member is skipped.
     pub member_limit: usize,
+    /// Where queue-group deliveries are counted (sealed, or dropped when
+    /// every member's queue is full).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Fanout {
     /// An empty fan-out keeping `frames_per_topic` frames per topic.
-    pub fn new(frames_per_topic: usize, member_limit: usize) -> Self {
+    pub fn new(frames_per_topic: usize, member_limit: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             channels: DashMap::new(),
             patterns: RwLock::new(Vec::new()),
             frames_per_topic,
             member_limit,
+            metrics,
         }
     }
 
@@ -114,6 +119,6 @@ impl AppendListener for Fanout {
             }
             None => return,
         };
-        channel.publish(first.offset(), records);
+        channel.publish(first.offset(), records, &self.metrics);
     }
 }

@@ -33,9 +33,9 @@ pub fn send_binary(state: &ServerState, conn: &Conn, data: &[u8]) {
 
 /// Queue a data frame (sealed for E2E connections).
 fn queue(state: &ServerState, conn: &Conn, f: Bytes) {
-    if !conn.push_data(f, state.config.max_outbound_bytes) {
-        Metrics::add(&state.metrics.slow_consumer_drops, 1);
-    }
+    state
+        .metrics
+        .count_push(conn.push_data(f, state.config.max_outbound_bytes));
 }
 
 /// Queue a protocol frame (rate-limit errors and warnings: plaintext).

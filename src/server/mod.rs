@@ -177,9 +177,11 @@ impl Server {
                 (t.path().to_owned(), Some(t))
             }
         };
+        let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(Fanout::new(
             self.config.fanout_frames_per_topic,
             self.config.max_outbound_bytes,
+            metrics.clone(),
         ));
         let mut log_config = self.config.log.clone();
         // Presence streams are named after their topic plus a prefix.
@@ -206,7 +208,7 @@ impl Server {
             conn_gone: Notify::new(),
             conn_gone_sync: Default::default(),
             events: self.events.clone(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             draining: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             stop_signal: Notify::new(),
