@@ -245,6 +245,27 @@ async fn a_queue_group_gives_each_message_to_one_member_in_turn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_group_message_no_member_can_take_is_counted_as_dropped() {
+    // Each member's own queue holds 64 bytes: a larger message fits nowhere.
+    let ts = TestServer::start(ServerConfig {
+        max_outbound_bytes: 64,
+        ..ServerConfig::default()
+    });
+    let mut events = Events::new(&ts.server);
+    let mut cs = clients(&ts, &mut events, 1).await;
+    ts.server
+        .subscribe(&cs[0].1, &topics(&["jobs"]), Some("workers"))
+        .unwrap();
+    let big = format!("\"{}\"", "x".repeat(200));
+    ts.server.broadcast_local("jobs", &msg(big).0).unwrap();
+    ts.server.broadcast_local("jobs", &msg(1).0).unwrap();
+    // Records are fanned out in order: once the small one arrives, the big
+    // one has been refused.
+    assert_eq!(cs[0].0.next_text().await, msg(1).1);
+    assert_eq!(ts.server.health().slow_consumer_drops, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_topic_acl_denies_first_and_an_empty_allow_list_allows_all() {
     let ts = TestServer::start(ServerConfig::default());
     let mut events = Events::new(&ts.server);
