@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use tokio::time::{Interval, MissedTickBehavior};
+
 use super::state::ServerState;
 use crate::conn::CloseRequest;
 use crate::metrics::Metrics;
@@ -21,19 +23,11 @@ pub async fn run(state: Arc<ServerState>) {
     let tick = (cfg.idle_timeout / 8)
         .min(cfg.e2e_rekey_interval.map_or(Duration::MAX, |d| d / 4))
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut interval = ticks(tick);
     let mut next_ping = tokio::time::Instant::now() + cfg.ping_interval;
     let idle_ms = cfg.idle_timeout.as_millis() as u64;
     let rekey_ms = cfg.e2e_rekey_interval.map(|d| d.as_millis() as u64);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = state.stop_signal.notified() => return,
-        }
-        if state.stopping.load(Ordering::Acquire) {
-            return;
-        }
+    while next_tick(&state, &mut interval).await {
         let now_ms = state.now_ms();
         let ping = (tokio::time::Instant::now() >= next_ping).then(|| {
             next_ping += cfg.ping_interval;
@@ -76,18 +70,27 @@ pub async fn run(state: Arc<ServerState>) {
 
 /// Send presence changes once per `presence_tick` until the server stops.
 pub async fn presence(state: Arc<ServerState>) {
-    let mut interval = tokio::time::interval(state.config.presence_tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            () = state.stop_signal.notified() => return,
-        }
-        if state.stopping.load(Ordering::Acquire) {
-            return;
-        }
+    let mut interval = ticks(state.config.presence_tick);
+    while next_tick(&state, &mut interval).await {
         if let Some(p) = &state.presence {
             p.flush(&state, None);
         }
     }
+}
+
+/// An interval that, when the runtime falls behind, delays the next tick
+/// instead of firing a burst of missed ones.
+fn ticks(period: Duration) -> Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// Wait for the next tick; false once the server is stopping.
+async fn next_tick(state: &ServerState, interval: &mut Interval) -> bool {
+    tokio::select! {
+        _ = interval.tick() => {}
+        () = state.stop_signal.notified() => return false,
+    }
+    !state.stopping.load(Ordering::Acquire)
 }

@@ -353,19 +353,7 @@ fn append_run_tasks(
         }
         Ok::<_, CliError>(counts)
     })?;
-    log.flush()?;
-    let seconds = start.elapsed().as_secs_f64();
-    let fsyncs = log.stats().fsyncs;
-    log.close()?;
-    let appends: u64 = counts.iter().sum();
-    Ok(Figures {
-        threads: tasks,
-        appends,
-        seconds,
-        appends_per_sec: appends as f64 / seconds,
-        mb_per_sec: (appends as f64 * size as f64) / seconds / 1e6,
-        fsyncs,
-    })
+    finish_run(&log, start, &counts, size)
 }
 
 /// `threads` appenders on a fresh log in `dir` for `run_time`; each waits
@@ -414,17 +402,24 @@ fn append_run(
             })
             .collect::<Result<Vec<u64>, CliError>>()
     })?;
+    finish_run(&log, start, &counts, size)
+}
+
+/// Flush and close the log of a run that started at `start` and whose
+/// appenders made `counts` appends of `size` bytes each; the run's figures.
+/// The time includes the flush: records still queued count as not done.
+fn finish_run(log: &Log, start: Instant, counts: &[u64], size: usize) -> Result<Figures, CliError> {
     log.flush()?;
     let seconds = start.elapsed().as_secs_f64();
     let fsyncs = log.stats().fsyncs;
     log.close()?;
     let appends: u64 = counts.iter().sum();
     Ok(Figures {
-        threads,
+        threads: counts.len(),
         appends,
         seconds,
         appends_per_sec: appends as f64 / seconds,
-        mb_per_sec: (appends * size as u64) as f64 / seconds / 1e6,
+        mb_per_sec: (appends as f64 * size as f64) / seconds / 1e6,
         fsyncs,
     })
 }
