@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::*;
-use wse::{Server, ServerConfig, ServerError};
+use wse::{AppEvent, Server, ServerConfig, ServerError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_silent_clients_time_out_while_a_healthy_one_keeps_working() {
@@ -160,4 +160,23 @@ async fn health_and_metrics_report_the_log_and_the_connections() {
         "{text}"
     );
     assert!(text.contains("wse_log_appends_total 10\n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_upgrade_completed_is_already_known_to_the_app() {
+    let ts = TestServer::start(ServerConfig::default());
+    let mut events = Events::new(&ts.server);
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        clients.push(ts.client().await);
+        // The client has its 101: the connection is registered and its
+        // Connect queued, so connections are announced in the order they
+        // were made.
+        assert_eq!(ts.server.connection_count(), i + 1);
+        let queued = events.ready();
+        assert!(
+            matches!(queued.as_slice(), [AppEvent::Connect { .. }]),
+            "after connection {i}: {queued:?}"
+        );
+    }
 }

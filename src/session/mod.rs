@@ -59,23 +59,18 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         Metrics::add(&state.metrics.connections_rejected, 1);
         return;
     }
-    if stream
-        .write_all(&handshake::accept_response(&req.key))
-        .await
-        .is_err()
-    {
-        state.release_slot();
-        return;
-    }
-    drop(permit);
+    let accept = handshake::accept_response(&req.key);
     let id = ConnId::generate();
     let (user_id, acl) = match &state.config.jwt {
         None => (None, None),
         Some(jwt) => match jwt.authenticate(req.cookie.as_deref(), req.authorization.as_deref()) {
             Ok(user) => (Some(user.user_id), user.topic_acl),
             Err(e) => {
+                // A refused client still gets the upgrade, then one error
+                // frame and the Close (CLIENT_PROTOCOL.md §2.3).
                 Metrics::add(&state.metrics.auth_failures, 1);
-                let mut out = frame::text(e.frame(SystemTime::now()).as_bytes()).to_vec();
+                let mut out = accept.to_vec();
+                out.extend_from_slice(&frame::text(e.frame(SystemTime::now()).as_bytes()));
                 out.extend_from_slice(&frame::close(Some(e.close_code()), "Authentication failed"));
                 let _ = stream.write_all(&out).await;
                 let _ = stream.shutdown().await;
@@ -119,23 +114,30 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
             },
         });
     }
-    let inbound = TokenBucket::new(
-        state.config.inbound_rate_capacity,
-        state.config.inbound_rate_refill,
-    );
-    let session = Session {
-        parser: FrameParser::new(state.config.max_message_size),
-        state: state.clone(),
-        conn: conn.clone(),
-        stream,
-        rbuf,
-        out: OutQueue::default(),
-        held: VecDeque::new(),
-        waiting_for_room: None,
-        inbound,
-        throttled_until: None,
-    };
-    session.run().await;
+    // The connection is registered (and the app told) before the client
+    // sees the upgrade: once a client is connected, the app knows it, and
+    // clients that connect one after another are announced in that order.
+    let upgraded = stream.write_all(&accept).await.is_ok();
+    drop(permit);
+    if upgraded {
+        let inbound = TokenBucket::new(
+            state.config.inbound_rate_capacity,
+            state.config.inbound_rate_refill,
+        );
+        let session = Session {
+            parser: FrameParser::new(state.config.max_message_size),
+            state: state.clone(),
+            conn: conn.clone(),
+            stream,
+            rbuf,
+            out: OutQueue::default(),
+            held: VecDeque::new(),
+            waiting_for_room: None,
+            inbound,
+            throttled_until: None,
+        };
+        session.run().await;
+    }
     crate::ops::subscribe::unsubscribe_all(&state, &conn);
     state.conns.remove(&id);
     // The slot is free before the app hears of the disconnect, so an app
