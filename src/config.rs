@@ -100,9 +100,9 @@ pub struct ServerConfig {
     /// Stamp broadcasts with `tp`/`e`/`o` and serve recovery requests
     /// (default false, as upstream; `wse serve` turns it on).
     pub recovery_enabled: bool,
-    /// Most messages one recovery request replays (default 500). Larger
-    /// gaps are replayed in pages: the reply says how far it got and the
-    /// client asks again for the rest.
+    /// Most messages one recovery request replays (default 500). A larger
+    /// gap is not recovered at all (all or nothing, as upstream): the
+    /// reply says `recovered: false` with the topic's position.
     pub recovery_max_messages: u64,
     /// The log's data directory; `None` uses a temporary directory removed
     /// at stop (history then lasts one run, as upstream's memory buffers).
@@ -135,6 +135,14 @@ pub struct ServerConfig {
     /// Agree end-to-end encryption with clients that ask for it in
     /// `client_hello` (default true; false answers `encryption:false`).
     pub encryption: bool,
+    /// How long a new connection's topic data (live and replayed) waits
+    /// for its `client_hello` (default 500 ms; zero: no wait). A client
+    /// that asks for encryption then never receives topic data in clear,
+    /// even if it subscribes or recovers before its hello (the TypeScript
+    /// client does, while it generates its key). Clients that never send
+    /// a hello get their topic data after this wait. Only with
+    /// `encryption` on.
+    pub e2e_hello_wait: Duration,
     /// Close end-to-end encrypted connections whose key is this old, with
     /// code 4000 (`rekey`), so that clients reconnect with a fresh key
     /// (default `None`: keys last as long as the connection). The clients
@@ -199,6 +207,7 @@ impl Default for ServerConfig {
             client_publish: false,
             server_ready_without_auth: false,
             encryption: true,
+            e2e_hello_wait: Duration::from_millis(500),
             e2e_rekey_interval: None,
             signature_key: None,
             worker_threads: 2,

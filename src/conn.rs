@@ -67,21 +67,58 @@ pub struct Sub {
     pub cursor: u64,
     /// Next presence event to send.
     pub presence_cursor: u64,
-    /// A capped recovery replay: when the cursor reaches `stop`, it jumps
-    /// to `resume` (the client asks again for what lies between).
-    pub replay: Option<(u64, u64)>,
+    /// A recovery replay in progress: the topic's head when it began. Until
+    /// the cursor reaches it, the connection's own frames (the recovery
+    /// reply among them) wait, so a reply never claims a position whose
+    /// records the client has not been sent.
+    pub replay_until: Option<u64>,
     /// Created by a pattern subscription rather than by name.
     pub via_pattern: bool,
+}
+
+/// A frame queued for one connection.
+pub struct Queued {
+    /// The frame, sealed already if it is data on an encrypted connection.
+    pub frame: Bytes,
+    /// Data (may be held back during a replay), not a protocol frame.
+    pub data: bool,
+}
+
+impl Outbox {
+    /// Take the queued frames: all of them, or with `hold_data` only the
+    /// protocol frames (data frames keep their order for later).
+    pub fn take_queued(&mut self, hold_data: bool, out: &mut Vec<Bytes>) -> u64 {
+        let before = out.len();
+        if hold_data {
+            let mut kept = VecDeque::new();
+            for q in self.queue.drain(..) {
+                if q.data {
+                    kept.push_back(q);
+                } else {
+                    self.queued_bytes -= q.frame.len();
+                    out.push(q.frame);
+                }
+            }
+            self.queue = kept;
+        } else {
+            out.extend(self.queue.drain(..).map(|q| q.frame));
+            self.queued_bytes = 0;
+        }
+        (out.len() - before) as u64
+    }
 }
 
 /// What a connection has queued and is subscribed to.
 #[derive(Default)]
 pub struct Outbox {
-    /// Frames for this connection alone (replies, `send`, queue-group
-    /// deliveries, presence), in order.
-    pub control: VecDeque<Bytes>,
-    /// Bytes in `control`.
-    pub control_bytes: usize,
+    /// Frames for this connection alone, in order: protocol frames
+    /// (pongs, pings, hellos, protocol errors: never sealed, never held
+    /// back) and data frames (replies, `send` output, queue-group
+    /// deliveries: sealed on an end-to-end connection, and held back while
+    /// a recovery replay is sent).
+    pub queue: VecDeque<Queued>,
+    /// Bytes in `queue`.
+    pub queued_bytes: usize,
     /// Topic subscriptions by topic.
     pub subs: HashMap<Arc<str>, Sub>,
     /// Pattern subscriptions.
@@ -147,6 +184,9 @@ pub struct Conn {
     e2e: OnceLock<E2eKey>,
     /// When the key was agreed, ms since the server started.
     pub e2e_since_ms: AtomicU64,
+    /// Until then (ms since the server started) no topic data is sent:
+    /// the client's `client_hello` may still ask for encryption (0: open).
+    data_gate_ms: AtomicU64,
     close: Mutex<Option<CloseRequest>>,
     wake: Notify,
     signalled: AtomicBool,
@@ -178,6 +218,7 @@ impl Conn {
             last_activity_ms: AtomicU64::new(now_ms),
             e2e: OnceLock::new(),
             e2e_since_ms: AtomicU64::new(0),
+            data_gate_ms: AtomicU64::new(0),
             close: Mutex::new(None),
             wake: Notify::new(),
             signalled: AtomicBool::new(false),
@@ -215,8 +256,8 @@ impl Conn {
             if !Self::fits(&ob, &frame, limit) {
                 return false;
             }
-            ob.control_bytes += frame.len();
-            ob.control.push_back(frame);
+            ob.queued_bytes += frame.len();
+            ob.queue.push_back(Queued { frame, data: false });
         }
         self.signal();
         true
@@ -243,8 +284,11 @@ impl Conn {
             if !Self::fits(&ob, &f, limit) {
                 return Pushed::Refused;
             }
-            ob.control_bytes += f.len();
-            ob.control.push_back(f);
+            ob.queued_bytes += f.len();
+            ob.queue.push_back(Queued {
+                frame: f,
+                data: true,
+            });
             pushed
         };
         self.signal();
@@ -252,7 +296,7 @@ impl Conn {
     }
 
     fn fits(ob: &Outbox, frame: &Bytes, limit: usize) -> bool {
-        limit == 0 || ob.control_bytes + frame.len() <= limit
+        limit == 0 || ob.queued_bytes + frame.len() <= limit
     }
 
     /// The end-to-end key, when the connection is encrypted.
@@ -260,16 +304,54 @@ impl Conn {
         self.e2e.get()
     }
 
-    /// Turn end-to-end encryption on (once; false if it already was).
-    /// Returns the frames queued before, which must go out plaintext ahead
-    /// of the `server_hello` that hands the client its key; every data
-    /// frame queued after this call is sealed.
+    /// Turn end-to-end encryption on (once; `None` if it already was).
+    /// Returns the protocol frames queued before, which must go out
+    /// plaintext ahead of the `server_hello` that hands the client its
+    /// key. Data frames still queued are sealed now and go out after it,
+    /// in their place (a recovery reply waiting for its replay stays
+    /// behind it); every data frame queued after this call is sealed.
     pub fn enable_e2e(&self, key: E2eKey, now_ms: u64) -> Option<Vec<Bytes>> {
         let mut ob = self.outbox.lock();
         self.e2e.set(key).ok()?;
         self.e2e_since_ms.store(now_ms, Ordering::Relaxed);
-        ob.control_bytes = 0;
-        Some(ob.control.drain(..).collect())
+        let key = self.e2e.get()?;
+        let mut early = Vec::new();
+        let mut data = VecDeque::new();
+        for q in ob.queue.drain(..) {
+            if q.data {
+                let frame = key.seal_frame(&q.frame);
+                data.push_back(Queued { frame, data: true });
+            } else {
+                early.push(q.frame);
+            }
+        }
+        ob.queued_bytes = data.iter().map(|q| q.frame.len()).sum();
+        ob.queue = data;
+        Some(early)
+    }
+
+    /// Send no topic data (live or replayed) before `until_ms` unless
+    /// the client's `client_hello` is handled first: a client that asks
+    /// for encryption then never receives topic data in clear.
+    pub fn hold_data_until(&self, until_ms: u64) {
+        self.data_gate_ms.store(until_ms, Ordering::Release);
+    }
+
+    /// The `client_hello` was handled (or the wait is over): topic data
+    /// may flow.
+    pub fn release_data(&self) {
+        if self.data_gate_ms.swap(0, Ordering::AcqRel) != 0 {
+            self.signal();
+        }
+    }
+
+    /// When topic data may flow (ms since the server started), if it is
+    /// held.
+    pub fn data_held_until(&self) -> Option<u64> {
+        match self.data_gate_ms.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
     }
 
     /// Is this topic allowed by the connection's ACL?

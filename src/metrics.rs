@@ -136,6 +136,9 @@ pub struct Health {
     pub recovery_from_memory: u64,
     /// Recovery requests that started before the memory (log reads).
     pub recovery_from_disk: u64,
+    /// Recovery requests answered not-recovered (another epoch, removed,
+    /// over `recovery_max_messages`).
+    pub recovery_not_recovered: u64,
     /// Frames written to sockets.
     pub frames_sent: u64,
     /// Write system calls to sockets.
@@ -205,7 +208,7 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             h.presence_total_users.unwrap_or(0).to_string(),
         );
     }
-    let counters: [(&str, &str, u64); 25] = [
+    let counters: [(&str, &str, u64); 26] = [
         (
             "wse_frames_encrypted_total",
             "Frames sealed for end-to-end encrypted connections",
@@ -326,6 +329,11 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             "wse_recovery_from_disk_total",
             "Recovery requests starting in the log",
             h.recovery_from_disk,
+        ),
+        (
+            "wse_recovery_not_recovered_total",
+            "Recovery requests answered not-recovered",
+            h.recovery_not_recovered,
         ),
     ];
     for (name, help, v) in counters {

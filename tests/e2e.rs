@@ -375,3 +375,59 @@ async fn with_a_signature_key_only_correctly_signed_messages_get_through() {
     );
     assert_eq!(ts.server.health().signature_failures, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_asked_before_client_hello_is_replayed_sealed_then_its_reply() {
+    // The TypeScript client sends its recovery request while it generates
+    // its key, before its client_hello: the history must not go out in
+    // clear meanwhile, and the reply must follow the replayed records.
+    let ts = TestServer::start(ServerConfig {
+        fanout_frames_per_topic: 4,
+        ..standalone()
+    });
+    for i in 0..30 {
+        ts.server.broadcast_local("orders", &msg(i)).unwrap();
+    }
+    ts.server.log().unwrap().flush().unwrap();
+    let epoch = ts.server.position("orders").unwrap().unwrap().epoch;
+    let mut c = Client::connect(&ts.url(""), &[]).await;
+    c.expect_type("server_ready").await;
+    c.send_json(&json!({"c": "WSE", "t": "subscription_update", "p": {
+        "action": "subscribe", "topics": ["orders"], "recover": true,
+        "recovery": {"orders": {"epoch": epoch.to_string(), "offset": 9}}}}))
+        .await;
+    // Key generation takes a while; a live message is published meanwhile.
+    wait_until("subscribed", || ts.server.subscriber_count("orders") == 1).await;
+    ts.server.broadcast_local("orders", &msg(30)).unwrap();
+    ts.server.log().unwrap().flush().unwrap();
+    let mut e = E2eClient::agree(c).await;
+    // Everything before server_hello was plaintext protocol (checked by
+    // `expect_type`, which kept it); none of it was topic data.
+    let early = e.c.take_backlog();
+    assert!(
+        early
+            .iter()
+            .all(|v| v["tp"].is_null() && v["t"] != "subscription_update"),
+        "nothing of the topic before the key: {early:?}"
+    );
+    let mut offsets = Vec::new();
+    let reply = loop {
+        let v = e.next_sealed_json().await;
+        if v["t"] == "subscription_update" {
+            break v;
+        }
+        offsets.push(v["o"].as_u64().unwrap());
+    };
+    let r = &reply["p"]["recovery"]["orders"];
+    assert_eq!(
+        (r["recovered"].as_bool(), r["count"].as_u64()),
+        (Some(true), Some(20)),
+        "{reply}"
+    );
+    assert_eq!(
+        offsets,
+        (10..30).collect::<Vec<_>>(),
+        "the replay, then the reply"
+    );
+    assert_eq!(e.next_sealed_json().await["o"], 30, "then live, sealed");
+}

@@ -23,6 +23,7 @@ async fn thousands_joining_at_once_leave_the_server_responsive() {
     });
     let mut events = Events::new(&ts.server);
     let mut probe = ts.client().await;
+    probe.hello().await;
     let (probe_id, _) = events.connect().await;
     ts.server
         .subscribe(&probe_id, &["storm".into()], None)

@@ -70,6 +70,7 @@ async fn replay_and_live_form_one_gapless_stream_under_a_running_publisher() {
         })
     };
     let mut c = Client::connect(&format!("ws://{}/wse", ts.addr), &[]).await;
+    c.hello().await;
     let reply = c
         .subscribe(
             &["race"],
@@ -128,7 +129,7 @@ async fn replayed_frames_are_byte_identical_to_live_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_gaps_are_replayed_in_pages_and_the_reply_says_how_far() {
+async fn a_gap_over_the_cap_is_not_recovered_and_one_within_it_wholly() {
     let ts = TestServer::start(ServerConfig {
         recovery_max_messages: 10,
         ..standalone()
@@ -138,7 +139,10 @@ async fn large_gaps_are_replayed_in_pages_and_the_reply_says_how_far() {
     }
     ts.server.log().unwrap().flush().unwrap();
     let mut c = ts.client().await;
+    c.hello().await;
     let epoch = epoch_of(&c.subscribe(&["p"], None).await, "p");
+    // 94 missed, the cap is 10: nothing is replayed, and the reply says so
+    // (no partial replay that looks complete).
     let reply = c
         .subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 5}})))
         .await;
@@ -149,24 +153,31 @@ async fn large_gaps_are_replayed_in_pages_and_the_reply_says_how_far() {
             r["count"].as_u64(),
             r["offset"].as_u64()
         ),
-        (Some(true), Some(10), Some(15))
+        (Some(false), Some(0), Some(99))
     );
-    assert_eq!(r["complete"], false);
-    assert_eq!(
-        offsets_until(&mut c, "p", 15).await,
-        (6..=15).collect::<Vec<_>>()
-    );
-    // The stream then continues live; the client asks again for the rest.
     ts.server.broadcast_local("p", &msg(100)).unwrap();
     assert_eq!(offsets_until(&mut c, "p", 100).await, vec![100]);
+    // 10 missed: all of them, then the reply, then live messages.
     let reply = c
-        .subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 15}})))
+        .subscribe(&["p"], Some(json!({"p": {"epoch": epoch, "offset": 90}})))
         .await;
-    assert_eq!(reply["p"]["recovery"]["p"]["count"], 10);
+    let r = &reply["p"]["recovery"]["p"];
     assert_eq!(
-        offsets_until(&mut c, "p", 25).await,
-        (16..=25).collect::<Vec<_>>()
+        (
+            r["recovered"].as_bool(),
+            r["count"].as_u64(),
+            r["offset"].as_u64(),
+            r["complete"].as_bool()
+        ),
+        (Some(true), Some(10), Some(100), Some(true))
     );
+    let replayed_before_reply: Vec<u64> = c
+        .take_backlog()
+        .iter()
+        .filter_map(|v| v["o"].as_u64())
+        .collect();
+    assert_eq!(replayed_before_reply, (91..=100).collect::<Vec<_>>());
+    assert_eq!(ts.server.health().recovery_not_recovered, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

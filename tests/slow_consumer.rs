@@ -15,6 +15,8 @@ fn config(policy: SlowConsumerPolicy) -> ServerConfig {
     ServerConfig {
         max_outbound_bytes: 1 << 20,
         slow_consumer: policy,
+        // The gap a skipped client recovers is thousands of messages.
+        recovery_max_messages: 100_000,
         ..standalone()
     }
 }

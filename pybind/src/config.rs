@@ -10,7 +10,7 @@
 //! | `recovery_buffer_size` (128) | `tail.records_per_topic`, raised to ≥ 16 and rounded up to a power of two as upstream, unless `tail_records_per_topic` is given |
 //! | `recovery_ttl` (300 s) | `tail.idle_ttl` |
 //! | `recovery_memory_budget` (256 MiB) | `tail.memory_budget`, unless `tail_memory_budget` is given |
-//! | `recovery_max_messages` (500) | messages one recovery request replays (larger gaps are paged) |
+//! | `recovery_max_messages` (500) | most messages one recovery request replays (a larger gap is not recovered) |
 //! | `max_outbound_queue_bytes` | `max_outbound_bytes` |
 //! | `max_inbound_queue_size` | `max_inbound_queue` |
 //!
@@ -251,7 +251,7 @@ impl ServerOptions {
 
 /// A duration given in (fractional) seconds; `ValueError` when negative
 /// or not finite.
-fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
+pub(crate) fn seconds(name: &str, secs: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| {
         PyValueError::new_err(format!(
             "{name} must be a non-negative number of seconds, not {secs}"

@@ -6,11 +6,12 @@
 //! | `ServerError::AlreadyRunning`, `NotRunning`, `Limit`, `Recovery`, `Runtime` | `RuntimeError` (upstream's messages) |
 //! | `ServerError::Bind` | `OSError(errno, "cannot bind host:port: ...")` |
 //! | `ServerError::Config`, configuration errors | `ValueError` |
+//! | `ServerError::Timeout` (`flush`) | `TimeoutError` |
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
 //! | other `LogError`s | `RuntimeError` |
 
-use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use wse::ServerError;
 use wse_log::{LogError, NotRecoverable, NotRecoverableReason};
@@ -33,6 +34,7 @@ pub fn server_error(py: Python<'_>, err: ServerError) -> PyErr {
         // than idle_timeout (10s)`), without the Rust error's prefix.
         ServerError::Config(e) => PyValueError::new_err(e.0),
         ServerError::Log(e) => log_error(py, e),
+        e @ ServerError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
         ServerError::Presence(e @ wse::presence::PresenceError::DataTooLarge { .. }) => {
             PyValueError::new_err(e.to_string())
         }

@@ -46,6 +46,7 @@ pub fn to_dict<'py>(py: Python<'py>, h: &Health) -> PyResult<Bound<'py, PyDict>>
     d.set_item("log_disk_reads", h.log_disk_reads)?;
     d.set_item("recovery_from_memory", h.recovery_from_memory)?;
     d.set_item("recovery_from_disk", h.recovery_from_disk)?;
+    d.set_item("recovery_not_recovered", h.recovery_not_recovered)?;
     d.set_item("frames_sent", h.frames_sent)?;
     d.set_item("socket_writes", h.socket_writes)?;
     d.set_item("slow_consumer_drops", h.slow_consumer_drops)?;

@@ -6,10 +6,10 @@
 //!                      "recovered": True, "count": 2, "complete": True}}}
 //! ```
 //!
-//! `complete` is WSE's addition (docs/PROTOCOL.md): false when the gap was
-//! larger than `recovery_max_messages` and only its first page was replayed
-//! (the client asks again for the rest). Apps may pass the entries to the
-//! client's `subscription_update` reply unchanged.
+//! `complete` is WSE's addition (docs/PROTOCOL.md): true when the whole
+//! gap is replayed. Recovery is all or nothing, so it equals `recovered`;
+//! it stays for apps written when gaps were paged. Apps may pass the
+//! entries to the client's `subscription_update` reply unchanged.
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;

@@ -23,7 +23,7 @@ use wse::topics::TopicAcl;
 use wse::{Server, ServerError};
 use wse_log::Position;
 
-use crate::config::ServerOptions;
+use crate::config::{ServerOptions, seconds};
 use crate::convert::{Style, dict_to_map};
 use crate::dispatcher::{Callbacks, Dispatcher, Shared};
 use crate::errors::{not_running, server_error};
@@ -475,6 +475,27 @@ impl RustWSEServer {
             Ok(None) => Err(not_running()),
             Err(e) => Err(server_error(py, e)),
         }
+    }
+
+    /// Publish on `topic` and return `(epoch, offset)` once the record is
+    /// acknowledged: durable by the log's policy (`always`: fsynced;
+    /// `interval`/`never`: written, so a crash of this process cannot take
+    /// it back). The GIL is released while waiting; concurrent publishers
+    /// share fsyncs.
+    fn publish(&self, py: Python<'_>, topic: &str, data: &str) -> PyResult<(String, u64)> {
+        py.detach(|| self.server.publish(topic, data))
+            .map(|p| (p.epoch.to_string(), p.offset))
+            .map_err(|e| server_error(py, e))
+    }
+
+    /// Return once everything broadcast or published before this call is
+    /// acknowledged (and, under `interval`, fsynced). `TimeoutError` after
+    /// `timeout` seconds (`None`: no limit).
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        py.detach(|| self.server.flush(timeout))
+            .map_err(|e| server_error(py, e))
     }
 
     /// `broadcast_local`, and (once clustering exists) to peers. Does

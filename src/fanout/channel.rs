@@ -13,6 +13,50 @@ use crate::conn::{Conn, ConnId, Pushed, Sub};
 use crate::metrics::Metrics;
 use crate::ws::frame;
 
+/// Where a new subscription's cursor starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// At the ring's head: live messages only.
+    Head,
+    /// At `from` (the first offset the client missed), replaying up to
+    /// the head, unless more than `cap` messages lie between: then at the
+    /// head, and nothing is replayed (all or nothing).
+    Replay {
+        /// The first offset to send.
+        from: u64,
+        /// Most messages replayed.
+        cap: u64,
+    },
+}
+
+/// What [`Channel::subscribe`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    /// Subscribed now, at the head.
+    New,
+    /// Was already subscribed; the cursor is untouched.
+    Already,
+    /// The cursor is at `from`; offsets `from..to` are replayed before
+    /// anything else this connection receives (`from >= to`: nothing to
+    /// replay, the client is up to date).
+    Replaying {
+        /// The first offset sent.
+        from: u64,
+        /// The head when the replay began (the first live offset).
+        to: u64,
+        /// The replay starts in the framed ring (else: read from the log).
+        in_memory: bool,
+    },
+    /// More than the cap was missed: subscribed at the head, nothing
+    /// replayed.
+    TooFar {
+        /// The head.
+        head: u64,
+    },
+    /// The connection is gone.
+    Refused,
+}
+
 /// A queue group: one member gets each message, in turn.
 #[derive(Default)]
 struct Group {
@@ -81,38 +125,100 @@ impl Channel {
         }
     }
 
-    /// Subscribe `conn` (its cursor starts at the ring's head). Returns
-    /// false when it already was.
-    pub fn subscribe(self: &Arc<Self>, conn: &Arc<Conn>, via_pattern: bool) -> bool {
+    /// Subscribe `conn`, its cursor at the ring's head, or for a recovery
+    /// (`Start::Replay`) at the first missed offset. The cursor is placed
+    /// under the connection's outbox lock and the ring's lock, so neither
+    /// a publish nor the connection's own task can slip between the
+    /// subscription and the rewind: replayed records precede live ones by
+    /// construction.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        via_pattern: bool,
+        start: Start,
+    ) -> Joined {
         let mut ob = conn.outbox.lock();
         if ob.closed {
-            return false;
+            return Joined::Refused;
         }
+        let ring = self.ring.read();
+        let head = ring.head();
+        let replay = match start {
+            Start::Head => None,
+            Start::Replay { from, .. } if from >= head => Some((from, head)),
+            Start::Replay { from, cap } if head - from <= cap => Some((from, head)),
+            Start::Replay { .. } => return self.refuse_replay(ob, conn, via_pattern, head),
+        };
+        let in_memory = replay.is_some_and(|(from, _)| from >= ring.first());
         if let Some(sub) = ob.subs.get_mut(&self.topic) {
             // A pattern-made subscription becomes a named one.
             sub.via_pattern &= via_pattern;
-            return false;
+            return match replay {
+                Some((from, to)) => {
+                    sub.cursor = from;
+                    sub.replay_until = (from < to).then_some(to);
+                    Joined::Replaying {
+                        from,
+                        to,
+                        in_memory,
+                    }
+                }
+                None => Joined::Already,
+            };
         }
-        // Under the ring lock, so a publish either sees this subscriber or
-        // happened before the cursor was taken.
-        let ring = self.ring.read();
-        let presence = self.presence.read();
-        let cursor = ring.head();
-        let presence_cursor = presence.head();
+        let presence_cursor = self.presence.read().head();
         self.subscribers.lock().push(conn.clone());
-        drop(presence);
         drop(ring);
+        let (cursor, joined) = match replay {
+            Some((from, to)) => (
+                from,
+                Joined::Replaying {
+                    from,
+                    to,
+                    in_memory,
+                },
+            ),
+            None => (head, Joined::New),
+        };
         ob.subs.insert(
             self.topic.clone(),
             Sub {
                 channel: self.clone(),
                 cursor,
                 presence_cursor,
-                replay: None,
+                replay_until: (cursor < head).then_some(head),
                 via_pattern,
             },
         );
-        true
+        joined
+    }
+
+    /// A replay over the cap: subscribe at the head (or keep the cursor of
+    /// an existing subscription) and say how far the topic is.
+    fn refuse_replay(
+        self: &Arc<Self>,
+        mut ob: parking_lot::MutexGuard<'_, crate::conn::Outbox>,
+        conn: &Arc<Conn>,
+        via_pattern: bool,
+        head: u64,
+    ) -> Joined {
+        if let Some(sub) = ob.subs.get_mut(&self.topic) {
+            sub.via_pattern &= via_pattern;
+            return Joined::TooFar { head };
+        }
+        let presence_cursor = self.presence.read().head();
+        self.subscribers.lock().push(conn.clone());
+        ob.subs.insert(
+            self.topic.clone(),
+            Sub {
+                channel: self.clone(),
+                cursor: head,
+                presence_cursor,
+                replay_until: None,
+                via_pattern,
+            },
+        );
+        Joined::TooFar { head }
     }
 
     /// Remove `conn` from the subscribers (its outbox entry is the

@@ -83,7 +83,7 @@ impl Fanout {
                 if p.pattern.matches(topic) {
                     // A pattern never reaches a topic the ACL denies.
                     for conn in p.conns.iter().filter(|c| c.allows(topic)) {
-                        created.subscribe(conn, true);
+                        created.subscribe(conn, true, channel::Start::Head);
                     }
                 }
             }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use wse_log::{Appended, LogError};
+
 use super::recovery::{RecoveryError, subscribe_with_recovery};
 use super::send::{broadcast_local, send_text};
 use super::subscribe::unsubscribe;
@@ -90,42 +92,97 @@ pub fn subscription_update(state: &ServerState, conn: &Arc<Conn>, msg: &Value) {
     send_text(state, conn, &reply.to_string());
 }
 
-/// Handle a client's `publish`: `{"t":"publish","p":{"topic":..,"message":{..}}}`
-/// broadcasts `message` on `topic` if the connection's ACL allows it.
-/// With an `id`, the client gets a `publish_ack` carrying the position.
-pub fn publish(state: &ServerState, conn: &Arc<Conn>, msg: &Value) {
-    let p = msg.get("p").unwrap_or(&Value::Null);
-    let id = msg.get("id").cloned();
-    let topic = p.get("topic").and_then(Value::as_str).unwrap_or_default();
-    let error = |code: &str, message: String| {
-        json!({"c": "WSE", "t": "error", "p": {"code": code, "message": message,
-            "recoverable": true, "details": {"id": id, "topic": topic}}, "v": 1})
-    };
-    let reply = if !is_valid_client_topic_with_limit(topic, state.config.max_topic_bytes)
-        || is_pattern(topic)
-    {
-        Some(error(
-            "INVALID_MESSAGE",
-            "publish needs p.topic, a topic name without wildcards".into(),
-        ))
-    } else if !conn.allows(topic) {
-        Some(error(
-            "PUBLISH_DENIED",
-            format!("not allowed to publish to {topic:?}"),
-        ))
-    } else {
-        match p.get("message") {
-            Some(message @ Value::Object(_)) => match broadcast_local(state, topic, &message.to_string()) {
-                Ok(a) => id.map(|id| {
-                    json!({"c": "WSE", "t": "publish_ack", "p": {"id": id, "topic": topic,
-                        "epoch": a.position.epoch.to_string(), "offset": a.position.offset}, "v": 1})
-                }),
-                Err(e) => Some(error("PUBLISH_FAILED", e.to_string())),
-            },
-            _ => Some(error("INVALID_MESSAGE", "publish needs p.message, a JSON object".into())),
+/// What became of a client's `publish`.
+pub enum Published {
+    /// Answered at once: an error, or nothing (no `id`, no ack wanted).
+    Reply(Option<Value>),
+    /// Appended; the client asked for an ack, which follows once the
+    /// record is durable ([`PendingAck::settle`]).
+    Pending(PendingAck),
+}
+
+/// A publish whose acknowledgement waits for its record to be durable.
+pub struct PendingAck {
+    id: Value,
+    topic: String,
+    appended: Appended,
+}
+
+impl PendingAck {
+    /// Wait until the record is durable by the policy, then give the
+    /// `publish_ack` (or the error if storage failed it).
+    pub async fn settle(self) -> Value {
+        match self.appended.visible().await {
+            Ok(()) => {
+                let pos = self.appended.position;
+                json!({"c": "WSE", "t": "publish_ack", "p": {"id": self.id, "topic": self.topic,
+                    "epoch": pos.epoch.to_string(), "offset": pos.offset}, "v": 1})
+            }
+            Err(e) => publish_error(
+                publish_error_code(&e),
+                &e.to_string(),
+                &self.id,
+                &self.topic,
+            ),
         }
+    }
+}
+
+/// The error code a client sees when the log refused or failed its publish.
+pub fn publish_error_code(e: &LogError) -> &'static str {
+    match e {
+        LogError::RecordTooLarge { .. } => "MESSAGE_TOO_LARGE",
+        LogError::InvalidTopic(_) => "INVALID_MESSAGE",
+        _ => "STORAGE_UNAVAILABLE",
+    }
+}
+
+/// The `error` frame for a publish (`recoverable`: the client may retry).
+fn publish_error(code: &str, message: &str, id: &Value, topic: &str) -> Value {
+    json!({"c": "WSE", "t": "error", "p": {"code": code, "message": message,
+        "recoverable": true, "details": {"id": id, "topic": topic}}, "v": 1})
+}
+
+/// Handle a client's `publish`: `{"t":"publish","p":{"topic":..,"message":{..}}}`
+/// broadcasts `message` on `topic` if the server lets clients publish
+/// (`client_publish`) and the connection's ACL allows the topic. With an
+/// `id`, the client gets a `publish_ack` carrying the position once the
+/// record is durable, or an error saying why it is not.
+pub fn publish(state: &ServerState, conn: &Conn, msg: &Value) -> Published {
+    let p = msg.get("p").unwrap_or(&Value::Null);
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let topic = p.get("topic").and_then(Value::as_str).unwrap_or_default();
+    let error = |code: &str, message: &str| {
+        Published::Reply(Some(publish_error(code, message, &id, topic)))
     };
-    if let Some(r) = reply {
-        send_text(state, conn, &r.to_string());
+    if !state.config.client_publish {
+        return error(
+            "PUBLISH_DISABLED",
+            "this server does not let clients publish",
+        );
+    }
+    if !is_valid_client_topic_with_limit(topic, state.config.max_topic_bytes) || is_pattern(topic) {
+        return error(
+            "INVALID_MESSAGE",
+            "publish needs p.topic, a topic name without wildcards",
+        );
+    }
+    if !conn.allows(topic) {
+        return error(
+            "PUBLISH_DENIED",
+            &format!("not allowed to publish to {topic:?}"),
+        );
+    }
+    let Some(message @ Value::Object(_)) = p.get("message") else {
+        return error("INVALID_MESSAGE", "publish needs p.message, a JSON object");
+    };
+    match broadcast_local(state, topic, &message.to_string()) {
+        Ok(_) if id.is_null() => Published::Reply(None),
+        Ok(appended) => Published::Pending(PendingAck {
+            id,
+            topic: topic.to_owned(),
+            appended,
+        }),
+        Err(e) => error(publish_error_code(&e), &e.to_string()),
     }
 }

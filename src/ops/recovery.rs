@@ -1,20 +1,25 @@
 //! `subscribe_with_recovery`: subscribe, and replay what a client missed
-//! by moving its cursor back.
+//! by starting its cursor at the first missed offset.
 //!
-//! Replay and live delivery are one stream: the subscription's cursor goes
-//! back to the first missed offset and moves forward through the framed
+//! Replay and live delivery are one stream: the subscription's cursor
+//! starts at the first missed offset and moves forward through the framed
 //! ring (or the log, for older history) exactly as it does for live
 //! messages, so a publisher running meanwhile can cause neither a gap nor
-//! a duplicate, and replayed frames are byte-identical to live ones. One
-//! request replays at most `recovery_max_messages`; the reply says how far
-//! it went, and the client asks again for the rest.
+//! a duplicate, and replayed frames are byte-identical to live ones. The
+//! cursor is placed atomically with the subscription (see
+//! `Channel::subscribe`), whichever thread asks. The whole missed range is
+//! streamed, paced by the socket, unless it is larger than
+//! `recovery_max_messages`: then nothing is replayed and the answer is
+//! not-recovered (all or nothing). The connection's own frames, the reply
+//! among them, wait until the replay has been sent.
 
 use std::sync::Arc;
 
 use wse_log::Epoch;
 
-use super::subscribe::{SubscriptionLimit, subscribe};
+use super::subscribe::{SubscriptionLimit, subscribe, subscribe_from};
 use crate::conn::Conn;
+use crate::fanout::channel::{Joined, Start};
 use crate::metrics::Metrics;
 use crate::server::state::ServerState;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
@@ -26,8 +31,9 @@ pub struct TopicRecovery {
     pub topic: String,
     /// The topic's current epoch, or `None` when it has no history.
     pub epoch: Option<Epoch>,
-    /// The newest offset (inclusive) — or, for a replay cut at the cap,
-    /// the last offset replayed; 0 when there is no history.
+    /// The newest offset (inclusive) the client holds once the replay has
+    /// been sent (live messages follow it); for a topic not recovered, the
+    /// newest offset; 0 when there is no history.
     pub offset: u64,
     /// The topic has history (and the connection may read it).
     pub recoverable: bool,
@@ -35,7 +41,8 @@ pub struct TopicRecovery {
     pub recovered: bool,
     /// Messages replayed by this request.
     pub count: u64,
-    /// False when the gap was larger than one request replays.
+    /// The whole gap is replayed (recovery is all or nothing, so this
+    /// equals `recovered`; kept for apps that read it).
     pub complete: bool,
 }
 
@@ -69,21 +76,40 @@ pub fn subscribe_with_recovery(
     epoch: Option<&str>,
     offset: Option<u64>,
 ) -> Result<RecoveryReport, RecoveryError> {
-    subscribe(state, conn, topics, None)?;
     let want = match (recover, epoch, offset) {
-        (true, Some(e), Some(o)) => Some((
-            e.parse::<Epoch>()
-                .map_err(|_| RecoveryError::InvalidEpoch(e.to_owned()))?,
-            o,
-        )),
+        (true, Some(e), Some(o)) => match e.parse::<Epoch>() {
+            Ok(epoch) => Some((epoch, o)),
+            Err(_) => {
+                // As upstream: the live subscription is made, then the
+                // error raised.
+                subscribe(state, conn, topics, None)?;
+                return Err(RecoveryError::InvalidEpoch(e.to_owned()));
+            }
+        },
         _ => None,
     };
+    // Where each topic's history stands, and where its replay would start.
+    let plans: Vec<Plan> = topics.iter().map(|t| plan(state, conn, t, want)).collect();
+    let cap = state.config.recovery_max_messages.max(1);
+    let joined = subscribe_from(state, conn, topics, None, |topic| {
+        match plans.iter().find(|p| p.topic == topic) {
+            Some(Plan {
+                replay_from: Some(from),
+                ..
+            }) => Start::Replay { from: *from, cap },
+            _ => Start::Head,
+        }
+    })?;
     let mut report = RecoveryReport {
         recovered: want.is_some(),
         topics: Vec::with_capacity(topics.len()),
     };
-    for topic in topics {
-        let entry = recover_topic(state, conn, topic, want);
+    for plan in plans {
+        let outcome = joined
+            .iter()
+            .find(|(t, _)| *t == plan.topic)
+            .map(|(_, j)| *j);
+        let entry = settle(state, plan, outcome, want.is_some());
         report.recovered &= entry.recovered;
         report.topics.push(entry);
     }
@@ -93,12 +119,17 @@ pub fn subscribe_with_recovery(
     Ok(report)
 }
 
-fn recover_topic(
-    state: &ServerState,
-    conn: &Arc<Conn>,
-    topic: &str,
-    want: Option<(Epoch, u64)>,
-) -> TopicRecovery {
+/// What a topic's log says about a recovery request, before subscribing.
+struct Plan {
+    topic: String,
+    /// The topic's state, when the connection may read it.
+    current: TopicRecovery,
+    /// The first missed offset, when the client's position is in this
+    /// history and not removed.
+    replay_from: Option<u64>,
+}
+
+fn plan(state: &ServerState, conn: &Conn, topic: &str, want: Option<(Epoch, u64)>) -> Plan {
     let none = TopicRecovery {
         topic: topic.to_owned(),
         epoch: None,
@@ -112,53 +143,66 @@ fn recover_topic(
         && is_valid_client_topic_with_limit(topic, state.config.max_topic_bytes)
         && !is_pattern(topic);
     let Some(pos) = allowed.then(|| state.log.position(topic)).flatten() else {
-        return none;
+        return Plan {
+            topic: topic.to_owned(),
+            current: none,
+            replay_from: None,
+        };
     };
-    let newest = pos.next_offset.saturating_sub(1);
     let current = TopicRecovery {
         epoch: Some(pos.epoch),
-        offset: newest,
+        offset: pos.next_offset.saturating_sub(1),
         recoverable: true,
         ..none
     };
-    let Some((epoch, last_seen)) = want else {
-        return current;
-    };
-    let from = last_seen.saturating_add(1);
-    if epoch != pos.epoch || from < pos.first_offset || from > pos.next_offset {
-        Metrics::add(&state.metrics.recovery_not_recovered, 1);
-        return current;
+    let replay_from = want.and_then(|(epoch, last_seen)| {
+        let from = last_seen.saturating_add(1);
+        (epoch == pos.epoch && from >= pos.first_offset && from <= pos.next_offset).then_some(from)
+    });
+    Plan {
+        topic: topic.to_owned(),
+        current,
+        replay_from,
     }
-    let mut ob = conn.outbox.lock();
-    let Some(sub) = ob.subs.get_mut(topic) else {
-        return current;
-    };
-    let ring = sub.channel.ring.read();
-    let head = ring.head();
-    if from >= ring.first() {
-        Metrics::add(&state.metrics.recovery_from_memory, 1);
-    } else {
-        Metrics::add(&state.metrics.recovery_from_disk, 1);
-    }
-    if from >= head {
-        return TopicRecovery {
-            offset: head.saturating_sub(1),
-            recovered: true,
-            complete: true,
-            ..current
-        };
-    }
-    let cap = state.config.recovery_max_messages.max(1);
-    let gap = head - from;
-    let (count, complete) = if gap > cap { (cap, false) } else { (gap, true) };
-    sub.cursor = from;
-    sub.replay = (!complete).then_some((from + cap, head));
-    drop(ring);
-    TopicRecovery {
-        offset: from + count - 1,
-        recovered: true,
-        count,
-        complete,
-        ..current
+}
+
+/// The report for one topic, from its plan and what subscribing did.
+fn settle(state: &ServerState, plan: Plan, outcome: Option<Joined>, wanted: bool) -> TopicRecovery {
+    let current = plan.current;
+    match outcome {
+        Some(Joined::Replaying {
+            from,
+            to,
+            in_memory,
+        }) => {
+            let count = to.saturating_sub(from);
+            match (count, in_memory) {
+                (0, _) => {}
+                (_, true) => Metrics::add(&state.metrics.recovery_from_memory, 1),
+                (_, false) => Metrics::add(&state.metrics.recovery_from_disk, 1),
+            }
+            TopicRecovery {
+                // The newest offset the client holds once the replay is
+                // sent; what follows comes live.
+                offset: from.max(to).saturating_sub(1),
+                recovered: true,
+                count,
+                complete: true,
+                ..current
+            }
+        }
+        Some(Joined::TooFar { head }) => {
+            Metrics::add(&state.metrics.recovery_not_recovered, 1);
+            TopicRecovery {
+                offset: head.saturating_sub(1),
+                ..current
+            }
+        }
+        _ => {
+            if wanted && current.recoverable {
+                Metrics::add(&state.metrics.recovery_not_recovered, 1);
+            }
+            current
+        }
     }
 }

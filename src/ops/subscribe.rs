@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::conn::Conn;
+use crate::fanout::channel::{Joined, Start};
 use crate::fanout::{Channel, PatternSub};
 use crate::server::state::ServerState;
 use crate::topics::{TopicPattern, is_pattern, is_valid_client_topic_with_limit};
@@ -66,6 +67,29 @@ pub fn subscribe_with_presence(
     group: Option<&str>,
     presence: Option<&serde_json::Value>,
 ) -> Result<Vec<String>, SubscribeError> {
+    let done: Vec<String> = subscribe_from(state, conn, topics, group, |_| Start::Head)?
+        .into_iter()
+        .map(|(topic, _)| topic)
+        .collect();
+    if let (Some(data), Some(p), None) = (presence, &state.presence, group) {
+        for topic in done.iter().filter(|t| !is_pattern(t)) {
+            p.join(state, conn, topic, data)?;
+        }
+    }
+    Ok(done)
+}
+
+/// `subscribe`, each topic subscribed by name starting where `start` says
+/// (recovery replays from the client's position). Returns each topic
+/// subscribed with what its channel did (`Joined::New` for patterns and
+/// queue groups).
+pub(crate) fn subscribe_from(
+    state: &ServerState,
+    conn: &Arc<Conn>,
+    topics: &[String],
+    group: Option<&str>,
+    start: impl Fn(&str) -> Start,
+) -> Result<Vec<(String, Joined)>, SubscriptionLimit> {
     let max_len = state.config.max_topic_bytes;
     let mut wanted: Vec<&String> = topics
         .iter()
@@ -79,30 +103,26 @@ pub fn subscribe_with_presence(
             return Err(SubscriptionLimit {
                 conn: conn.id_str.clone(),
                 max,
-            }
-            .into());
+            });
         }
         wanted.truncate(free);
     }
     let mut done = Vec::with_capacity(wanted.len());
     for topic in wanted {
-        match group {
+        let joined = match group {
             Some(g) => {
                 with_channel(state, topic, |c| c.join_group(g, conn));
+                Joined::New
             }
-            None if is_pattern(topic) => subscribe_pattern(state, conn, topic),
-            None => {
-                with_channel(state, topic, |c| c.subscribe(conn, false));
+            None if is_pattern(topic) => {
+                subscribe_pattern(state, conn, topic);
+                Joined::New
             }
-        }
-        done.push(topic.clone());
+            None => with_channel(state, topic, |c| c.subscribe(conn, false, start(topic))),
+        };
+        done.push((topic.clone(), joined));
     }
     conn.signal();
-    if let (Some(data), Some(p), None) = (presence, &state.presence, group) {
-        for topic in done.iter().filter(|t| !is_pattern(t)) {
-            p.join(state, conn, topic, data)?;
-        }
-    }
     Ok(done)
 }
 
@@ -135,7 +155,7 @@ fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
         .map(|c| c.key().clone())
         .collect();
     for topic in matching {
-        with_channel(state, &topic, |c| c.subscribe(conn, true));
+        with_channel(state, &topic, |c| c.subscribe(conn, true, Start::Head));
     }
     if conn.outbox.lock().closed {
         // The connection went away meanwhile; its cleanup may have run

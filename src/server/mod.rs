@@ -65,6 +65,9 @@ pub enum ServerError {
     /// A recovery request is malformed.
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    /// A wait ended at its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
     /// Presence refused a join or an update.
     #[error(transparent)]
     Presence(crate::presence::PresenceError),
@@ -389,8 +392,53 @@ impl Server {
         Ok(())
     }
 
-    /// Publish on `topic` (appended to its log, then fanned out). Returns
-    /// the record's position; `None` when the server is not running.
+    /// Publish on `topic` and wait until the record is acknowledged:
+    /// durable by the log's policy (`always`: covered by an fsync;
+    /// `interval`/`never`: written to its file, so a crash of this process
+    /// cannot take it back). Returns the record's position. Blocks the
+    /// calling thread (concurrent publishers share the log's fsyncs); an
+    /// error means the record is not acknowledged and will not be
+    /// delivered.
+    pub fn publish(&self, topic: &str, text: &str) -> Result<Position, ServerError> {
+        let state = self.state()?;
+        let appended = ops::send::broadcast_local(&state, topic, text)?;
+        appended.wait()?;
+        Ok(appended.position)
+    }
+
+    /// Wait until everything published or broadcast before this call is
+    /// acknowledged (and, under `interval`, fsynced as well), at most
+    /// `timeout` (`None`: as long as it takes).
+    pub fn flush(&self, timeout: Option<Duration>) -> Result<(), ServerError> {
+        let state = self.state()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The log's flush blocks; a thread of the runtime's blocking pool
+        // runs it so the caller can give up at its deadline.
+        let log = state.log.clone();
+        let runtime = self
+            .running
+            .lock()
+            .as_ref()
+            .map(|r| r.runtime.handle().clone());
+        let Some(runtime) = runtime else {
+            return Err(ServerError::NotRunning);
+        };
+        runtime.spawn_blocking(move || {
+            let _ = tx.send(log.flush());
+        });
+        let result = match timeout {
+            Some(t) => rx.recv_timeout(t).map_err(|_| ServerError::Timeout(t))?,
+            None => rx.recv().map_err(|_| ServerError::NotRunning)?,
+        };
+        Ok(result?)
+    }
+
+    /// Publish on `topic` without waiting (fire-and-forget, as upstream's
+    /// `broadcast_local`): the record has its position and is delivered
+    /// once durable, but a crash in the next moments, or a storage fault,
+    /// can still lose it. Returns the position; `None` when the server is
+    /// not running. Use [`Server::publish`] (or [`Server::flush`]) for an
+    /// acknowledgement.
     pub fn broadcast_local(
         &self,
         topic: &str,
@@ -640,6 +688,7 @@ impl Server {
             log_disk_reads: log.disk_reads,
             recovery_from_memory: Metrics::get(&m.recovery_from_memory),
             recovery_from_disk: Metrics::get(&m.recovery_from_disk),
+            recovery_not_recovered: Metrics::get(&m.recovery_not_recovered),
             frames_sent: Metrics::get(&m.frames_sent),
             socket_writes: Metrics::get(&m.socket_writes),
             slow_consumer_drops: Metrics::get(&m.slow_consumer_drops),

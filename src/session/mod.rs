@@ -6,6 +6,7 @@
 //! connection small: it waits on socket readiness without holding a read
 //! buffer, and its outbound state is a cursor per subscription.
 
+mod acks;
 mod reader;
 mod writer;
 
@@ -103,6 +104,10 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         );
         conn.push_control(frame::text(ready.as_bytes()), 0);
     }
+    if state.config.encryption && !state.config.e2e_hello_wait.is_zero() {
+        let wait = state.config.e2e_hello_wait.as_millis() as u64;
+        conn.hold_data_until(state.now_ms() + wait);
+    }
     state.conns.insert(id, conn.clone());
     Metrics::add(&state.metrics.connections_accepted, 1);
     if state.config.event_delivery == EventDelivery::Queue {
@@ -135,6 +140,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
             waiting_for_room: None,
             inbound,
             throttled_until: None,
+            acks: acks::Acks::default(),
         };
         session.run().await;
     }
@@ -170,6 +176,8 @@ struct Session {
     inbound: TokenBucket,
     /// Reading pauses until then (inbound rate limit).
     throttled_until: Option<Instant>,
+    /// Publishes waiting for their record to be durable before their ack.
+    acks: acks::Acks,
 }
 
 /// A pending [`crate::events::InboundQueue::reserve`].
@@ -218,6 +226,10 @@ impl Session {
             let can_read = self.held.is_empty() && self.throttled_until.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
+            let data_held = self
+                .conn
+                .data_held_until()
+                .map(|ms| self.state.started + std::time::Duration::from_millis(ms));
             if let Some((_, weight)) = self.held.front()
                 && self.waiting_for_room.is_none()
             {
@@ -228,7 +240,7 @@ impl Session {
                     if !linger.is_zero()
                         && flush_at.is_none()
                         && self.out.is_empty()
-                        && self.conn.outbox.lock().control.is_empty()
+                        && self.conn.outbox.lock().queued_bytes == 0
                     {
                         // Linger: leave the signal set, so that messages
                         // arriving meanwhile do not wake this task again.
@@ -248,6 +260,11 @@ impl Session {
                     self.waiting_for_room = None;
                     self.release_held(r);
                     self.process_buffer()
+                }
+                () = sleep_until(data_held), if data_held.is_some() => {
+                    // No client_hello in time: topic data flows in clear.
+                    self.conn.release_data();
+                    Ok(())
                 }
                 () = sleep_until(throttle), if throttle.is_some() => {
                     self.throttled_until = None;

@@ -14,6 +14,8 @@ use crate::crypto::signing::{SignatureError, verify_signed_json};
 use crate::e2e;
 use crate::events::AppEvent;
 use crate::metrics::Metrics;
+use crate::ops::client::{Published, publish};
+use crate::ops::send::send_text;
 use crate::protocol::control;
 use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hello};
 use crate::protocol::inbound::{
@@ -169,6 +171,7 @@ impl Session {
         let reply = frame::text(reply.as_bytes());
         let Some(agreement) = agreement else {
             self.conn.push_control(reply, limit);
+            self.conn.release_data();
             return;
         };
         // What was due before the key exchange goes out plaintext, then
@@ -182,6 +185,8 @@ impl Session {
             }
         }
         self.out.push(reply);
+        // Topic data held for the hello flows now, sealed.
+        self.conn.release_data();
     }
 
     fn handle_binary(&mut self, bytes: Bytes) {
@@ -272,8 +277,18 @@ impl Session {
             crate::ops::client::subscription_update(&self.state, &self.conn, &value);
             return;
         }
-        if config.client_publish && t == Some("publish") {
-            crate::ops::client::publish(&self.state, &self.conn, &value);
+        // A standalone server (no app to hand messages to) answers every
+        // publish; with an app, only when clients may publish.
+        if t == Some("publish")
+            && (config.client_publish || config.event_delivery == EventDelivery::Discard)
+        {
+            match publish(&self.state, &self.conn, &value) {
+                Published::Reply(Some(reply)) => {
+                    send_text(&self.state, &self.conn, &reply.to_string())
+                }
+                Published::Reply(None) => {}
+                Published::Pending(ack) => self.acks.push(&self.state, &self.conn, ack),
+            }
             return;
         }
         self.emit(AppEvent::Message {

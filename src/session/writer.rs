@@ -148,8 +148,10 @@ impl OutQueue {
 /// for each subscription the frames between its cursor and the topic's
 /// head (slices of the shared ring, or read from the log when the cursor
 /// is older than the ring), then the connection's own queue (replies,
-/// `send` output), so a recovery reply never overtakes the first page of
-/// its replay. A subscription further than `max_outbound_bytes` behind its
+/// `send` output), whose data frames wait while a recovery replay is being
+/// sent, so a recovery reply never overtakes its replay. Nothing of any
+/// topic before the client's hello (see `Conn::hold_data_until`). A
+/// subscription further than `max_outbound_bytes` behind its
 /// topic's head while the socket is not taking data (`blocked`) is a slow
 /// consumer: disconnected or skipped ahead, by policy.
 ///
@@ -160,18 +162,20 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
     let mut frames = 0u64;
     let e2e = conn.e2e();
     let start = out.len();
-    {
+    // Before the client's hello (or the end of its wait), no topic data.
+    let held = conn.data_held_until().is_some();
+    if !held {
         let mut ob = conn.outbox.lock();
         for (topic, sub) in ob.subs.iter_mut() {
             frames += gather_presence(sub, budget, e2e.is_some(), out);
             let ring = sub.channel.ring.read();
-            if let Some((stop, resume)) = sub.replay
-                && sub.cursor >= stop
-            {
-                sub.cursor = sub.cursor.max(resume);
-                sub.replay = None;
+            if sub.replay_until.is_some_and(|until| sub.cursor >= until) {
+                // The replay and what was queued behind it are out.
+                sub.replay_until = None;
             }
-            let target = sub.replay.map_or(ring.head(), |(stop, _)| stop);
+            // A replay stops at its end: the reply queued behind it goes
+            // next, then live messages.
+            let target = sub.replay_until.unwrap_or_else(|| ring.head());
             if sub.cursor >= target {
                 continue;
             }
@@ -196,15 +200,24 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
     for (topic, from, target) in behind {
         frames += catch_up_from_log(state, conn, &topic, from, target, budget, out);
     }
-    // The connection's own frames go after its topic frames, so a reply
-    // to a recovery request follows the first replayed page.
+    // The connection's own frames go after its topic frames, and wait
+    // while a recovery replay is being sent: the reply to a recovery
+    // request follows every record it counts.
     let mut ob = conn.outbox.lock();
-    if !ob.control.is_empty() {
-        frames += ob.control.len() as u64;
-        out.extend(ob.control.drain(..));
-        ob.control_bytes = 0;
+    if !ob.queue.is_empty() {
+        let hold_data = replaying(&ob);
+        frames += ob.take_queued(hold_data, out);
     }
     Metrics::add(&state.metrics.frames_sent, frames);
+}
+
+/// Is a recovery replay still being sent? Checked under the same lock as
+/// the queue is taken, so a reply queued by another thread right after its
+/// replay began is held too.
+fn replaying(ob: &crate::conn::Outbox) -> bool {
+    ob.subs
+        .values()
+        .any(|s| s.replay_until.is_some_and(|until| s.cursor < until))
 }
 
 /// A connection whose socket is not taking data and whose subscription is
@@ -219,7 +232,9 @@ pub fn apply_slow_consumer_policy(state: &ServerState, conn: &Conn) -> Result<()
     }
     let mut ob = conn.outbox.lock();
     for sub in ob.subs.values_mut() {
-        if sub.replay.is_some() {
+        if sub.replay_until.is_some() {
+            // A replay is bounded by `recovery_max_messages`; it is not
+            // skipped ahead.
             continue;
         }
         let ring = sub.channel.ring.read();

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 
 import pytest
 
@@ -74,7 +76,7 @@ def test_errors_and_unknown_connections(make_server) -> None:
     asyncio.run(main())
 
 
-def test_large_gaps_are_replayed_in_pages(make_server) -> None:
+def test_a_gap_over_the_cap_is_not_recovered_and_one_within_it_wholly(make_server) -> None:
     s = make_server(recovery_enabled=True, recovery_max_messages=10)
 
     async def main() -> None:
@@ -84,8 +86,67 @@ def test_large_gaps_are_replayed_in_pages(make_server) -> None:
             epoch = wait_visible(s, "big", 1)["epoch"]
             publish(s, "big", 30, 1)
             wait_visible(s, "big", 31)
+            # 30 missed, cap 10: all or nothing, and nothing it is.
             r = s.subscribe_with_recovery(conn, ["big"], True, epoch, 0)
             t = r["topics"]["big"]
-            assert t["recovered"] and t["count"] == 10 and t["complete"] is False and t["offset"] == 10
+            assert (t["recovered"], t["count"], t["complete"], t["offset"]) == (False, 0, False, 30)
+            # 10 missed: every one of them.
+            r = s.subscribe_with_recovery(conn, ["big"], True, epoch, 20)
+            t = r["topics"]["big"]
+            assert (t["recovered"], t["count"], t["complete"], t["offset"]) == (True, 10, True, 30)
+            replay = [await recv_json(ws, stamped("big")) for _ in range(10)]
+            assert [m["o"] for m in replay] == list(range(21, 31))
 
     asyncio.run(main())
+
+
+def test_recovery_from_the_app_while_the_topic_is_live_never_duplicates(make_server) -> None:
+    """The app's event loop asks for recovery while a publisher runs (a
+    thousand trials): the client gets the missed records, then live ones,
+    each exactly once and in order; the reply after every replayed one."""
+    s = make_server(recovery_enabled=True, recovery_max_messages=100_000)
+    publish(s, "live", 100)
+    epoch = wait_visible(s, "live", 100)["epoch"]
+    running = threading.Event()
+    running.set()
+
+    def publisher() -> None:
+        i = 100
+        while running.is_set():
+            s.broadcast_local("live", f'{{"t":"m","p":{{"i":{i}}}}}')
+            i += 1
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    events = Events(s)
+
+    async def trial(n: int) -> None:
+        async with connect(s) as ws:
+            await ws.send(json.dumps({"c": "WSE", "t": "client_hello", "p": {
+                "client_version": "2.5.1", "protocol_version": 1, "features": {"encryption": False}}}))
+            conn = (await events.next("connect"))[1]
+            head = s.position("live")["next_offset"]
+            last_seen = head - 1 - n % 40
+            r = s.subscribe_with_recovery(conn, ["live"], True, epoch, last_seen)["topics"]["live"]
+            assert r["recovered"], r
+            s.send(conn, json.dumps({"c": "WSE", "t": "subscription_update", "p": {"recovery": {"live": r}}}))
+            offsets: list[int] = []
+            reply_at = None
+            while reply_at is None or offsets[-1] <= r["offset"]:
+                m = await recv_json(ws, lambda m: m.get("tp") == "live" or m.get("t") == "subscription_update")
+                if m.get("t") == "subscription_update":
+                    reply_at = len(offsets)
+                else:
+                    offsets.append(m["o"])
+            assert offsets == list(range(last_seen + 1, last_seen + 1 + len(offsets))), f"trial {n}"
+            assert reply_at >= r["count"], f"trial {n}: reply after {reply_at} of {r['count']}"
+
+    async def main() -> None:
+        for n in range(1000):
+            await trial(n)
+
+    try:
+        asyncio.run(main())
+    finally:
+        running.clear()
+        thread.join()

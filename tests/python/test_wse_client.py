@@ -62,14 +62,15 @@ class App:
         self.thread.join(5)
 
 
-def start_server(port: int, data_dir: Path, mode: str) -> tuple[RustWSEServer, App | None]:
+def start_server(port: int, data_dir: Path, mode: str, **options: Any) -> tuple[RustWSEServer, App | None]:
     if mode == "app":
-        s = RustWSEServer("127.0.0.1", port, jwt_secret=SECRET, recovery_enabled=True, data_dir=data_dir)
+        s = RustWSEServer("127.0.0.1", port, jwt_secret=SECRET, recovery_enabled=True, data_dir=data_dir,
+                          **options)
         s.enable_drain_mode()
         s.start()
         return s, App(s)
     s = RustWSEServer("127.0.0.1", port, recovery_enabled=True, data_dir=data_dir, core_subscriptions=True,
-                      server_ready_without_auth=True, app_events=False)
+                      server_ready_without_auth=True, app_events=False, **options)
     s.start()
     return s, None
 
@@ -190,5 +191,55 @@ def test_client_gap_detection_triggers_recovery(tmp_path: Path) -> None:
     try:
         asyncio.run(main())
         assert [ev.payload["i"] for ev in received] == list(range(6))
+    finally:
+        stop_server(server, app)
+
+
+@pytest.mark.parametrize("mode", ["app", "core"])
+def test_client_recovers_5000_missed_on_a_quiet_topic(tmp_path: Path, mode: str) -> None:
+    """5,000 messages published while the client was away, and nothing
+    after it comes back: the whole gap arrives without new traffic (it used
+    to come in pages, the rest only when the next message arrived)."""
+    data = tmp_path / "data"
+    options = {"recovery_max_messages": 10_000}
+    server, app = start_server(0, data, mode, **options)
+    port = server.local_port()
+    assert port is not None
+    received: list[Any] = []
+
+    async def main() -> None:
+        nonlocal server, app
+        client = AsyncWSEClient(
+            f"ws://127.0.0.1:{port}/wse",
+            token=token("carol") if mode == "app" else None,
+            reconnect=ReconnectConfig(base_delay=0.2, max_delay=0.5, jitter=False),
+        )
+        await client.connect()
+        try:
+            await client.subscribe(["news"])
+            await wait_until(lambda: server.get_topic_subscriber_count("news") == 1)
+            publish(server, 0, 1)
+            while not received:
+                ev = await client.recv(timeout=15)
+                if ev.type == "tick":
+                    received.append(ev)
+            await asyncio.to_thread(stop_server, server, app)
+            other, other_app = await asyncio.to_thread(start_server, 0, data, mode, **options)
+            publish(other, 1, 5000)
+            other.flush(timeout=30)
+            await asyncio.to_thread(stop_server, other, other_app)
+            server, app = await asyncio.to_thread(start_server, port, data, mode, **options)
+            # The topic stays quiet from now on.
+            while received[-1].payload["i"] < 5000:
+                ev = await client.recv(timeout=15)
+                if ev.type == "tick":
+                    received.append(ev)
+        finally:
+            await client.disconnect()
+
+    try:
+        asyncio.run(main())
+        assert [ev.payload["i"] for ev in received] == list(range(5001))
+        assert [ev.offset for ev in received] == list(range(5001))
     finally:
         stop_server(server, app)

@@ -147,6 +147,17 @@ impl Client {
         }
     }
 
+    /// Send a plain `client_hello` (no encryption) and wait for the
+    /// `server_hello`, as both `wse-client` packages do on connecting; the
+    /// server holds topic data until then (`e2e_hello_wait`).
+    pub async fn hello(&mut self) -> Value {
+        self.send_json(&serde_json::json!({"c": "WSE", "t": "client_hello", "p": {
+            "client_version": "2.5.1", "protocol_version": 1,
+            "features": {"compression": true, "encryption": false}}, "v": 1}))
+            .await;
+        self.expect_type("server_hello").await
+    }
+
     /// Send a text message.
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.ws.send(Message::text(text.into())).await.unwrap();

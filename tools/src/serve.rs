@@ -101,7 +101,8 @@ struct Settings {
     /// Burst of client messages per connection [default: 10000].
     #[arg(long, env = "WSE_INBOUND_BURST")]
     inbound_burst: Option<f64>,
-    /// Messages one recovery request replays [default: 500].
+    /// Most messages one recovery request replays; a larger gap is not
+    /// recovered at all [default: 500].
     #[arg(long, env = "WSE_RECOVERY_MAX_MESSAGES")]
     recovery_max_messages: Option<u64>,
     /// Let clients publish with {"t":"publish","p":{"topic":..,"message":{..}}}.
@@ -172,6 +173,11 @@ struct Settings {
     /// (4000 "rekey") so the client reconnects with a fresh one [default: none].
     #[arg(long, env = "WSE_E2E_REKEY_INTERVAL")]
     e2e_rekey_interval: Option<u64>,
+    /// Milliseconds a new connection's topic data waits for its
+    /// client_hello, so a client asking for encryption never gets it in
+    /// clear; 0: no wait [default: 500].
+    #[arg(long, env = "WSE_E2E_HELLO_WAIT_MS")]
+    e2e_hello_wait_ms: Option<u64>,
     /// Verify the HMAC-SHA256 `sig` of every client message with the key in
     /// this file (its bytes as they are) [default: no check].
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
@@ -259,6 +265,7 @@ impl ServeArgs {
         set!(c.max_inbound_queue_bytes = max_inbound_queue_bytes);
         set!(c.encryption = encryption);
         set!(c.e2e_rekey_interval = e2e_rekey_interval via |v| Some(Duration::from_secs(v)));
+        set!(c.e2e_hello_wait = e2e_hello_wait_ms via Duration::from_millis);
         if let Some(path) = pick!(signature_key_file) {
             let key = std::fs::read(&path)
                 .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;

@@ -286,7 +286,24 @@ class RustWSEServer:
         """Publish on ``topic``: appended to its log (stamped
         ``tp``/``e``/``o`` with recovery on), delivered to subscribers,
         pattern subscribers and one member per queue group.
-        ``RuntimeError("Not running")`` before ``start()``."""
+        Fire-and-forget: returns before the record is durable, so a crash
+        in the next milliseconds can lose it; use ``publish`` or ``flush``
+        for an acknowledgement. ``RuntimeError("Not running")`` before
+        ``start()``."""
+        ...
+    def publish(self, topic: str, data: str) -> tuple[str, int]:
+        """Publish on ``topic`` and return ``(epoch, offset)`` once the
+        record is acknowledged: durable by the log's policy (``always``:
+        fsynced; ``interval``/``never``: written, so a crash of this
+        process cannot take it back). Releases the GIL while waiting.
+        ``RuntimeError("Not running")`` before ``start()``; ``ValueError``
+        for a bad topic or a record over the size limit; ``RuntimeError``
+        when storage failed the record (it is then not delivered)."""
+        ...
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything broadcast or published before the call is
+        acknowledged (and, under ``interval``, fsynced). ``TimeoutError``
+        after ``timeout`` seconds."""
         ...
     def broadcast(self, topic: str, data: str) -> None:
         """``broadcast_local`` (and cluster peers once clustering exists).
