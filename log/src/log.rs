@@ -82,9 +82,7 @@ impl LogBuilder {
         let (unclean, os_restarted) = open::mark_running(&layout, &self.config.boot_id_path)?;
         let meta = match self.meta {
             Some(m) => m,
-            None => Box::new(
-                SledMeta::open(&layout.meta_dir()).map_err(|e| LogError::Meta(e.to_string()))?,
-            ),
+            None => Box::new(SledMeta::open(&layout.meta_dir()).map_err(LogError::Meta)?),
         };
         let shared = Arc::new(Shared {
             files: FileCache::new(
@@ -465,14 +463,14 @@ impl Log {
             .shared
             .meta
             .get(topic)
-            .map_err(|e| LogError::Meta(e.to_string()))?
+            .map_err(LogError::Meta)?
             .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
         meta.retention = retention;
         self.shared
             .meta
             .put(&meta)
             .and_then(|()| self.shared.meta.flush())
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+            .map_err(LogError::Meta)?;
         t.store.lock().retention = retention;
         Ok(())
     }
@@ -528,7 +526,7 @@ impl Log {
             .shared
             .meta
             .get(topic)
-            .map_err(|e| LogError::Meta(e.to_string()))?
+            .map_err(LogError::Meta)?
             .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
         meta.epoch = Some(t.epoch.0);
         meta.retire();
@@ -536,7 +534,7 @@ impl Log {
             .meta
             .put(&meta)
             .and_then(|()| self.shared.meta.flush())
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+            .map_err(LogError::Meta)?;
         t.watch.send_modify(|_| {});
         self.shared.announce_progress();
         Ok(true)
@@ -619,11 +617,7 @@ impl Log {
             Some(f) => Err(LogError::Failed(f)),
             None => open::mark_stopped(&self.shared.layout),
         };
-        let meta = self
-            .shared
-            .meta
-            .close()
-            .map_err(|e| LogError::Meta(e.to_string()));
+        let meta = self.shared.meta.close().map_err(LogError::Meta);
         self.lock.lock().take();
         result.and(meta)
     }
@@ -674,7 +668,7 @@ impl Log {
                     .shared
                     .meta
                     .get(name)
-                    .map_err(|e| LogError::Meta(e.to_string()))?
+                    .map_err(LogError::Meta)?
                     .unwrap_or_else(|| TopicMeta {
                         name: name.to_owned(),
                         epoch: None,
@@ -684,10 +678,7 @@ impl Log {
                 meta.retire();
                 let epoch = open::fresh_epoch(&meta);
                 meta.epoch = Some(epoch);
-                self.shared
-                    .meta
-                    .put(&meta)
-                    .map_err(|e| LogError::Meta(e.to_string()))?;
+                self.shared.meta.put(&meta).map_err(LogError::Meta)?;
                 let key = topic_name::topic_key(name);
                 let topic = Arc::new(Topic::new(
                     v.key().clone(),

@@ -126,7 +126,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
     let mut registry: HashMap<String, TopicMeta> = shared
         .meta
         .load()
-        .map_err(|e| LogError::Meta(e.to_string()))?
+        .map_err(LogError::Meta)?
         .into_iter()
         .map(|m| (m.name.clone(), m))
         .collect();
@@ -161,10 +161,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                         m.epoch = Some(e.0);
                     }
                     m.retire();
-                    shared
-                        .meta
-                        .put(m)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(m).map_err(LogError::Meta)?;
                     seen.insert(n.clone());
                 }
                 report.new_epochs.push(EpochChange {
@@ -190,10 +187,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                     let aside = set_aside(shared, &dir, key, Some(lt.epoch))?;
                     meta.epoch = Some(lt.epoch.0);
                     meta.retire();
-                    shared
-                        .meta
-                        .put(meta)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(meta).map_err(LogError::Meta)?;
                     report.new_epochs.push(EpochChange {
                         topic: Some(lt.name.clone()),
                         old: Some(lt.epoch),
@@ -211,10 +205,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                     meta.retire();
                     meta.retired_epochs.retain(|e| *e != lt.epoch.0);
                     meta.epoch = Some(lt.epoch.0);
-                    shared
-                        .meta
-                        .put(meta)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(meta).map_err(LogError::Meta)?;
                 }
                 let name: Arc<str> = Arc::from(lt.name.as_str());
                 let topic = Topic::new(
@@ -242,15 +233,9 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
             set_aside: None,
         });
         meta.retire();
-        shared
-            .meta
-            .put(meta)
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+        shared.meta.put(meta).map_err(LogError::Meta)?;
     }
-    shared
-        .meta
-        .flush()
-        .map_err(|e| LogError::Meta(e.to_string()))?;
+    shared.meta.flush().map_err(LogError::Meta)?;
     report.topics = shared.topics.len();
     for (topic, f) in &report.findings {
         tracing::warn!(topic = %topic, "{f}");
