@@ -75,10 +75,22 @@ pub enum LogError {
     /// No such topic in this log.
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
-    /// A previous write or fsync failed; the log refuses further appends
-    /// rather than pretend they are safe.
-    #[error("the log stopped accepting appends after an I/O failure: {0}")]
-    Failed(String),
+    /// Storage failed under the writer (a write, fsync, file creation or
+    /// truncation: ENOSPC, EMFILE, EIO...). The append was not made
+    /// visible and never will be; appends fail fast like this while the
+    /// condition lasts, and the log resumes by itself once it clears (see
+    /// `LogConfig::fault_retry_min`). `source` tells the cause:
+    /// `source.raw_os_error()` is e.g. `Some(libc::ENOSPC)`.
+    #[error("storage unavailable ({op} {}): {source}", path.display())]
+    Unavailable {
+        /// The operation that failed (`write`, `fsync`, `create`, ...).
+        op: &'static str,
+        /// The file or directory it failed on.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// The log was closed.
     #[error("the log is closed")]
     Closed,

@@ -20,6 +20,8 @@
 //! - [`config`]: durability, segments, retention, tail, limits.
 //! - [`topic_name`]: name validation and hashed directory names.
 //! - [`layout`]: where things live in a data directory.
+//! - [`storage`]: the storage seam (real files, or faults injected for
+//!   tests); `health`: what the writer does while storage fails.
 //! - [`files`]: the bounded cache of open files and the unsynced set.
 //! - [`meta`]: the metadata store trait, sled and in-memory stores.
 //! - [`tail`]: the in-memory tail of a topic.
@@ -44,10 +46,12 @@ pub mod position;
 pub mod record;
 pub mod segment;
 pub mod stats;
+pub mod storage;
 pub mod tail;
 pub mod topic_name;
 pub mod verify;
 
+mod health;
 mod load;
 mod log;
 mod open;
@@ -71,4 +75,7 @@ pub use read::{ReadBatch, ReadLimits};
 pub use record::{Record, RecordKind};
 pub use shared::AppendListener;
 pub use stats::LogStats;
+pub use storage::{
+    FaultAction, FaultRule, FaultyStorage, FsStorage, OpenMode, Storage, StorageFile, StorageOp,
+};
 pub use verify::{Problem, VerifyReport};
