@@ -12,6 +12,12 @@
 //! here. [`DirReader`] reads a data directory without locking it, which is
 //! how the `wse log` tools work beside a running server.
 //!
+//! Storage can fail (a full disk, too many open files, an I/O error). The
+//! appends it failed get [`LogError::Unavailable`] and are never visible;
+//! appends fail fast while it lasts, and the log resumes by itself once it
+//! clears. Every file operation of the writer goes through a
+//! [`Storage`], so tests inject such faults with a [`FaultyStorage`].
+//!
 //! # Layout
 //!
 //! - [`position`]: epochs and positions.

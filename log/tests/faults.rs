@@ -384,6 +384,64 @@ fn a_persisting_fault_fails_appends_fast_and_close_returns() {
 }
 
 #[test]
+fn appenders_waiting_for_room_get_the_error_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultyStorage::default();
+    let log = Arc::new(
+        Log::builder(dir.path())
+            .config(LogConfig {
+                // Every few records the next appender waits for room.
+                max_pending_bytes: 1024,
+                fault_retry_min: Duration::from_millis(10),
+                fault_retry_max: Duration::from_millis(1000),
+                ..config(Durability::Always)
+            })
+            .meta(MemoryMeta::new())
+            .storage(Arc::new(storage.clone()))
+            .open()
+            .unwrap(),
+    );
+    storage.inject(fail(StorageOp::Write, ENOSPC));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut handles = Vec::new();
+                let mut failed = 0;
+                for _ in 0..100 {
+                    match log.append_with(TOPIC, RecordKind::Message, 300, |_, b| {
+                        b.extend_from_slice(&[b'x'; 300])
+                    }) {
+                        Ok(a) => handles.push(a),
+                        Err(e) => {
+                            assert_eq!(errno(&e), Some(ENOSPC));
+                            failed += 1;
+                        }
+                    }
+                }
+                for a in handles {
+                    assert_eq!(errno(&a.wait().unwrap_err()), Some(ENOSPC));
+                }
+                failed
+            })
+        })
+        .collect();
+    let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(failed > 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(log.stats().pending_bytes, 0);
+    storage.clear();
+    let mut p = Publisher::new();
+    p.append_until_success(&log);
+    p.check(&log);
+}
+
+#[test]
 fn the_error_says_what_failed_and_keeps_its_cause() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FaultyStorage::default();
