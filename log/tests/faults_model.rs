@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -199,31 +199,50 @@ fn concurrent_appenders_and_readers_across_faults() {
         let acked: Arc<Mutex<Acked>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
         for w in 0..4 {
-            let (log, acked) = (log.clone(), acked.clone());
+            let (log, acked, failures, stop) =
+                (log.clone(), acked.clone(), failures.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
-                for i in 0..300 {
-                    let topic = (w + i) % 2;
-                    let p = format!("w{w}-{i}").into_bytes();
-                    let a = match log.append_with(
-                        TOPICS[topic],
-                        RecordKind::Message,
-                        p.len(),
-                        |_, b| b.extend_from_slice(&p),
-                    ) {
-                        Ok(a) => a,
-                        Err(e) => {
-                            assert!(is_unavailable(&e), "{e:?}");
-                            continue;
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // A burst, then its waits: records queue up behind a
+                    // batch that may fail.
+                    let mut burst = Vec::new();
+                    for _ in 0..4 {
+                        i += 1;
+                        let topic = (w + i) % 2;
+                        let p = format!("w{w}-{i}").into_bytes();
+                        match log.append_with(
+                            TOPICS[topic],
+                            RecordKind::Message,
+                            p.len(),
+                            |_, b| b.extend_from_slice(&p),
+                        ) {
+                            Ok(a) => burst.push((topic, p, a)),
+                            Err(e) => {
+                                assert!(is_unavailable(&e), "{e:?}");
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                    };
-                    match a.wait() {
-                        Ok(()) => {
-                            let prev = acked.lock().insert((topic, a.position.offset), p);
-                            assert!(prev.is_none(), "an offset acknowledged twice");
+                    }
+                    let mut all_ok = true;
+                    for (topic, p, a) in burst {
+                        match a.wait() {
+                            Ok(()) => {
+                                let prev = acked.lock().insert((topic, a.position.offset), p);
+                                assert!(prev.is_none(), "an offset acknowledged twice");
+                            }
+                            Err(e) => {
+                                assert!(is_unavailable(&e), "{e:?}");
+                                failures.fetch_add(1, Ordering::Relaxed);
+                                all_ok = false;
+                            }
                         }
-                        Err(e) => assert!(is_unavailable(&e), "{e:?}"),
+                    }
+                    if !all_ok {
+                        std::thread::sleep(Duration::from_micros(200));
                     }
                 }
             }));
@@ -254,9 +273,7 @@ fn concurrent_appenders_and_readers_across_faults() {
             storage.clear();
             std::thread::sleep(Duration::from_millis(6));
         }
-        for t in threads.drain(..4) {
-            t.join().unwrap();
-        }
+        std::thread::sleep(Duration::from_millis(20));
         stop.store(true, Ordering::Relaxed);
         for t in threads {
             t.join().unwrap();
@@ -276,6 +293,12 @@ fn concurrent_appenders_and_readers_across_faults() {
             want.insert(name, v);
         }
         assert!(log.stats().write_failures > 0);
+        let failed = failures.load(Ordering::Relaxed);
+        assert!(
+            failed > 0 && acked.len() > 100,
+            "{failed} failed, {} acked",
+            acked.len()
+        );
         log.close().unwrap();
         drop(log);
         reopen_and_compare(dir.path(), &meta, &want);
