@@ -452,6 +452,11 @@ impl Topic {
     /// Do the file changes rollbacks still owe. Each one done is dropped;
     /// the others stay owed, and the first failure is returned.
     pub fn repair(&self, files: &FileCache, store: &mut TopicStore) -> Result<()> {
+        if store.deleted {
+            // Its files are gone, and nothing is owed for them.
+            store.repairs.clear();
+            return Ok(());
+        }
         let mut first_error = None;
         store.repairs.retain(|r| match do_repair(files, r) {
             Ok(()) => false,
@@ -504,7 +509,12 @@ impl Topic {
 fn do_repair(files: &FileCache, repair: &Repair) -> Result<()> {
     match repair {
         Repair::Truncate { path, len } => {
-            let file = files.get(path).map_err(|e| LogError::io("open", path, e))?;
+            let file = match files.get(path) {
+                Ok(f) => f,
+                // Removed meanwhile (retention): nothing left to cut.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(LogError::io("open", path, e)),
+            };
             file.set_len(*len)
                 .map_err(|e| LogError::io("truncate", path, e))?;
             // The cut must reach the disk with the next fsync.

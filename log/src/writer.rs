@@ -246,8 +246,9 @@ impl Writer {
             // With the cached handles: under EMFILE no other can be opened.
             f.topic.roll_back_store(&self.shared.files, &f.mark);
             self.drop_appends(&f.topic, Some(&f.outcome), fault);
-            if f.topic.needs_repair() {
-                self.shared.needs_repair.lock().push(f.topic.clone());
+            let mut owed = self.shared.needs_repair.lock();
+            if f.topic.needs_repair() && !owed.iter().any(|t| Arc::ptr_eq(t, &f.topic)) {
+                owed.push(f.topic.clone());
             }
         }
         // Handles may be broken (EIO) or hold the descriptors that are

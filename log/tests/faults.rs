@@ -329,6 +329,34 @@ fn a_truncation_that_fails_too_is_retried_before_the_next_write() {
 }
 
 #[test]
+fn a_topic_deleted_while_its_cut_is_owed_does_not_keep_the_log_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = MemoryMeta::new();
+    let storage = FaultyStorage::default();
+    let log = open(dir.path(), Durability::Always, &meta, &storage);
+    log.append("doomed", RecordKind::Message, b"kept until deleted")
+        .unwrap();
+    storage.inject(
+        FaultRule::new(StorageOp::Write, FaultAction::Short { bytes: 10 })
+            .path_contains(".seg")
+            .times(1),
+    );
+    storage.inject(fail(StorageOp::Write, EIO));
+    storage.inject(fail(StorageOp::SetLen, EIO));
+    let e = log
+        .append("doomed", RecordKind::Message, b"half written")
+        .unwrap_err();
+    assert_eq!(errno(&e), Some(EIO));
+    assert!(log.delete_topic("doomed").unwrap());
+    storage.clear();
+    let mut p = Publisher::new();
+    p.append_until_success(&log);
+    p.check(&log);
+    log.close().unwrap();
+    reopen_and_check(dir.path(), &meta, &p);
+}
+
+#[test]
 fn a_persisting_fault_fails_appends_fast_and_close_returns() {
     for (d, rule) in [
         (Durability::Always, fail(StorageOp::Write, ENOSPC)),
