@@ -31,7 +31,8 @@
 //! - [`files`]: the bounded cache of open files and the unsynced set.
 //! - [`meta`]: the metadata store trait, sled and in-memory stores.
 //! - [`tail`]: the in-memory tail of a topic.
-//! - `topic`: a topic's append side and disk side.
+//! - `topic`: a topic's append side and disk side; `rollback`: putting
+//!   a topic back when storage fails under a batch.
 //! - `writer`: the writer thread (batching, group commit, visibility);
 //!   `syncer`: the background fsync of the `interval` policy.
 //! - `read`: reads from the tail and from segment files.
@@ -63,6 +64,7 @@ mod log;
 mod open;
 mod read;
 mod retention;
+mod rollback;
 mod shared;
 mod syncer;
 mod topic;

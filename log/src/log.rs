@@ -19,10 +19,11 @@ use crate::open::{self, DirLock, OpenReport};
 use crate::position::{Epoch, Position};
 use crate::read::{ReadBatch, ReadLimits};
 use crate::record::{Record, RecordKind};
+use crate::rollback::BatchOutcome;
 use crate::shared::{AppendListener, Queue, Shared};
 use crate::stats::{Counters, LogStats};
 use crate::storage::{FsStorage, Storage};
-use crate::topic::{BatchOutcome, Topic};
+use crate::topic::Topic;
 use crate::topic_name;
 use crate::writer;
 

@@ -16,10 +16,11 @@ use crate::error::LogError;
 use crate::health::StorageFault;
 use crate::record::Record;
 use crate::retention;
+use crate::rollback::{BatchOutcome, Mark};
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::syncer::Syncer;
-use crate::topic::{BatchOutcome, Mark, Topic, WriteCtx};
+use crate::topic::{Topic, WriteCtx};
 
 /// Topics written between two fsyncs under `always`, so the files waiting
 /// for their fsync stay few even when a batch spans many topics.
