@@ -88,6 +88,10 @@ pub(crate) struct Health {
 
 struct State {
     fault: Option<Arc<StorageFault>>,
+    /// Faults recorded so far: a success proves storage works only if no
+    /// fault was recorded since it started (the syncer fails beside the
+    /// writer).
+    faults: u64,
     retry_at: Instant,
     backoff: Duration,
 }
@@ -99,6 +103,7 @@ impl Health {
             down: AtomicBool::new(false),
             state: Mutex::new(State {
                 fault: None,
+                faults: 0,
                 retry_at: Instant::now(),
                 backoff: Duration::ZERO,
             }),
@@ -158,6 +163,7 @@ impl Health {
         };
         s.retry_at = Instant::now() + s.backoff;
         s.fault = Some(fault.clone());
+        s.faults += 1;
         self.down.store(true, Ordering::Release);
         if starts {
             tracing::error!(
@@ -174,12 +180,22 @@ impl Health {
         fault
     }
 
-    /// Storage worked again: leave the down state.
-    pub(crate) fn recovered(&self) {
+    /// A token for `recovered`: taken before an operation that, if it
+    /// succeeds, shows storage works.
+    pub(crate) fn attempt(&self) -> u64 {
+        self.state.lock().faults
+    }
+
+    /// Storage worked again for an operation that started at `attempt`:
+    /// leave the down state, unless a fault was recorded meanwhile.
+    pub(crate) fn recovered(&self, attempt: u64) {
         if !self.is_down() {
             return;
         }
         let mut s = self.state.lock();
+        if s.faults != attempt {
+            return;
+        }
         self.down.store(false, Ordering::Release);
         if let Some(f) = s.fault.take() {
             tracing::info!(op = f.op, path = %f.path.display(), "storage works again; appends resume");
@@ -208,9 +224,12 @@ mod tests {
         );
         h.failed(enospc());
         assert_eq!(h.state.lock().backoff, Duration::from_millis(20));
+        let attempt = h.attempt();
         h.failed(enospc());
         assert_eq!(h.state.lock().backoff, Duration::from_millis(30));
-        h.recovered();
+        h.recovered(attempt);
+        assert!(h.is_down(), "a fault was recorded since the attempt began");
+        h.recovered(h.attempt());
         assert!(!h.is_down() && h.check().is_ok() && h.fault().is_none());
         h.failed(enospc());
         assert_eq!(h.state.lock().backoff, Duration::from_millis(10));

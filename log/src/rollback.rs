@@ -129,6 +129,11 @@ impl Topic {
                 Repair::Remove(index_path(&self.dir, seg.base)),
             );
         }
+        if let (Some(a), true) = (&mark.active, store.segments.is_empty()) {
+            // Retention took the marked segment too: nothing is stored, and
+            // the history goes on at the visible head.
+            store.start_offset = a.end_offset;
+        }
         if let (Some(a), Some(seg)) = (&mark.active, store.segments.last_mut()) {
             seg.len = a.len;
             seg.end_offset = a.end_offset;

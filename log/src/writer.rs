@@ -148,12 +148,15 @@ impl Writer {
         Counters::add(&self.shared.counters.batches, 1);
         let mut topics = batch.into_iter();
         let mut bytes = 0usize;
+        let attempt = self.shared.health.attempt();
         if let Err(f) = self.probe_if_due() {
             self.fail(Vec::new(), topics, &f);
         } else if let Err((f, failed)) = self.write_topics(&mut topics, &mut bytes) {
             self.fail(failed, topics, &f);
-        } else if self.shared.health.is_down() {
-            self.shared.health.recovered();
+        } else if bytes > 0 {
+            // Written (and under `always` synced): storage works, unless
+            // the syncer failed meanwhile.
+            self.shared.health.recovered(attempt);
         }
         self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         self.shared.announce_progress();
@@ -308,11 +311,12 @@ impl Writer {
             return Err(self.fault(e));
         }
         let fsync_fault = self.shared.health.fault().is_some_and(|f| f.is_fsync());
+        let attempt = self.shared.health.attempt();
         if self.shared.config.durability != Durability::Never {
             self.sync()?;
         }
         if fsync_fault {
-            self.shared.health.recovered();
+            self.shared.health.recovered(attempt);
         }
         Ok(())
     }
@@ -394,9 +398,10 @@ impl Writer {
         if let Some(s) = self.syncer.take() {
             s.stop();
         }
+        let attempt = self.shared.health.attempt();
         if self.probe().is_ok() {
             // Nothing is left to write: the files are what they should be.
-            self.shared.health.recovered();
+            self.shared.health.recovered(attempt);
         }
         if let Err(e) = self.shared.meta.flush() {
             tracing::warn!(error = %e, "metadata flush at close failed");
