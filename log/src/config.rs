@@ -169,6 +169,16 @@ pub struct LogConfig {
     /// (default 64 MiB): back-pressure instead of unbounded memory when the
     /// disk is slower than the producers.
     pub max_pending_bytes: usize,
+    /// After a storage fault (ENOSPC, EMFILE, EIO on a write or fsync),
+    /// how long appends fail fast before the writer tries storage again
+    /// (default 10 ms). Each failed retry doubles the wait, up to
+    /// `fault_retry_max`; a success resets it. Shorter notices a cleared
+    /// fault sooner; longer wastes less work on a disk that stays full.
+    #[serde(default = "default_fault_retry_min", with = "millis")]
+    pub fault_retry_min: Duration,
+    /// Longest wait between two retries of failing storage (default 1 s).
+    #[serde(default = "default_fault_retry_max", with = "millis")]
+    pub fault_retry_max: Duration,
     /// Where the kernel's boot id is read from; an unclean shutdown under a
     /// different boot id means the OS itself went down, so unsynced data may
     /// be gone (see docs/OPERATIONS.md). Overridable for tests.
@@ -189,9 +199,19 @@ impl Default for LogConfig {
             max_record_bytes: 16 << 20,
             max_open_files: 256,
             max_pending_bytes: 64 << 20,
+            fault_retry_min: default_fault_retry_min(),
+            fault_retry_max: default_fault_retry_max(),
             boot_id_path: "/proc/sys/kernel/random/boot_id".into(),
         }
     }
+}
+
+fn default_fault_retry_min() -> Duration {
+    Duration::from_millis(10)
+}
+
+fn default_fault_retry_max() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl LogConfig {
@@ -224,6 +244,9 @@ impl LogConfig {
                 "max_record_bytes must be positive and, with segment_max_bytes, stay below 4 GiB"
                     .into(),
             );
+        }
+        if self.fault_retry_min.is_zero() || self.fault_retry_max < self.fault_retry_min {
+            return Err("fault_retry_min must be positive and at most fault_retry_max".into());
         }
         if self.tail.records_per_topic == 0 {
             return Err("tail.records_per_topic must be positive".into());

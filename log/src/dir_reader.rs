@@ -99,7 +99,12 @@ impl DirReader {
         }
         Ok(Self {
             layout: Layout::new(dir),
-            files: FileCache::new(64, false, false),
+            files: FileCache::new(
+                std::sync::Arc::new(crate::storage::FsStorage),
+                64,
+                false,
+                false,
+            ),
             settings: ScanSettings {
                 max_payload: max_record_bytes,
                 index_interval: index_interval_bytes,

@@ -3,6 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::meta::MetaError;
 use crate::position::{Epoch, Position};
 use crate::record::DecodeError;
 use crate::topic_name::TopicNameError;
@@ -40,9 +41,9 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    /// The metadata store failed.
+    /// The metadata store failed (the store's error is the source).
     #[error("metadata store: {0}")]
-    Meta(String),
+    Meta(#[from] MetaError),
     /// The requested history cannot be served (see [`NotRecoverable`]).
     #[error(transparent)]
     NotRecoverable(#[from] NotRecoverable),
@@ -74,10 +75,22 @@ pub enum LogError {
     /// No such topic in this log.
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
-    /// A previous write or fsync failed; the log refuses further appends
-    /// rather than pretend they are safe.
-    #[error("the log stopped accepting appends after an I/O failure: {0}")]
-    Failed(String),
+    /// Storage failed under the writer (a write, fsync, file creation or
+    /// truncation: ENOSPC, EMFILE, EIO...). The append was not made
+    /// visible and never will be; appends fail fast like this while the
+    /// condition lasts, and the log resumes by itself once it clears (see
+    /// `LogConfig::fault_retry_min`). `source` tells the cause:
+    /// `source.raw_os_error()` is e.g. `Some(libc::ENOSPC)`.
+    #[error("storage unavailable ({op} {}): {source}", path.display())]
+    Unavailable {
+        /// The operation that failed (`write`, `fsync`, `create`, ...).
+        op: &'static str,
+        /// The file or directory it failed on.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
@@ -165,3 +178,23 @@ impl NotRecoverable {
 
 /// Shorthand for results of the log.
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    #[test]
+    fn a_metadata_error_keeps_its_cause() {
+        let cause = io::Error::new(io::ErrorKind::PermissionDenied, "denied");
+        let e = LogError::from(MetaError::new("flush", cause));
+        assert_eq!(e.to_string(), "metadata store: flush: denied");
+        let meta = e.source().expect("the store's error");
+        let io = meta.source().expect("its cause");
+        assert_eq!(
+            io.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+    }
+}

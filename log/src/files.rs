@@ -12,9 +12,11 @@
 //! was closed is simply reopened when its turn comes. That keeps the number
 //! of open files bounded even when thousands of topics are written between
 //! two fsyncs.
+//!
+//! Files are opened, synced and their directories synced through the log's
+//! [`Storage`], so a fault injected there reaches the writer like a real one.
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -23,10 +25,18 @@ use std::sync::Arc;
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use crate::storage::{OpenMode, Storage, StorageFile};
+
 /// Open segment files, least recently used closed first.
 pub struct FileCache {
-    open: Mutex<LruCache<PathBuf, Arc<File>>>,
+    /// Where files are opened and synced.
+    storage: Arc<dyn Storage>,
+    open: Mutex<LruCache<PathBuf, Arc<dyn StorageFile>>>,
     dirty: Mutex<Dirty>,
+    /// Held through `sync_dirty`: two fsync passes at once (the writer's,
+    /// the syncer's, `flush`) would each see only part of the dirty set,
+    /// and one could report success while the other's fsync fails.
+    syncing: Mutex<()>,
     writable: bool,
     /// False under `Durability::Never`: nothing is ever fsynced, so
     /// nothing is remembered.
@@ -45,27 +55,34 @@ struct Dirty {
 impl FileCache {
     /// A cache keeping at most `capacity` files open; `writable` opens them
     /// for writing too (the writer's log), otherwise read-only (tools).
-    pub fn new(capacity: usize, writable: bool, track_dirty: bool) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        capacity: usize,
+        writable: bool,
+        track_dirty: bool,
+    ) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).expect("capacity is positive");
         Self {
+            storage,
             open: Mutex::new(LruCache::new(cap)),
             dirty: Mutex::new(Dirty::default()),
+            syncing: Mutex::new(()),
             writable,
             track_dirty,
         }
     }
 
     /// The open handle of `path`, opening it if needed.
-    pub fn get(&self, path: &Path) -> io::Result<Arc<File>> {
+    pub fn get(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         if let Some(f) = self.open.lock().get(path) {
             return Ok(f.clone());
         }
-        let file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(self.writable)
-                .open(path)?,
-        );
+        let mode = if self.writable {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::Read
+        };
+        let file = self.storage.open(path, mode)?;
         // Another thread may have opened it meanwhile; either handle works.
         // The evicted handle is closed when its last user drops it.
         self.open.lock().put(path.to_owned(), file.clone());
@@ -73,14 +90,8 @@ impl FileCache {
     }
 
     /// Create `path` (which must not exist) and cache its handle.
-    pub fn create(&self, path: &Path) -> io::Result<Arc<File>> {
-        let file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)?,
-        );
+    pub fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        let file = self.storage.open(path, OpenMode::CreateNew)?;
         self.open.lock().put(path.to_owned(), file.clone());
         Ok(file)
     }
@@ -140,6 +151,7 @@ impl FileCache {
     /// were synced. On error the unsynced paths stay dirty and the error
     /// names the one that failed.
     pub fn sync_dirty(&self) -> Result<usize, (PathBuf, io::Error)> {
+        let _one_at_a_time = self.syncing.lock();
         let taken = std::mem::take(&mut *self.dirty.lock());
         let files: Vec<PathBuf> = taken.files.into_iter().collect();
         let dirs: Vec<PathBuf> = taken.dirs.into_iter().collect();
@@ -160,7 +172,7 @@ impl FileCache {
             done += 1;
         }
         for (i, dir) in dirs.iter().enumerate() {
-            match crate::layout::sync_dir(dir) {
+            match self.storage.sync_dir(dir) {
                 Ok(()) => done += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -170,6 +182,11 @@ impl FileCache {
             }
         }
         Ok(done)
+    }
+
+    /// The storage files are opened in.
+    pub fn storage(&self) -> &dyn Storage {
+        &*self.storage
     }
 
     /// Close every cached handle (a reader that reloads what is on disk

@@ -12,6 +12,12 @@
 //! here. [`DirReader`] reads a data directory without locking it, which is
 //! how the `wse log` tools work beside a running server.
 //!
+//! Storage can fail (a full disk, too many open files, an I/O error). The
+//! appends it failed get [`LogError::Unavailable`] and are never visible;
+//! appends fail fast while it lasts, and the log resumes by itself once it
+//! clears. Every file operation of the writer goes through a
+//! [`Storage`], so tests inject such faults with a [`FaultyStorage`].
+//!
 //! # Layout
 //!
 //! - [`position`]: epochs and positions.
@@ -20,10 +26,13 @@
 //! - [`config`]: durability, segments, retention, tail, limits.
 //! - [`topic_name`]: name validation and hashed directory names.
 //! - [`layout`]: where things live in a data directory.
+//! - [`storage`]: the storage seam (real files, or faults injected for
+//!   tests); `health`: what the writer does while storage fails.
 //! - [`files`]: the bounded cache of open files and the unsynced set.
 //! - [`meta`]: the metadata store trait, sled and in-memory stores.
 //! - [`tail`]: the in-memory tail of a topic.
-//! - `topic`: a topic's append side and disk side.
+//! - `topic`: a topic's append side and disk side; `rollback`: putting
+//!   a topic back when storage fails under a batch.
 //! - `writer`: the writer thread (batching, group commit, visibility);
 //!   `syncer`: the background fsync of the `interval` policy.
 //! - `read`: reads from the tail and from segment files.
@@ -44,15 +53,18 @@ pub mod position;
 pub mod record;
 pub mod segment;
 pub mod stats;
+pub mod storage;
 pub mod tail;
 pub mod topic_name;
 pub mod verify;
 
+mod health;
 mod load;
 mod log;
 mod open;
 mod read;
 mod retention;
+mod rollback;
 mod shared;
 mod syncer;
 mod topic;
@@ -71,4 +83,7 @@ pub use read::{ReadBatch, ReadLimits};
 pub use record::{Record, RecordKind};
 pub use shared::AppendListener;
 pub use stats::LogStats;
+pub use storage::{
+    FaultAction, FaultRule, FaultyStorage, FsStorage, OpenMode, Storage, StorageFile, StorageOp,
+};
 pub use verify::{Problem, VerifyReport};

@@ -12,14 +12,17 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{LogConfig, Retention};
 use crate::error::{LogError, Result};
 use crate::files::FileCache;
+use crate::health::Health;
 use crate::layout::Layout;
 use crate::meta::{MetaStore, SledMeta, TopicMeta};
 use crate::open::{self, DirLock, OpenReport};
 use crate::position::{Epoch, Position};
 use crate::read::{ReadBatch, ReadLimits};
 use crate::record::{Record, RecordKind};
+use crate::rollback::BatchOutcome;
 use crate::shared::{AppendListener, Queue, Shared};
 use crate::stats::{Counters, LogStats};
+use crate::storage::{FsStorage, Storage};
 use crate::topic::Topic;
 use crate::topic_name;
 use crate::writer;
@@ -44,6 +47,7 @@ pub struct LogBuilder {
     meta: Option<Box<dyn MetaStore>>,
     clock: Arc<dyn Clock>,
     listener: Option<Arc<dyn AppendListener>>,
+    storage: Arc<dyn Storage>,
 }
 
 impl LogBuilder {
@@ -71,23 +75,33 @@ impl LogBuilder {
         self
     }
 
+    /// Do the writer's file operations through `storage` (default: real
+    /// files, [`FsStorage`]); tests pass a [`crate::FaultyStorage`].
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
     /// Open the log: lock the directory, load and repair every topic, start
     /// the writer thread.
     pub fn open(self) -> Result<Log> {
         self.config.validate().map_err(LogError::Config)?;
         let layout = Layout::new(self.dir);
-        std::fs::create_dir_all(layout.root())
+        let storage = self.storage;
+        storage
+            .create_dir_all(layout.root())
             .map_err(|e| LogError::io("create", layout.root(), e))?;
         let lock = open::lock_dir(&layout)?;
-        let (unclean, os_restarted) = open::mark_running(&layout, &self.config.boot_id_path)?;
+        let (unclean, os_restarted) =
+            open::mark_running(&*storage, &layout, &self.config.boot_id_path)?;
         let meta = match self.meta {
             Some(m) => m,
-            None => Box::new(
-                SledMeta::open(&layout.meta_dir()).map_err(|e| LogError::Meta(e.to_string()))?,
-            ),
+            None => Box::new(SledMeta::open(&layout.meta_dir()).map_err(LogError::Meta)?),
         };
+        let health = Health::new(self.config.fault_retry_min, self.config.fault_retry_max);
         let shared = Arc::new(Shared {
             files: FileCache::new(
+                storage,
                 self.config.max_open_files,
                 true,
                 self.config.durability != crate::config::Durability::Never,
@@ -106,8 +120,8 @@ impl LogBuilder {
             tail_bytes: Default::default(),
             counters: Counters::default(),
             listener: self.listener,
-            failure: Mutex::new(None),
-            failed: Default::default(),
+            health,
+            needs_repair: Mutex::new(Vec::new()),
             closed: Default::default(),
         });
         let report = open::load_topics(&shared, unclean, os_restarted)?;
@@ -134,6 +148,8 @@ pub struct Appended {
     /// The record, shared with the memory tail.
     pub record: Record,
     topic: Arc<Topic>,
+    /// Failed if storage fails the record's batch.
+    outcome: Arc<BatchOutcome>,
     shared: Arc<Shared>,
 }
 
@@ -147,49 +163,57 @@ impl std::fmt::Debug for Appended {
 }
 
 impl Appended {
-    /// True once readers can see the record.
+    /// True once readers can see the record (false for good if storage
+    /// failed it).
     pub fn is_visible(&self) -> bool {
-        self.topic.visible() > self.position.offset
+        self.outcome.failure().is_none() && self.topic.visible() > self.position.offset
     }
 
     /// Block until the record is visible: written to the OS, and under the
-    /// `always` policy fsynced.
+    /// `always` policy fsynced. [`LogError::Unavailable`] when storage
+    /// failed under its batch: then it never becomes visible.
     pub fn wait(&self) -> Result<()> {
         loop {
-            if self.is_visible() {
-                return Ok(());
+            if let Some(r) = self.settled() {
+                return r;
             }
-            self.check()?;
             let mut g = self.shared.progress.lock();
-            if self.is_visible() {
-                return Ok(());
+            if let Some(r) = self.settled() {
+                return r;
             }
             self.shared.progress_cv.wait(&mut g);
         }
     }
 
-    /// Wait (async) until the record is visible.
+    /// Wait (async) until the record is visible (see [`Appended::wait`]).
     pub async fn visible(&self) -> Result<()> {
         let mut rx = self.topic.watch.subscribe();
         loop {
-            if *rx.borrow_and_update() > self.position.offset {
-                return Ok(());
+            rx.borrow_and_update();
+            if let Some(r) = self.settled() {
+                return r;
             }
-            self.check()?;
             if rx.changed().await.is_err() {
                 return Err(LogError::Closed);
             }
         }
     }
 
-    fn check(&self) -> Result<()> {
-        if let Some(f) = self.shared.failure() {
-            return Err(LogError::Failed(f));
+    /// The record's fate, once known.
+    fn settled(&self) -> Option<Result<()>> {
+        // The visible head first: a failed record's offset is reused, and
+        // its failure is recorded before the reuse can become visible.
+        let visible = self.topic.visible() > self.position.offset;
+        if let Some(f) = self.outcome.failure() {
+            return Some(Err(f.error()));
+        }
+        if visible {
+            return Some(Ok(()));
         }
         if self.topic.state.lock().deleted {
-            return Err(LogError::UnknownTopic(self.topic.name.to_string()));
+            return Some(Err(LogError::UnknownTopic(self.topic.name.to_string())));
         }
-        Ok(())
+        None
     }
 }
 
@@ -235,7 +259,6 @@ pub struct TopicInfo {
 /// Waits for new records of one topic (async).
 pub struct TopicWatch {
     rx: tokio::sync::watch::Receiver<u64>,
-    shared: Arc<Shared>,
 }
 
 impl TopicWatch {
@@ -251,9 +274,6 @@ impl TopicWatch {
             let head = *self.rx.borrow_and_update();
             if head > offset {
                 return Ok(head);
-            }
-            if let Some(f) = self.shared.failure() {
-                return Err(LogError::Failed(f));
             }
             if self.rx.changed().await.is_err() {
                 return Err(LogError::Closed);
@@ -276,6 +296,7 @@ impl Log {
             meta: None,
             clock: Arc::new(SystemClock),
             listener: None,
+            storage: Arc::new(FsStorage),
         }
     }
 
@@ -323,7 +344,7 @@ impl Log {
         let mut fill = Some(fill);
         loop {
             let t = self.topic_for_append(topic)?;
-            let (record, enqueue) = {
+            let (record, outcome, enqueue) = {
                 let mut st = t.state.lock();
                 if st.deleted {
                     continue;
@@ -340,6 +361,7 @@ impl Log {
                     });
                 }
                 st.next_offset += 1;
+                let outcome = st.outcome.clone();
                 let delta = st
                     .tail
                     .push(record.clone(), self.shared.config.tail.records_per_topic);
@@ -347,7 +369,7 @@ impl Log {
                 st.pending.push(record.clone());
                 let enqueue = !st.queued;
                 st.queued = true;
-                (record, enqueue)
+                (record, outcome, enqueue)
             };
             t.touch(self.shared.now_ms());
             Counters::add(&self.shared.counters.appends, 1);
@@ -370,6 +392,7 @@ impl Log {
                 position: record.position(),
                 record,
                 topic: t,
+                outcome,
                 shared: self.shared.clone(),
             });
         }
@@ -453,7 +476,6 @@ impl Log {
         let t = self.topic(topic)?;
         Ok(TopicWatch {
             rx: t.watch.subscribe(),
-            shared: self.shared.clone(),
         })
     }
 
@@ -465,14 +487,14 @@ impl Log {
             .shared
             .meta
             .get(topic)
-            .map_err(|e| LogError::Meta(e.to_string()))?
+            .map_err(LogError::Meta)?
             .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
         meta.retention = retention;
         self.shared
             .meta
             .put(&meta)
             .and_then(|()| self.shared.meta.flush())
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+            .map_err(LogError::Meta)?;
         t.store.lock().retention = retention;
         Ok(())
     }
@@ -515,20 +537,23 @@ impl Log {
             let mut store = t.store.lock();
             store.deleted = true;
             self.shared.files.forget_dir(&t.dir);
-            match std::fs::remove_dir_all(&t.dir) {
+            let storage = self.shared.files.storage();
+            match storage.remove_dir_all(&t.dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(LogError::io("remove", &t.dir, e)),
             }
             if let Some(parent) = t.dir.parent() {
-                crate::layout::sync_dir(parent).map_err(|e| LogError::io("fsync", parent, e))?;
+                storage
+                    .sync_dir(parent)
+                    .map_err(|e| LogError::io("fsync", parent, e))?;
             }
         }
         let mut meta = self
             .shared
             .meta
             .get(topic)
-            .map_err(|e| LogError::Meta(e.to_string()))?
+            .map_err(LogError::Meta)?
             .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
         meta.epoch = Some(t.epoch.0);
         meta.retire();
@@ -536,7 +561,7 @@ impl Log {
             .meta
             .put(&meta)
             .and_then(|()| self.shared.meta.flush())
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+            .map_err(LogError::Meta)?;
         t.watch.send_modify(|_| {});
         self.shared.announce_progress();
         Ok(true)
@@ -546,6 +571,9 @@ impl Log {
     /// listener has seen it, then fsync every file written since the last
     /// fsync (under `never` nothing is fsynced: that policy leaves
     /// writeback to the operating system entirely).
+    ///
+    /// While storage fails, returns [`LogError::Unavailable`] instead:
+    /// records it failed will never be visible, and nothing is waited for.
     pub fn flush(&self) -> Result<()> {
         let topics: Vec<Arc<Topic>> = self
             .shared
@@ -556,20 +584,32 @@ impl Log {
         for t in topics {
             let target = t.state.lock().next_offset;
             let mut g = self.shared.progress.lock();
-            while t.told() < target && !t.state.lock().deleted {
-                if let Some(f) = self.shared.failure() {
-                    return Err(LogError::Failed(f));
-                }
+            // A rollback moves `next_offset` back: failed records are not
+            // waited for.
+            while t.told() < target.min(t.state.lock().next_offset) && !t.state.lock().deleted {
+                self.unavailable()?;
                 self.shared.progress_cv.wait(&mut g);
             }
         }
-        let n = self
-            .shared
-            .files
-            .sync_dirty()
-            .map_err(|(p, e)| LogError::io("fsync", p, e))?;
+        self.unavailable()?;
+        let n = self.shared.files.sync_dirty().map_err(|(p, e)| {
+            // Not a fault of the writer's: the paths stay dirty for it.
+            LogError::Unavailable {
+                op: "fsync",
+                path: p,
+                source: e,
+            }
+        })?;
         Counters::add(&self.shared.counters.fsyncs, n as u64);
         Ok(())
+    }
+
+    /// `Err` while storage is down.
+    fn unavailable(&self) -> Result<()> {
+        match self.shared.health.fault() {
+            Some(f) => Err(f.error()),
+            None => Ok(()),
+        }
     }
 
     /// The log's counters and gauges.
@@ -588,6 +628,7 @@ impl Log {
             segments_created: Counters::get(&c.segments_created),
             segments_deleted: Counters::get(&c.segments_deleted),
             tails_evicted: Counters::get(&c.tails_evicted),
+            write_failures: Counters::get(&c.write_failures),
             topics: self.shared.topics.len() as u64,
             tail_bytes: self.shared.tail_bytes.load(Ordering::Relaxed) as u64,
             pending_bytes: self.shared.pending_bytes.load(Ordering::Relaxed) as u64,
@@ -614,16 +655,12 @@ impl Log {
         }
         let _ = handle.join();
         self.shared.announce_progress();
-        let result = match self.shared.failure() {
+        let result = match self.shared.health.fault() {
             // Leave the running marker: the next open scans everything.
-            Some(f) => Err(LogError::Failed(f)),
-            None => open::mark_stopped(&self.shared.layout),
+            Some(f) => Err(f.error()),
+            None => open::mark_stopped(self.shared.files.storage(), &self.shared.layout),
         };
-        let meta = self
-            .shared
-            .meta
-            .close()
-            .map_err(|e| LogError::Meta(e.to_string()));
+        let meta = self.shared.meta.close().map_err(LogError::Meta);
         self.lock.lock().take();
         result.and(meta)
     }
@@ -632,10 +669,8 @@ impl Log {
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(LogError::Closed);
         }
-        if let Some(f) = self.shared.failure() {
-            return Err(LogError::Failed(f));
-        }
-        Ok(())
+        // Fail fast while storage is down (until the writer's next retry).
+        self.shared.health.check()
     }
 
     /// Block while more than `max_pending_bytes` wait for the writer.
@@ -674,7 +709,7 @@ impl Log {
                     .shared
                     .meta
                     .get(name)
-                    .map_err(|e| LogError::Meta(e.to_string()))?
+                    .map_err(LogError::Meta)?
                     .unwrap_or_else(|| TopicMeta {
                         name: name.to_owned(),
                         epoch: None,
@@ -684,10 +719,7 @@ impl Log {
                 meta.retire();
                 let epoch = open::fresh_epoch(&meta);
                 meta.epoch = Some(epoch);
-                self.shared
-                    .meta
-                    .put(&meta)
-                    .map_err(|e| LogError::Meta(e.to_string()))?;
+                self.shared.meta.put(&meta).map_err(LogError::Meta)?;
                 let key = topic_name::topic_key(name);
                 let topic = Arc::new(Topic::new(
                     v.key().clone(),

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use crate::load::{self, Finding, Loaded, ScanSettings};
 use crate::meta::TopicMeta;
 use crate::position::Epoch;
 use crate::shared::Shared;
+use crate::storage::{self, OpenMode, Storage, write_all_at};
 use crate::topic::{Topic, persist_index};
 use crate::topic_name::{key_hex, topic_key};
 
@@ -78,7 +79,11 @@ pub fn lock_dir(layout: &Layout) -> Result<DirLock> {
 
 /// Record that a writer runs, and read what the previous run left.
 /// Returns (unclean shutdown, OS restarted since).
-pub fn mark_running(layout: &Layout, boot_id_path: &Path) -> Result<(bool, bool)> {
+pub fn mark_running(
+    storage: &dyn Storage,
+    layout: &Layout,
+    boot_id_path: &Path,
+) -> Result<(bool, bool)> {
     let path = layout.running_file();
     let previous = match fs::read_to_string(&path) {
         Ok(s) => Some(s),
@@ -97,23 +102,25 @@ pub fn mark_running(layout: &Layout, boot_id_path: &Path) -> Result<(bool, bool)
         boot.as_deref().unwrap_or("unknown"),
         std::process::id()
     );
-    let mut f = File::create(&path).map_err(|e| LogError::io("create", &path, e))?;
-    f.write_all(body.as_bytes())
+    let f = storage
+        .open(&path, OpenMode::CreateTruncate)
+        .map_err(|e| LogError::io("create", &path, e))?;
+    write_all_at(&*f, body.as_bytes(), 0)
         .and_then(|()| f.sync_all())
         .map_err(|e| LogError::io("write", &path, e))?;
-    layout::sync_dir(layout.root()).map_err(|e| LogError::io("fsync", layout.root(), e))?;
+    storage
+        .sync_dir(layout.root())
+        .map_err(|e| LogError::io("fsync", layout.root(), e))?;
     Ok((previous.is_some(), os_restarted))
 }
 
 /// Remove the running marker at a clean close.
-pub fn mark_stopped(layout: &Layout) -> Result<()> {
+pub fn mark_stopped(storage: &dyn Storage, layout: &Layout) -> Result<()> {
     let path = layout.running_file();
-    match fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(LogError::io("remove", &path, e)),
-    }
-    layout::sync_dir(layout.root()).map_err(|e| LogError::io("fsync", layout.root(), e))
+    storage::remove_if_present(storage, &path).map_err(|e| LogError::io("remove", &path, e))?;
+    storage
+        .sync_dir(layout.root())
+        .map_err(|e| LogError::io("fsync", layout.root(), e))
 }
 
 /// Load every topic of the data directory into `shared.topics`.
@@ -126,7 +133,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
     let mut registry: HashMap<String, TopicMeta> = shared
         .meta
         .load()
-        .map_err(|e| LogError::Meta(e.to_string()))?
+        .map_err(LogError::Meta)?
         .into_iter()
         .map(|m| (m.name.clone(), m))
         .collect();
@@ -148,7 +155,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
             Loaded::Empty => {
                 // A directory created by a run that crashed before its first
                 // segment was complete: nothing to keep.
-                let _ = fs::remove_dir_all(&dir);
+                let _ = shared.files.storage().remove_dir_all(&dir);
             }
             Loaded::Unprovable { name, epoch, why } => {
                 let name = name.or_else(|| by_key.get(&key).cloned());
@@ -161,10 +168,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                         m.epoch = Some(e.0);
                     }
                     m.retire();
-                    shared
-                        .meta
-                        .put(m)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(m).map_err(LogError::Meta)?;
                     seen.insert(n.clone());
                 }
                 report.new_epochs.push(EpochChange {
@@ -175,7 +179,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                 });
             }
             Loaded::Topic(mut lt) => {
-                repair(&dir, &mut lt)?;
+                repair(shared.files.storage(), &dir, &mut lt)?;
                 for f in &lt.findings {
                     report.findings.push((lt.name.clone(), f.clone()));
                 }
@@ -190,10 +194,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                     let aside = set_aside(shared, &dir, key, Some(lt.epoch))?;
                     meta.epoch = Some(lt.epoch.0);
                     meta.retire();
-                    shared
-                        .meta
-                        .put(meta)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(meta).map_err(LogError::Meta)?;
                     report.new_epochs.push(EpochChange {
                         topic: Some(lt.name.clone()),
                         old: Some(lt.epoch),
@@ -211,10 +212,7 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                     meta.retire();
                     meta.retired_epochs.retain(|e| *e != lt.epoch.0);
                     meta.epoch = Some(lt.epoch.0);
-                    shared
-                        .meta
-                        .put(meta)
-                        .map_err(|e| LogError::Meta(e.to_string()))?;
+                    shared.meta.put(meta).map_err(LogError::Meta)?;
                 }
                 let name: Arc<str> = Arc::from(lt.name.as_str());
                 let topic = Topic::new(
@@ -242,15 +240,9 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
             set_aside: None,
         });
         meta.retire();
-        shared
-            .meta
-            .put(meta)
-            .map_err(|e| LogError::Meta(e.to_string()))?;
+        shared.meta.put(meta).map_err(LogError::Meta)?;
     }
-    shared
-        .meta
-        .flush()
-        .map_err(|e| LogError::Meta(e.to_string()))?;
+    shared.meta.flush().map_err(LogError::Meta)?;
     report.topics = shared.topics.len();
     for (topic, f) in &report.findings {
         tracing::warn!(topic = %topic, "{f}");
@@ -263,21 +255,22 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
 
 /// Apply the repairs a scan proposes: cut torn tails, remove incomplete
 /// segment files, rewrite damaged indexes.
-fn repair(dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
+fn repair(storage: &dyn Storage, dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
     for f in &lt.findings {
         match f {
             Finding::TornTail { segment, at, .. } => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(segment)
+                let file = storage
+                    .open(segment, OpenMode::ReadWrite)
                     .map_err(|e| LogError::io("open", segment, e))?;
                 file.set_len(*at)
                     .and_then(|()| file.sync_all())
                     .map_err(|e| LogError::io("truncate", segment, e))?;
             }
             Finding::TornCreation { segment } => {
-                fs::remove_file(segment).map_err(|e| LogError::io("remove", segment, e))?;
-                let _ = fs::remove_file(segment.with_extension("idx"));
+                storage
+                    .remove_file(segment)
+                    .map_err(|e| LogError::io("remove", segment, e))?;
+                let _ = storage.remove_file(&segment.with_extension("idx"));
             }
             Finding::IndexRebuilt { .. } | Finding::Corruption { .. } => {}
         }
@@ -286,7 +279,8 @@ fn repair(dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
         if seg.index_persisted < seg.index.len() || seg.index_persisted == 0 {
             seg.index_persisted = 0;
             if !seg.index.is_empty() {
-                persist_index(dir, seg).map_err(|e| LogError::io("write index of", dir, e))?;
+                persist_index(storage, dir, seg)
+                    .map_err(|e| LogError::io("write index of", dir, e))?;
             }
         }
     }
@@ -295,15 +289,24 @@ fn repair(dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
 
 /// Move a topic directory into `lost+found/`, where nothing reads it.
 fn set_aside(shared: &Shared, dir: &Path, key: u128, epoch: Option<Epoch>) -> Result<PathBuf> {
+    let storage = shared.files.storage();
     let lf = shared.layout.lost_found_dir();
-    fs::create_dir_all(&lf).map_err(|e| LogError::io("create", &lf, e))?;
+    storage
+        .create_dir_all(&lf)
+        .map_err(|e| LogError::io("create", &lf, e))?;
     let epoch = epoch.map_or_else(|| "unknown".to_owned(), |e| e.to_string());
     let dest = lf.join(format!("{}-{epoch}-{}", key_hex(key), shared.now_us()));
-    fs::rename(dir, &dest).map_err(|e| LogError::io("rename", dir, e))?;
+    storage
+        .rename(dir, &dest)
+        .map_err(|e| LogError::io("rename", dir, e))?;
     shared.files.forget_dir(dir);
-    layout::sync_dir(&lf).map_err(|e| LogError::io("fsync", &lf, e))?;
+    storage
+        .sync_dir(&lf)
+        .map_err(|e| LogError::io("fsync", &lf, e))?;
     if let Some(parent) = dir.parent() {
-        layout::sync_dir(parent).map_err(|e| LogError::io("fsync", parent, e))?;
+        storage
+            .sync_dir(parent)
+            .map_err(|e| LogError::io("fsync", parent, e))?;
     }
     Ok(dest)
 }

@@ -134,7 +134,7 @@ impl DiskRead<'_> {
             };
             let mut at = seek.position;
             let mut expected = seek.offset;
-            let mut cursor = RecordCursor::new(&file, at, seek.data_end, self.max_payload);
+            let mut cursor = RecordCursor::new(&*file, at, seek.data_end, self.max_payload);
             let stop = seek.end_offset.min(to);
             while expected < stop {
                 let r = match cursor.next_record() {
@@ -161,7 +161,7 @@ impl DiskRead<'_> {
                         tracing::warn!(segment = %seek.path.display(), "index entry does not match its record; scanning");
                         at = seek.header_len;
                         expected = seek.base;
-                        cursor = RecordCursor::new(&file, at, seek.data_end, self.max_payload);
+                        cursor = RecordCursor::new(&*file, at, seek.data_end, self.max_payload);
                         continue;
                     }
                     return self.corrupt(&seek, at, expected, reason, out);

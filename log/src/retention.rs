@@ -6,8 +6,6 @@
 //! limit, and the active segment is never deleted. Readers that ask for a
 //! deleted offset get `NotRecoverable`, never a partial or stale record.
 
-use std::fs;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -74,8 +72,8 @@ fn delete_oldest_while(
         while store.segments.len() >= 2 && more(&store) {
             let seg = store.segments.remove(0);
             shared.files.forget(&seg.path);
-            remove_if_present(&seg.path)?;
-            remove_if_present(&index_path(&topic.dir, seg.base))?;
+            remove_if_present(shared, &seg.path)?;
+            remove_if_present(shared, &index_path(&topic.dir, seg.base))?;
             shared.files.mark_dir_dirty(&topic.dir);
             Counters::add(&shared.counters.segments_deleted, 1);
             deleted += 1;
@@ -89,12 +87,9 @@ fn delete_oldest_while(
     Ok(deleted)
 }
 
-fn remove_if_present(path: &std::path::Path) -> Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(LogError::io("remove", path, e)),
-    }
+fn remove_if_present(shared: &Shared, path: &std::path::Path) -> Result<()> {
+    crate::storage::remove_if_present(shared.files.storage(), path)
+        .map_err(|e| LogError::io("remove", path, e))
 }
 
 /// Drop the tails of topics idle for longer than the tail TTL.

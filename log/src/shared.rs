@@ -1,5 +1,5 @@
 //! The state every part of an open log shares: topics, open files, the
-//! writer's queue, counters and the failure flag.
+//! writer's queue, counters and the health of storage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,6 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::files::FileCache;
+use crate::health::Health;
 use crate::layout::Layout;
 use crate::meta::MetaStore;
 use crate::position::Epoch;
@@ -69,10 +70,11 @@ pub struct Shared {
     pub counters: Counters,
     /// Told about newly visible records.
     pub listener: Option<Arc<dyn AppendListener>>,
-    /// Set once a write or fsync failed.
-    pub failure: Mutex<Option<String>>,
-    /// Fast check of `failure`.
-    pub failed: AtomicBool,
+    /// Whether storage works (and since when it does not).
+    pub health: Health,
+    /// Topics whose rollback still owes file changes (retried by the
+    /// writer's probe).
+    pub needs_repair: Mutex<Vec<Arc<Topic>>>,
     /// Set once the log is closing.
     pub closed: AtomicBool,
 }
@@ -86,15 +88,6 @@ impl Shared {
     /// Now in milliseconds.
     pub fn now_ms(&self) -> u64 {
         self.clock.now_us() / 1000
-    }
-
-    /// The failure message, if the log failed.
-    pub fn failure(&self) -> Option<String> {
-        if self.failed.load(Ordering::Acquire) {
-            self.failure.lock().clone()
-        } else {
-            None
-        }
     }
 
     /// Wake everyone who waits for progress.

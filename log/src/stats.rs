@@ -17,6 +17,7 @@ pub struct Counters {
     pub(crate) segments_created: AtomicU64,
     pub(crate) segments_deleted: AtomicU64,
     pub(crate) tails_evicted: AtomicU64,
+    pub(crate) write_failures: AtomicU64,
 }
 
 /// A snapshot of a log's counters and gauges.
@@ -46,6 +47,9 @@ pub struct LogStats {
     pub segments_deleted: u64,
     /// Topic tails dropped by the memory budget or the idle TTL.
     pub tails_evicted: u64,
+    /// Storage operations of the writer that failed (writes, fsyncs, file
+    /// creations, truncations): each failed the appends of its batch.
+    pub write_failures: u64,
     /// Topics in the log.
     pub topics: u64,
     /// Bytes held by all memory tails.

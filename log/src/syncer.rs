@@ -27,8 +27,9 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// Start the thread.
-    pub fn spawn(shared: Arc<Shared>, fail: impl Fn(&LogError) + Send + 'static) -> Self {
+    /// Start the thread; `fail` is told of each fsync that failed (the
+    /// paths stay dirty, and the writer's probe retries them).
+    pub fn spawn(shared: Arc<Shared>, fail: impl Fn(LogError) + Send + 'static) -> Self {
         let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
         let s = state.clone();
         let handle = std::thread::Builder::new()
@@ -59,7 +60,7 @@ impl Syncer {
     }
 }
 
-fn run(shared: &Shared, state: &(Mutex<State>, Condvar), fail: &dyn Fn(&LogError)) {
+fn run(shared: &Shared, state: &(Mutex<State>, Condvar), fail: &dyn Fn(LogError)) {
     let (m, cv) = state;
     loop {
         {
@@ -74,10 +75,7 @@ fn run(shared: &Shared, state: &(Mutex<State>, Condvar), fail: &dyn Fn(&LogError
         }
         match shared.files.sync_dirty() {
             Ok(n) => Counters::add(&shared.counters.fsyncs, n as u64),
-            Err((path, e)) => {
-                fail(&LogError::io("fsync", path, e));
-                return;
-            }
+            Err((path, e)) => fail(LogError::io("fsync", path, e)),
         }
     }
 }

@@ -98,6 +98,19 @@ impl Tail {
         freed
     }
 
+    /// Drop records at `offset` and newer (records of a batch that failed
+    /// to reach storage). Returns the bytes freed.
+    pub fn truncate_from(&mut self, offset: u64) -> usize {
+        let mut freed = 0;
+        while self.records.back().is_some_and(|r| r.offset() >= offset) {
+            if let Some(r) = self.records.pop_back() {
+                freed += r.encoded_len();
+            }
+        }
+        self.bytes -= freed;
+        freed
+    }
+
     /// Drop records older than `offset`. Returns the bytes freed.
     pub fn trim_before(&mut self, offset: u64) -> usize {
         let mut freed = 0;
@@ -138,7 +151,9 @@ mod tests {
         let size = rec(0).encoded_len();
         assert_eq!(t.bytes(), 4 * size);
         assert_eq!(t.trim_before(8), 2 * size);
-        assert_eq!(t.clear(), 2 * size);
+        assert_eq!(t.truncate_from(9), size);
+        assert_eq!(t.range(8, 10, 100, usize::MAX).unwrap().len(), 1);
+        assert_eq!(t.clear(), size);
         assert!(t.is_empty());
     }
 }

@@ -5,11 +5,12 @@
 //! for the few hundred nanoseconds of an append; `store` is held by the
 //! writer while it writes the topic's records and by readers while they
 //! look up a segment. Neither is held across an fsync.
+//!
+//! When storage fails under a batch, `rollback` puts the topic back where
+//! it stood before the batch.
 
-use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,11 +22,13 @@ use crate::error::{LogError, Result};
 use crate::files::FileCache;
 use crate::position::Epoch;
 use crate::record::Record;
+use crate::rollback::{BatchOutcome, Repair};
 use crate::segment::header::SegmentHeader;
 use crate::segment::index::{self, ENTRY_LEN, INDEX_HEADER_LEN};
 use crate::segment::info::SegmentInfo;
 use crate::segment::{index_path, segment_path};
 use crate::stats::Counters;
+use crate::storage::{OpenMode, Storage, write_all_at};
 use crate::tail::Tail;
 
 /// A topic and everything the log holds for it.
@@ -64,6 +67,9 @@ pub struct TopicState {
     pub pending: Vec<Record>,
     /// True while the topic is in the writer's queue.
     pub queued: bool,
+    /// The fate of `pending`, shared by their `Appended` handles: the
+    /// writer takes it with them and fails it if storage fails them.
+    pub outcome: Arc<BatchOutcome>,
     /// The topic was deleted; appends must look it up again.
     pub deleted: bool,
 }
@@ -79,6 +85,9 @@ pub struct TopicStore {
     pub retention: Option<Retention>,
     /// The topic was deleted; the writer drops its records.
     pub deleted: bool,
+    /// File changes a rollback could not make yet (storage was failing);
+    /// done before anything else is written to the topic.
+    pub repairs: Vec<Repair>,
 }
 
 impl TopicStore {
@@ -124,6 +133,7 @@ impl Topic {
                 tail: Tail::default(),
                 pending: Vec::new(),
                 queued: false,
+                outcome: Arc::default(),
                 deleted: false,
             }),
             store: Mutex::new(TopicStore {
@@ -131,6 +141,7 @@ impl Topic {
                 start_offset,
                 retention,
                 deleted: false,
+                repairs: Vec::new(),
             }),
             visible: AtomicU64::new(next),
             watch: watch::Sender::new(next),
@@ -184,6 +195,7 @@ impl Topic {
         if store.deleted || records.is_empty() {
             return Ok(());
         }
+        self.repair(ctx.files, &mut store)?;
         let needs_segment = store.segments.last().is_none_or(|s| s.corrupt_at.is_some());
         if needs_segment {
             self.create_segment(ctx, &mut store, records[0].offset())?;
@@ -197,7 +209,7 @@ impl Topic {
             let too_old =
                 seg.first_ts_us != 0 && ctx.now_us.saturating_sub(seg.first_ts_us) > max_age_us;
             if seg.records() > 0 && (too_big || too_old) {
-                self.seal_active(&mut store)?;
+                self.seal_active(ctx, &mut store)?;
                 self.create_segment(ctx, &mut store, records[i].offset())?;
                 continue;
             }
@@ -222,13 +234,15 @@ impl Topic {
                 .files
                 .get(&seg.path)
                 .map_err(|e| LogError::io("open", &seg.path, e))?;
-            file.write_all_at(ctx.buf, start)
+            // Dirty before the write: a write that fails half-way still
+            // leaves bytes the rollback's cut must reach the disk with.
+            ctx.files.mark_dirty(&seg.path);
+            write_all_at(&*file, ctx.buf, start)
                 .map_err(|e| LogError::io("write", &seg.path, e))?;
             seg.len = start + ctx.buf.len() as u64;
-            ctx.files.mark_dirty(&seg.path);
             Counters::add(&ctx.counters.writes, 1);
             Counters::add(&ctx.counters.bytes_written, ctx.buf.len() as u64);
-            persist_index(&self.dir, seg)
+            persist_index(ctx.files.storage(), &self.dir, seg)
                 .map_err(|e| LogError::io("write index of", index_path(&self.dir, seg.base), e))?;
         }
         Ok(())
@@ -236,9 +250,9 @@ impl Topic {
 
     /// Stop appending to the active segment (its remaining index entries
     /// are written; its data is synced with everything else that is dirty).
-    fn seal_active(&self, store: &mut TopicStore) -> Result<()> {
+    fn seal_active(&self, ctx: &WriteCtx<'_>, store: &mut TopicStore) -> Result<()> {
         if let Some(seg) = store.segments.last_mut() {
-            persist_index(&self.dir, seg)
+            persist_index(ctx.files.storage(), &self.dir, seg)
                 .map_err(|e| LogError::io("write index of", index_path(&self.dir, seg.base), e))?;
         }
         Ok(())
@@ -252,8 +266,11 @@ impl Topic {
         store: &mut TopicStore,
         base: u64,
     ) -> Result<()> {
+        let storage = ctx.files.storage();
         if store.segments.is_empty() {
-            fs::create_dir_all(&self.dir).map_err(|e| LogError::io("create", &self.dir, e))?;
+            storage
+                .create_dir_all(&self.dir)
+                .map_err(|e| LogError::io("create", &self.dir, e))?;
             // New directory entries up to the data directory must survive a
             // power failure too.
             let mut d = self.dir.parent();
@@ -277,37 +294,36 @@ impl Topic {
             // A leftover without records (a crash while creating it).
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 ctx.files.forget(&path);
-                fs::remove_file(&path).map_err(|e| LogError::io("remove", &path, e))?;
+                storage
+                    .remove_file(&path)
+                    .map_err(|e| LogError::io("remove", &path, e))?;
                 ctx.files
                     .create(&path)
                     .map_err(|e| LogError::io("create", &path, e))?
             }
             Err(e) => return Err(LogError::io("create", &path, e)),
         };
-        file.write_all_at(&header, 0)
-            .map_err(|e| LogError::io("write", &path, e))?;
-        ctx.files.mark_dirty(&path);
-        ctx.files.mark_dir_dirty(&self.dir);
-        Counters::add(&ctx.counters.segments_created, 1);
+        // In the list before the header is written, so a failed write is
+        // rolled back (the file removed) like any other.
         store
             .segments
-            .push(SegmentInfo::new(base, path, header.len() as u64));
+            .push(SegmentInfo::new(base, path.clone(), header.len() as u64));
+        ctx.files.mark_dirty(&path);
+        ctx.files.mark_dir_dirty(&self.dir);
+        write_all_at(&*file, &header, 0).map_err(|e| LogError::io("write", &path, e))?;
+        Counters::add(&ctx.counters.segments_created, 1);
         Ok(())
     }
 }
 
 /// Write the index entries of `seg` that are not in its index file yet.
 /// The index is a hint that is rebuilt when damaged, so it is never synced.
-pub fn persist_index(dir: &std::path::Path, seg: &mut SegmentInfo) -> io::Result<()> {
+pub fn persist_index(storage: &dyn Storage, dir: &Path, seg: &mut SegmentInfo) -> io::Result<()> {
     if seg.index_persisted == seg.index.len() {
         return Ok(());
     }
     let path = index_path(dir, seg.base);
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)?;
+    let file = storage.open(&path, OpenMode::CreateOrOpen)?;
     let from = seg.index_persisted;
     let mut buf = Vec::with_capacity(INDEX_HEADER_LEN + (seg.index.len() - from) * ENTRY_LEN);
     let at = if from == 0 {
@@ -319,7 +335,7 @@ pub fn persist_index(dir: &std::path::Path, seg: &mut SegmentInfo) -> io::Result
     for e in &seg.index[from..] {
         buf.extend_from_slice(&e.encode());
     }
-    file.write_all_at(&buf, at)?;
+    write_all_at(&*file, &buf, at)?;
     if from == 0 {
         // Replaces a damaged file completely.
         file.set_len(buf.len() as u64)?;

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::Durability;
 use crate::error::LogError;
+use crate::health::StorageFault;
 use crate::record::Record;
 use crate::retention;
+use crate::rollback::{BatchOutcome, Mark};
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::syncer::Syncer;
@@ -41,6 +43,16 @@ struct Writer {
     syncer: Option<Syncer>,
 }
 
+/// One topic's records taken by the writer and not yet visible.
+struct InFlight {
+    topic: Arc<Topic>,
+    records: Vec<Record>,
+    /// Failed if storage fails them.
+    outcome: Arc<BatchOutcome>,
+    /// What to roll the topic's segments back to then.
+    mark: Mark,
+}
+
 /// Run the writer until the log closes.
 pub fn run(shared: Arc<Shared>) {
     let next_maintenance = Instant::now() + shared.config.maintenance_interval;
@@ -54,13 +66,18 @@ pub fn run(shared: Arc<Shared>) {
         syncer: None,
     };
     if matches!(w.shared.config.durability, Durability::Interval { .. }) {
-        let failing = w.shared.clone();
-        w.syncer = Some(Syncer::spawn(w.shared.clone(), move |e| fail(&failing, e)));
+        let s = w.shared.clone();
+        w.syncer = Some(Syncer::spawn(w.shared.clone(), move |e| {
+            fault(&s, e);
+        }));
     }
     loop {
         let (batch, stop) = w.next_batch();
         if !batch.is_empty() {
             w.write_batch(batch);
+        } else if !stop {
+            // Failures are recorded; appends see them.
+            let _ = w.probe_if_due();
         }
         w.sync_if_due();
         if Instant::now() >= w.next_maintenance {
@@ -94,6 +111,10 @@ impl Writer {
             {
                 deadline = deadline.min(since + max_delay);
             }
+            if let Some(retry) = self.shared.health.retry_at() {
+                // Probe storage again (pending fsyncs and repairs).
+                deadline = deadline.min(retry);
+            }
             if Instant::now() >= deadline {
                 return (Vec::new(), false);
             }
@@ -121,18 +142,48 @@ impl Writer {
     }
 
     /// Write every queued topic's pending records, sync if the policy says
-    /// so, then publish.
+    /// so, then publish. When storage fails, the records it failed are
+    /// rolled back (see `fail`) and the rest of the batch fails with them.
     fn write_batch(&mut self, batch: Vec<Arc<Topic>>) {
-        let always = self.shared.config.durability == Durability::Always;
-        let mut written: Vec<(Arc<Topic>, Vec<Record>)> = Vec::new();
-        let mut bytes = 0usize;
-        let mut taken = 0usize;
         Counters::add(&self.shared.counters.batches, 1);
-        for topic in batch {
-            let records = {
+        let mut topics = batch.into_iter();
+        let mut bytes = 0usize;
+        let attempt = self.shared.health.attempt();
+        if let Err(f) = self.probe_if_due() {
+            self.fail(Vec::new(), topics, &f);
+        } else if let Err((f, failed)) = self.write_topics(&mut topics, &mut bytes) {
+            self.fail(failed, topics, &f);
+        } else if bytes > 0 {
+            // Written (and under `always` synced): storage works, unless
+            // the syncer failed meanwhile.
+            self.shared.health.recovered(attempt);
+        }
+        self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.shared.announce_progress();
+        if self.shared.tail_bytes.load(Ordering::Relaxed) > self.shared.config.tail.memory_budget {
+            retention::evict_tails_over_budget(&self.shared);
+        }
+    }
+
+    /// Write (and under `always` sync, then publish) each topic's pending
+    /// records. `bytes` counts what was taken from the pending lists. On a
+    /// storage fault, returns it with the records that must be rolled back;
+    /// the topics not reached yet stay in `topics`.
+    fn write_topics(
+        &mut self,
+        topics: &mut std::vec::IntoIter<Arc<Topic>>,
+        bytes: &mut usize,
+    ) -> Result<(), (Arc<StorageFault>, Vec<InFlight>)> {
+        let always = self.shared.config.durability == Durability::Always;
+        let mut written: Vec<InFlight> = Vec::new();
+        let mut taken = 0usize;
+        for topic in topics.by_ref() {
+            let (records, outcome) = {
                 let mut st = topic.state.lock();
                 st.queued = false;
-                std::mem::take(&mut st.pending)
+                let records = std::mem::take(&mut st.pending);
+                let outcome = std::mem::take(&mut st.outcome);
+                (records, outcome)
             };
             if records.is_empty() {
                 continue;
@@ -142,7 +193,8 @@ impl Writer {
                 .fetch_sub(records.len(), Ordering::AcqRel);
             taken += records.len();
             let n: usize = records.iter().map(Record::encoded_len).sum();
-            bytes += n;
+            *bytes += n;
+            let mark = topic.mark();
             let mut ctx = WriteCtx {
                 config: &self.shared.config,
                 files: &self.shared.files,
@@ -150,42 +202,137 @@ impl Writer {
                 now_us: self.shared.now_us(),
                 buf: &mut self.buf,
             };
-            if let Err(e) = topic.write_records(&mut ctx, &records) {
-                self.fail(&e);
-                return;
+            let result = topic.write_records(&mut ctx, &records);
+            let flight = InFlight {
+                topic,
+                records,
+                outcome,
+                mark,
+            };
+            if let Err(e) = result {
+                let f = self.fault(e);
+                // Under `always` nothing written in this chunk is synced:
+                // it fails too. Otherwise what was written is safe to show.
+                if !always {
+                    self.publish(std::mem::take(&mut written));
+                }
+                written.push(flight);
+                return Err((f, written));
             }
             self.unsynced_bytes += n as u64;
             self.unsynced_since.get_or_insert_with(Instant::now);
-            written.push((topic, records));
+            written.push(flight);
             if always && written.len() >= ALWAYS_CHUNK {
-                if !self.sync() {
-                    return;
+                if let Err(f) = self.sync() {
+                    return Err((f, written));
                 }
                 self.publish(std::mem::take(&mut written));
             }
         }
         self.last_batch = taken;
-        if always && !self.sync() {
-            return;
+        if always && let Err(f) = self.sync() {
+            return Err((f, written));
         }
         self.publish(written);
-        self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        self.shared.announce_progress();
-        if self.shared.tail_bytes.load(Ordering::Relaxed) > self.shared.config.tail.memory_budget {
-            retention::evict_tails_over_budget(&self.shared);
+        Ok(())
+    }
+
+    /// Storage failed: roll back the records in flight (their files and
+    /// their topics' append sides), fail every record pending in the
+    /// topics not reached, and wake every waiter.
+    fn fail(
+        &mut self,
+        in_flight: Vec<InFlight>,
+        rest: std::vec::IntoIter<Arc<Topic>>,
+        fault: &Arc<StorageFault>,
+    ) {
+        for f in in_flight {
+            // With the cached handles: under EMFILE no other can be opened.
+            f.topic.roll_back_store(&self.shared.files, &f.mark);
+            self.drop_appends(&f.topic, Some(&f.outcome), fault);
+            let mut owed = self.shared.needs_repair.lock();
+            if f.topic.needs_repair() && !owed.iter().any(|t| Arc::ptr_eq(t, &f.topic)) {
+                owed.push(f.topic.clone());
+            }
         }
+        // Handles may be broken (EIO) or hold the descriptors that are
+        // missing (EMFILE): reopen them when needed.
+        self.shared.files.clear();
+        for t in rest {
+            t.state.lock().queued = false;
+            self.drop_appends(&t, None, fault);
+        }
+        self.last_batch = 0;
+    }
+
+    /// Fail a topic's appends back to its visible head.
+    fn drop_appends(&self, t: &Topic, in_flight: Option<&BatchOutcome>, fault: &Arc<StorageFault>) {
+        let (dropped, freed) = t.roll_back_appends(in_flight, fault);
+        self.shared
+            .pending_bytes
+            .fetch_sub(dropped.pending_bytes, Ordering::AcqRel);
+        self.shared
+            .pending_records
+            .fetch_sub(dropped.pending_records, Ordering::AcqRel);
+        self.shared.add_tail_bytes(-(freed as isize));
+    }
+
+    /// While storage is down: before its retry time, the fault appends fail
+    /// with (`Err`); after it, retry what is owed (rollback repairs, then
+    /// the pending fsync), which is the probe. A probe that fails pushes
+    /// the retry time further out.
+    fn probe_if_due(&mut self) -> Result<(), Arc<StorageFault>> {
+        if !self.shared.health.is_down() {
+            return Ok(());
+        }
+        if let Some(f) = self.shared.health.failing_fast() {
+            return Err(f);
+        }
+        self.probe()
+    }
+
+    /// Do what failed storage left owed: rollback repairs and, unless the
+    /// policy never syncs, the fsync of every dirty file. An fsync fault
+    /// ends when this succeeds; a write fault only when a write does.
+    fn probe(&mut self) -> Result<(), Arc<StorageFault>> {
+        let topics = std::mem::take(&mut *self.shared.needs_repair.lock());
+        let mut result = Ok(());
+        for t in &topics {
+            if result.is_ok() {
+                let mut store = t.store.lock();
+                result = t.repair(&self.shared.files, &mut store);
+            }
+        }
+        self.shared
+            .needs_repair
+            .lock()
+            .extend(topics.into_iter().filter(|t| t.needs_repair()));
+        if let Err(e) = result {
+            return Err(self.fault(e));
+        }
+        let fsync_fault = self.shared.health.fault().is_some_and(|f| f.is_fsync());
+        let attempt = self.shared.health.attempt();
+        if self.shared.config.durability != Durability::Never {
+            self.sync()?;
+        }
+        if fsync_fault {
+            self.shared.health.recovered(attempt);
+        }
+        Ok(())
     }
 
     /// Make written records visible and tell the listener.
-    fn publish(&self, written: Vec<(Arc<Topic>, Vec<Record>)>) {
-        for (topic, records) in written {
-            let Some(last) = records.last() else { continue };
+    fn publish(&self, written: Vec<InFlight>) {
+        for f in written {
+            let Some(last) = f.records.last() else {
+                continue;
+            };
             let next = last.offset() + 1;
-            topic.publish(next);
+            f.topic.publish(next);
             if let Some(l) = &self.shared.listener {
-                l.on_visible(&topic.name, topic.epoch, &records);
+                l.on_visible(&f.topic.name, f.topic.epoch, &f.records);
             }
-            topic.told.store(next, Ordering::Release);
+            f.topic.told.store(next, Ordering::Release);
         }
         self.shared.announce_progress();
     }
@@ -201,7 +348,8 @@ impl Writer {
                 || self
                     .unsynced_since
                     .is_some_and(|s| s.elapsed() >= max_delay);
-            if due {
+            // While storage is down the writer's probe does the fsync.
+            if due && !self.shared.health.is_down() {
                 // The fsync runs beside the writer, which keeps writing.
                 if let Some(s) = &self.syncer {
                     s.request();
@@ -212,21 +360,23 @@ impl Writer {
         }
     }
 
-    /// fsync every dirty file and directory. False (and the log failed)
-    /// when an fsync failed.
-    fn sync(&mut self) -> bool {
+    /// fsync every dirty file and directory. On failure the paths stay
+    /// dirty and the fault is recorded.
+    fn sync(&mut self) -> Result<(), Arc<StorageFault>> {
         match self.shared.files.sync_dirty() {
             Ok(n) => {
                 Counters::add(&self.shared.counters.fsyncs, n as u64);
                 self.unsynced_bytes = 0;
                 self.unsynced_since = None;
-                true
+                Ok(())
             }
-            Err((path, e)) => {
-                self.fail(&LogError::io("fsync", path, e));
-                false
-            }
+            Err((path, e)) => Err(self.fault(LogError::io("fsync", path, e))),
         }
+    }
+
+    /// Record a storage fault.
+    fn fault(&self, e: LogError) -> Arc<StorageFault> {
+        fault(&self.shared, e)
     }
 
     /// Retention, idle tails, metadata flush.
@@ -241,35 +391,32 @@ impl Writer {
         }
     }
 
-    /// Final fsync at close (of whatever the policy tracked as unsynced).
+    /// At close: do what is owed and a final fsync (of whatever the policy
+    /// tracked as unsynced). Storage that still fails leaves the log down,
+    /// and `close` reports it.
     fn finish(&mut self) {
         if let Some(s) = self.syncer.take() {
             s.stop();
         }
-        if self.shared.failure().is_none() {
-            self.sync();
+        let attempt = self.shared.health.attempt();
+        if self.probe().is_ok() {
+            // Nothing is left to write: the files are what they should be.
+            self.shared.health.recovered(attempt);
         }
         if let Err(e) = self.shared.meta.flush() {
             tracing::warn!(error = %e, "metadata flush at close failed");
         }
     }
-
-    /// Enter the failed state: no more appends, every waiter woken.
-    fn fail(&self, e: &LogError) {
-        fail(&self.shared, e);
-    }
 }
 
-/// Enter the failed state: no more appends, every waiter woken.
-fn fail(shared: &Shared, e: &LogError) {
-    tracing::error!(error = %e, "log write failed; refusing further appends");
-    *shared.failure.lock() = Some(e.to_string());
-    shared.failed.store(true, Ordering::Release);
-    for t in shared.topics.iter() {
-        t.watch.send_modify(|_| {});
-    }
+/// Record a storage fault of the writer path: count it, enter (or stay
+/// in) the down state, wake every waiter.
+fn fault(shared: &Shared, e: LogError) -> Arc<StorageFault> {
+    Counters::add(&shared.counters.write_failures, 1);
+    let f = shared.health.failed(StorageFault::from_error(e));
     shared.announce_progress();
+    f
 }
 
-/// How long appenders wait for room before checking the failure flag again.
+/// How long appenders wait for room before checking the storage again.
 pub const ROOM_POLL: Duration = Duration::from_millis(100);

@@ -61,7 +61,8 @@ impl TopicMeta {
     }
 }
 
-/// A metadata store failure, with what was being done.
+/// A metadata store failure, with what was being done and, when the store
+/// has one, its own typed error as the source.
 #[derive(Debug, thiserror::Error)]
 #[error("{op}: {message}")]
 pub struct MetaError {
@@ -69,6 +70,20 @@ pub struct MetaError {
     pub op: &'static str,
     /// What went wrong.
     pub message: String,
+    /// The underlying error (sled's, serde's...), if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl MetaError {
+    /// A failure of `op` caused by `source`.
+    pub fn new(op: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            op,
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 /// Where a log keeps its metadata.

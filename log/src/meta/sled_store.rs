@@ -10,10 +10,16 @@ pub struct SledMeta {
     open: parking_lot::Mutex<Option<(sled::Db, sled::Tree)>>,
 }
 
-fn err(op: &'static str, e: impl std::fmt::Display) -> MetaError {
+fn err(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> MetaError {
+    MetaError::new(op, e)
+}
+
+/// The store was used after `close`.
+fn closed(op: &'static str) -> MetaError {
     MetaError {
         op,
-        message: e.to_string(),
+        message: "the metadata store is closed".into(),
+        source: None,
     }
 }
 
@@ -38,7 +44,7 @@ impl SledMeta {
     ) -> Result<T, MetaError> {
         match self.open.lock().as_ref() {
             Some((db, tree)) => f(db, tree),
-            None => Err(err(op, "the metadata store is closed")),
+            None => Err(closed(op)),
         }
     }
 }

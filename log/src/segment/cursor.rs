@@ -4,14 +4,14 @@
 //! handle can be shared by the writer and any number of readers), and
 //! returns records as views into the chunk it read (no copy per record).
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::position::Epoch;
 use crate::record::{self, DecodeError, HEADER_LEN, Record};
+use crate::storage::StorageFile;
+pub use crate::storage::read_at_most;
 
 /// Default read size of a cursor.
 const CHUNK: usize = 256 * 1024;
@@ -42,7 +42,7 @@ pub enum CursorStop {
 
 /// Reads the records of one file from a byte position up to a limit.
 pub struct RecordCursor<'f> {
-    file: &'f File,
+    file: &'f dyn StorageFile,
     pos: u64,
     limit: u64,
     buf: Bytes,
@@ -52,7 +52,7 @@ pub struct RecordCursor<'f> {
 
 impl<'f> RecordCursor<'f> {
     /// A cursor over `file` from byte `start` up to byte `limit`.
-    pub fn new(file: &'f File, start: u64, limit: u64, max_payload: usize) -> Self {
+    pub fn new(file: &'f dyn StorageFile, start: u64, limit: u64, max_payload: usize) -> Self {
         Self {
             file,
             pos: start,
@@ -134,28 +134,12 @@ impl<'f> RecordCursor<'f> {
     }
 }
 
-/// Read up to `len` bytes at `pos`, fewer only at end of file.
-pub fn read_at_most(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len);
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], pos + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(done);
-    Ok(buf.freeze())
-}
-
 /// Find the first valid record of `epoch` at or after byte `from` and before
 /// `limit`, by trying every byte position: the way past a corrupt record
 /// whose length field cannot be trusted. Cheap header checks come before
 /// the CRC, so this reads the range once.
 pub fn resync(
-    file: &File,
+    file: &dyn StorageFile,
     from: u64,
     limit: u64,
     max_payload: usize,
