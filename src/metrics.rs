@@ -25,6 +25,8 @@ pub struct Metrics {
     /// Sockets closed before or at the upgrade (limits, draining, bad
     /// requests, timeouts).
     pub connections_rejected: AtomicU64,
+    /// `accept` calls that failed (out of file descriptors, mostly).
+    pub accept_failures: AtomicU64,
     /// Failed authentications.
     pub auth_failures: AtomicU64,
     /// `send_event` calls refused by the rate limiter.
@@ -128,6 +130,9 @@ pub struct Health {
     pub log_append_bytes: u64,
     /// fsync calls of the log.
     pub log_fsyncs: u64,
+    /// Writes and fsyncs of the log that failed (storage faults: the
+    /// affected publishes were refused).
+    pub log_write_failures: u64,
     /// Share of log reads answered from memory.
     pub log_tail_hit_ratio: f64,
     /// Log reads that went to disk.
@@ -208,7 +213,7 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             h.presence_total_users.unwrap_or(0).to_string(),
         );
     }
-    let counters: [(&str, &str, u64); 26] = [
+    let counters: [(&str, &str, u64); 28] = [
         (
             "wse_frames_encrypted_total",
             "Frames sealed for end-to-end encrypted connections",
@@ -248,6 +253,11 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             "wse_connections_rejected_total",
             "Connections rejected",
             Metrics::get(&m.connections_rejected),
+        ),
+        (
+            "wse_accept_failures_total",
+            "Failed accept calls (out of file descriptors, mostly)",
+            Metrics::get(&m.accept_failures),
         ),
         (
             "wse_bytes_received_total",
@@ -309,6 +319,11 @@ pub fn prometheus(m: &Metrics, h: &Health, topics: usize) -> String {
             "wse_log_fsyncs_total",
             "fsync calls of the log",
             h.log_fsyncs,
+        ),
+        (
+            "wse_log_write_failures_total",
+            "Failed writes and fsyncs of the log (publishes refused)",
+            h.log_write_failures,
         ),
         (
             "wse_frames_sent_total",

@@ -29,10 +29,10 @@ fn spawn_publisher(server: Arc<Server>, running: Arc<AtomicBool>) -> std::thread
         while running.load(Ordering::Relaxed) {
             server.broadcast_local(TOPIC, &msg(i)).unwrap();
             i += 1;
-            if i.is_multiple_of(64) {
-                // Let the writer keep up: recovery, not back-pressure, is
-                // what this test is about.
-                std::thread::yield_now();
+            if i.is_multiple_of(32) {
+                // A steady stream, not a flood: recovery, not
+                // back-pressure, is what this test is about.
+                std::thread::sleep(std::time::Duration::from_micros(500));
             }
         }
     })

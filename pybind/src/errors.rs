@@ -9,6 +9,7 @@
 //! | `ServerError::Timeout` (`flush`) | `TimeoutError` |
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
+//! | `LogError::Unavailable` (a storage fault) | `OSError(errno, message)` |
 //! | other `LogError`s | `RuntimeError` |
 
 use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
@@ -48,6 +49,10 @@ pub fn log_error(py: Python<'_>, err: LogError) -> PyErr {
         LogError::NotRecoverable(nr) => not_recoverable(py, &nr),
         e @ (LogError::InvalidTopic(_) | LogError::RecordTooLarge { .. }) => {
             PyValueError::new_err(e.to_string())
+        }
+        // Storage faults carry their errno (ENOSPC, EMFILE, EIO, ...).
+        LogError::Unavailable { ref source, .. } => {
+            PyOSError::new_err((source.raw_os_error().unwrap_or(0), err.to_string()))
         }
         other => PyRuntimeError::new_err(other.to_string()),
     }

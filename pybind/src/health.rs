@@ -42,6 +42,7 @@ pub fn to_dict<'py>(py: Python<'py>, h: &Health) -> PyResult<Bound<'py, PyDict>>
     d.set_item("log_appends", h.log_appends)?;
     d.set_item("log_append_bytes", h.log_append_bytes)?;
     d.set_item("log_fsyncs", h.log_fsyncs)?;
+    d.set_item("log_write_failures", h.log_write_failures)?;
     d.set_item("log_tail_hit_ratio", h.log_tail_hit_ratio)?;
     d.set_item("log_disk_reads", h.log_disk_reads)?;
     d.set_item("recovery_from_memory", h.recovery_from_memory)?;

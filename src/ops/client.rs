@@ -133,7 +133,11 @@ pub fn publish_error_code(e: &LogError) -> &'static str {
     match e {
         LogError::RecordTooLarge { .. } => "MESSAGE_TOO_LARGE",
         LogError::InvalidTopic(_) => "INVALID_MESSAGE",
-        _ => "STORAGE_UNAVAILABLE",
+        LogError::Unavailable { .. }
+        | LogError::Io { .. }
+        | LogError::Meta(_)
+        | LogError::Closed => "STORAGE_UNAVAILABLE",
+        _ => "PUBLISH_FAILED",
     }
 }
 

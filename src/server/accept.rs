@@ -11,8 +11,13 @@ use super::state::ServerState;
 use crate::metrics::Metrics;
 use crate::session;
 
+/// First and longest pause after a failed `accept`.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Accept until the server stops.
 pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
+    let mut backoff = Duration::ZERO;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -24,13 +29,19 @@ pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
         let (stream, _peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
-                // Out of file descriptors and similar: back off briefly
-                // instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors (EMFILE, ENFILE) and similar:
+                // back off, longer each time, instead of spinning; the
+                // waiting connections stay in the listen backlog.
+                Metrics::add(&state.metrics.accept_failures, 1);
+                if backoff.is_zero() {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                }
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                tokio::time::sleep(backoff).await;
                 continue;
             }
         };
+        backoff = Duration::ZERO;
         if state.draining.load(Ordering::Acquire) {
             Metrics::add(&state.metrics.connections_rejected, 1);
             continue;

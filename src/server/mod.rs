@@ -7,6 +7,7 @@
 //! `stop` works while another thread is blocked in `drain_events`.
 
 pub mod accept;
+mod fd_limit;
 pub mod state;
 pub mod ticker;
 
@@ -90,6 +91,9 @@ pub struct Server {
     config: ServerConfig,
     events: Arc<InboundQueue>,
     running: Mutex<Option<Running>>,
+    /// The file operations of the log (real files unless a test injects
+    /// faults through [`Server::with_log_storage`]).
+    log_storage: Option<Arc<dyn wse_log::Storage>>,
 }
 
 impl Server {
@@ -103,7 +107,15 @@ impl Server {
             )),
             config,
             running: Mutex::new(None),
+            log_storage: None,
         })
+    }
+
+    /// Open the log through `storage` instead of real files directly (the
+    /// seam where tests inject ENOSPC, EMFILE, EIO and short writes).
+    pub fn with_log_storage(mut self, storage: Arc<dyn wse_log::Storage>) -> Self {
+        self.log_storage = Some(storage);
+        self
     }
 
     /// The configuration.
@@ -191,10 +203,13 @@ impl Server {
         log_config.max_topic_bytes = log_config
             .max_topic_bytes
             .max(self.config.max_topic_bytes + crate::presence::stream::NAME_OVERHEAD);
-        let log = Log::builder(&dir)
+        let mut builder = Log::builder(&dir)
             .config(log_config)
-            .listener(fanout.clone())
-            .open()?;
+            .listener(fanout.clone());
+        if let Some(storage) = &self.log_storage {
+            builder = builder.storage(storage.clone());
+        }
+        let log = builder.open()?;
         self.events.reopen();
         let (presence, cleanup) = if self.config.presence_enabled {
             let (p, cleanup) = crate::presence::Presence::load(&log)?;
@@ -202,8 +217,21 @@ impl Server {
         } else {
             (None, Vec::new())
         };
+        let mut config = self.config.clone();
+        let fds = fd_limit::raise_soft_limit();
+        if let Some(allowed) = fd_limit::connections_allowed(fds, config.log.max_open_files)
+            && config.max_connections > allowed
+        {
+            tracing::warn!(
+                max_connections = config.max_connections,
+                allowed,
+                open_file_limit = fds,
+                "max_connections is above what the open-file limit allows; using {allowed}"
+            );
+            config.max_connections = allowed;
+        }
         let state = Arc::new(ServerState {
-            config: self.config.clone(),
+            config,
             log: Arc::new(log),
             fanout,
             conns: Default::default(),
@@ -265,7 +293,16 @@ impl Server {
         let closed = state.log.close();
         drop(run._tempdir);
         tracing::info!("WSE server stopped");
-        closed.map_err(ServerError::from)
+        match closed {
+            // Storage failing at the last fsync does not keep the server
+            // from stopping: nothing unacknowledged was promised, and what
+            // was acknowledged was durable when it was acknowledged.
+            Err(e @ LogError::Unavailable { .. }) => {
+                tracing::error!(error = %e, "the log's final fsync failed at stop");
+                Ok(())
+            }
+            other => other.map_err(ServerError::from),
+        }
     }
 
     /// Stop accepting, and close every client with `code`/`reason`; a
@@ -685,6 +722,7 @@ impl Server {
             log_appends: log.appends,
             log_append_bytes: log.append_bytes,
             log_fsyncs: log.fsyncs,
+            log_write_failures: log.write_failures,
             log_disk_reads: log.disk_reads,
             recovery_from_memory: Metrics::get(&m.recovery_from_memory),
             recovery_from_disk: Metrics::get(&m.recovery_from_disk),

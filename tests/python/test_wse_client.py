@@ -213,6 +213,9 @@ def test_client_recovers_5000_missed_on_a_quiet_topic(tmp_path: Path, mode: str)
             f"ws://127.0.0.1:{port}/wse",
             token=token("carol") if mode == "app" else None,
             reconnect=ReconnectConfig(base_delay=0.2, max_delay=0.5, jitter=False),
+            # The client drops its oldest events past queue_size (1000 by
+            # default): room for the whole replay.
+            queue_size=10_000,
         )
         await client.connect()
         try:
