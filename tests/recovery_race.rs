@@ -102,6 +102,49 @@ fn check(
     }
 }
 
+/// A server with 100 records of history on `TOPIC` and a publisher that
+/// keeps appending until this is dropped.
+struct Live {
+    server: Arc<Server>,
+    url: String,
+    epoch: String,
+    running: Arc<AtomicBool>,
+    publisher: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Live {
+    fn start(config: ServerConfig) -> Self {
+        let ts = TestServer::start(config);
+        let url = ts.url("");
+        let server = Arc::new(ts.server);
+        for i in 0..100 {
+            server.broadcast_local(TOPIC, &msg(i)).unwrap();
+        }
+        server.log().unwrap().flush().unwrap();
+        let epoch = server.position(TOPIC).unwrap().unwrap().epoch.to_string();
+        let running = Arc::new(AtomicBool::new(true));
+        let publisher = Some(spawn_publisher(server.clone(), running.clone()));
+        Self {
+            server,
+            url,
+            epoch,
+            running,
+            publisher,
+            _dir: ts.dir,
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(p) = self.publisher.take() {
+            let _ = p.join();
+        }
+    }
+}
+
 fn server_config() -> ServerConfig {
     ServerConfig {
         recovery_max_messages: 1_000_000,
@@ -112,22 +155,15 @@ fn server_config() -> ServerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_asked_by_the_app_while_the_topic_is_live_never_duplicates() {
-    let ts = TestServer::start(ServerConfig {
+    let live = Live::start(ServerConfig {
         core_subscriptions: false,
         event_delivery: wse::EventDelivery::Queue,
         ..server_config()
     });
-    let server = Arc::new(ts.server);
-    for i in 0..100 {
-        server.broadcast_local(TOPIC, &msg(i)).unwrap();
-    }
-    server.log().unwrap().flush().unwrap();
-    let epoch = server.position(TOPIC).unwrap().unwrap().epoch.to_string();
-    let running = Arc::new(AtomicBool::new(true));
-    let publisher = spawn_publisher(server.clone(), running.clone());
-    let mut events = Events::new(&server);
+    let (server, epoch) = (&live.server, &live.epoch);
+    let mut events = Events::new(server);
     for trial in 0..TRIALS {
-        let mut c = Client::connect(&format!("ws://{}/wse", ts.addr), &[]).await;
+        let mut c = Client::connect(&live.url, &[]).await;
         c.hello().await;
         let conn = loop {
             if let AppEvent::Connect { conn, .. } = events.next().await {
@@ -138,7 +174,7 @@ async fn recovery_asked_by_the_app_while_the_topic_is_live_never_duplicates() {
         let head = server.position(TOPIC).unwrap().unwrap().next_offset;
         let last_seen = head.saturating_sub(1 + (trial as u64 % 40));
         let report = server
-            .subscribe_with_recovery(&conn, &[TOPIC.into()], true, Some(&epoch), Some(last_seen))
+            .subscribe_with_recovery(&conn, &[TOPIC.into()], true, Some(epoch), Some(last_seen))
             .unwrap();
         let t = &report.topics[0];
         let reply = json!({"c": "WSE", "t": "subscription_update", "p": {"recovery": {TOPIC: {
@@ -149,23 +185,14 @@ async fn recovery_asked_by_the_app_while_the_topic_is_live_never_duplicates() {
         // come first, but never before the replayed ones.
         check(trial, last_seen + 1, &offsets, reply_at, &reply, false);
     }
-    running.store(false, Ordering::Relaxed);
-    publisher.join().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_asked_by_the_client_while_the_topic_is_live_never_duplicates() {
-    let ts = TestServer::start(server_config());
-    let server = Arc::new(ts.server);
-    for i in 0..100 {
-        server.broadcast_local(TOPIC, &msg(i)).unwrap();
-    }
-    server.log().unwrap().flush().unwrap();
-    let epoch = server.position(TOPIC).unwrap().unwrap().epoch.to_string();
-    let running = Arc::new(AtomicBool::new(true));
-    let publisher = spawn_publisher(server.clone(), running.clone());
+    let live = Live::start(server_config());
+    let (server, epoch) = (&live.server, &live.epoch);
     for trial in 0..TRIALS {
-        let mut c = Client::connect(&format!("ws://{}/wse", ts.addr), &[]).await;
+        let mut c = Client::connect(&live.url, &[]).await;
         c.hello().await;
         let head = server.position(TOPIC).unwrap().unwrap().next_offset;
         let last_seen = head.saturating_sub(1 + (trial as u64 % 40));
@@ -176,6 +203,4 @@ async fn recovery_asked_by_the_client_while_the_topic_is_live_never_duplicates()
         let (offsets, reply_at, reply) = read_around_reply(&mut c, head).await;
         check(trial, last_seen + 1, &offsets, reply_at, &reply, true);
     }
-    running.store(false, Ordering::Relaxed);
-    publisher.join().unwrap();
 }

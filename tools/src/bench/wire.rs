@@ -412,6 +412,12 @@ async fn open_one(
             conn.wait_for_text(br#""t":"server_ready""#).await?;
         }
         Greeting::Subscribe(topic) | Greeting::SubscribeEncrypted(topic) => {
+            if matches!(greeting, Greeting::Subscribe(_)) {
+                // A plain hello, as the wse-client packages send on
+                // connecting: the server holds topic data until then.
+                conn.send_text(PLAIN_HELLO).await?;
+                conn.wait_for_text(br#""t":"server_hello""#).await?;
+            }
             let request = format!(
                 r#"{{"t":"subscription_update","p":{{"action":"subscribe","topics":["{topic}"]}}}}"#
             );
@@ -430,6 +436,9 @@ async fn open_one(
     }
     Ok(conn)
 }
+
+/// A `client_hello` that does not ask for encryption.
+const PLAIN_HELLO: &[u8] = br#"{"c":"WSE","t":"client_hello","p":{"client_version":"wse-bench","protocol_version":1,"features":{"encryption":false}},"v":1}"#;
 
 /// `client_hello` with a fresh P-256 key, then the key from `server_hello`.
 async fn agree_key(conn: &mut WsConn) -> Result<(), WireError> {
