@@ -238,17 +238,31 @@ impl Channel {
     /// Add `conn` to queue group `group` (and record it in the connection's
     /// outbox). Returns false when it already was, or the connection is
     /// gone.
+    ///
+    /// Lock order: a publish holds the groups lock while it pushes to a
+    /// member's outbox, so the groups lock is never taken under an outbox
+    /// lock here. The membership is recorded in the outbox afterwards; a
+    /// connection that closed meanwhile is taken out of the group again
+    /// (its cleanup, which runs after `closed` is set, may not have seen
+    /// the membership).
     pub fn join_group(&self, group: &str, conn: &Arc<Conn>) -> bool {
+        if conn.outbox.lock().closed {
+            return false;
+        }
+        {
+            let mut groups = self.groups.lock();
+            let g = groups.entry(group.to_owned()).or_default();
+            if g.members.iter().any(|c| c.id == conn.id) {
+                return false;
+            }
+            g.members.push(conn.clone());
+        }
         let mut ob = conn.outbox.lock();
         if ob.closed {
+            drop(ob);
+            self.leave_group(group, conn.id);
             return false;
         }
-        let mut groups = self.groups.lock();
-        let g = groups.entry(group.to_owned()).or_default();
-        if g.members.iter().any(|c| c.id == conn.id) {
-            return false;
-        }
-        g.members.push(conn.clone());
         ob.groups.push((self.topic.clone(), group.to_owned()));
         true
     }
