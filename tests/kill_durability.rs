@@ -105,6 +105,11 @@ fn kill_child() {
     });
 }
 
+/// Where the child of a round writes its stderr (shown when it fails).
+fn child_stderr(dir: &Path) -> std::path::PathBuf {
+    dir.with_extension("child-stderr")
+}
+
 /// The child for one round, and its stdout lines on a channel.
 fn spawn_child(dir: &Path, policy: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -112,7 +117,7 @@ fn spawn_child(dir: &Path, policy: &str) -> (Child, std::sync::mpsc::Receiver<St
         .env(CHILD_DIR, dir)
         .env(CHILD_POLICY, policy)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(child_stderr(dir)).unwrap())
         .spawn()
         .unwrap();
     let out = child.stdout.take().unwrap();
@@ -205,6 +210,12 @@ fn count_lost(dir: &Path, policy: &str, acks: &[Ack]) -> usize {
 /// after a random number of acknowledgements, count the acknowledged
 /// records the log no longer has.
 fn kill_loop(policy: &str) {
+    // One policy at a time: a child forked by one test thread inherits,
+    // until it execs, whatever lock file another thread has open (the
+    // log's LOCK while it counts), which then looks held to the next
+    // child of that thread.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -215,9 +226,10 @@ fn kill_loop(policy: &str) {
     for round in 0..KILLS {
         let (mut child, lines) = spawn_child(dir.path(), policy);
         let port: u16 = loop {
-            let line = lines
-                .recv_timeout(support::WAIT)
-                .expect("the child starts its server");
+            let line = lines.recv_timeout(support::WAIT).unwrap_or_else(|e| {
+                let err = std::fs::read_to_string(child_stderr(dir.path())).unwrap_or_default();
+                panic!("{policy}, round {round}: the child did not start its server ({e}):\n{err}")
+            });
             if let Some(at) = line.find("PORT ") {
                 break line[at + 5..].trim().parse().unwrap();
             }
