@@ -18,7 +18,6 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use wse::ops::recovery::{RecoveryError, RecoveryReport};
 use wse::topics::TopicAcl;
 use wse::{Server, ServerError};
 use wse_log::Position;
@@ -611,55 +610,14 @@ impl RustWSEServer {
         epoch: Option<String>,
         offset: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if !self.server.is_running() {
-            if recover {
-                return Err(not_running());
-            }
-            let report = RecoveryReport {
-                recovered: false,
-                topics: topics
-                    .iter()
-                    .map(|t| recovery::not_recovered(t, None))
-                    .collect(),
-            };
-            return recovery::report_to_dict(py, &report);
-        }
-        let report = py
-            .detach(|| {
-                self.server.subscribe_with_recovery(
-                    conn_id,
-                    &topics,
-                    recover,
-                    epoch.as_deref(),
-                    offset,
-                )
-            })
-            .map_err(|e| server_error(py, e))?;
-        if report.topics.is_empty() && !topics.is_empty() {
-            // Unknown connection: nothing subscribed or replayed; report
-            // where each topic stands, as upstream.
-            if let (true, Some(e), Some(_)) = (recover, epoch.as_deref(), offset)
-                && e.parse::<wse_log::Epoch>().is_err()
-            {
-                return Err(PyRuntimeError::new_err(
-                    RecoveryError::InvalidEpoch(e.to_owned()).to_string(),
-                ));
-            }
-            let positions = topics
-                .iter()
-                .map(|t| self.server.position(t).ok().flatten())
-                .collect::<Vec<_>>();
-            let report = RecoveryReport {
-                recovered: false,
-                topics: topics
-                    .iter()
-                    .zip(&positions)
-                    .map(|(t, p)| recovery::not_recovered(t, p.as_ref()))
-                    .collect(),
-            };
-            return recovery::report_to_dict(py, &report);
-        }
-        recovery::report_to_dict(py, &report)
+        let request = recovery::Request {
+            conn_id,
+            topics: &topics,
+            recover,
+            epoch: epoch.as_deref(),
+            offset,
+        };
+        recovery::subscribe_with_recovery(py, &self.server, &request)
     }
 
     // ---- presence --------------------------------------------------------

@@ -447,19 +447,13 @@ impl Server {
     /// acknowledged (and, under `interval`, fsynced as well), at most
     /// `timeout` (`None`: as long as it takes).
     pub fn flush(&self, timeout: Option<Duration>) -> Result<(), ServerError> {
-        let state = self.state()?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (log, runtime) = match self.running.lock().as_ref() {
+            Some(r) => (r.state.log.clone(), r.runtime.handle().clone()),
+            None => return Err(ServerError::NotRunning),
+        };
         // The log's flush blocks; a thread of the runtime's blocking pool
         // runs it so the caller can give up at its deadline.
-        let log = state.log.clone();
-        let runtime = self
-            .running
-            .lock()
-            .as_ref()
-            .map(|r| r.runtime.handle().clone());
-        let Some(runtime) = runtime else {
-            return Err(ServerError::NotRunning);
-        };
+        let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn_blocking(move || {
             let _ = tx.send(log.flush());
         });

@@ -86,6 +86,14 @@ def publish(s: RustWSEServer, first: int, count: int) -> None:
         s.broadcast_local("news", json.dumps({"t": "tick", "p": {"i": i}}))
 
 
+async def collect_ticks(client: AsyncWSEClient, received: list[Any], until: int) -> None:
+    """Append the client's `tick` events to `received` until tick `until`."""
+    while not received or received[-1].payload["i"] < until:
+        ev = await client.recv(timeout=15)
+        if ev.type == "tick":
+            received.append(ev)
+
+
 async def wait_until(pred, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -116,10 +124,7 @@ def test_client_recovers_across_a_server_restart(tmp_path: Path, mode: str) -> N
             await wait_until(lambda: server.get_topic_subscriber_count("news") == 1)
 
             async def collect(until: int) -> None:
-                while not received or received[-1].payload["i"] < until:
-                    ev = await client.recv(timeout=15)
-                    if ev.type == "tick":
-                        received.append(ev)
+                await collect_ticks(client, received, until)
 
             publish(server, 0, 5)
             await collect(4)
@@ -171,20 +176,14 @@ def test_client_gap_detection_triggers_recovery(tmp_path: Path) -> None:
             await client.subscribe(["news"])
             await wait_until(lambda: server.get_topic_subscriber_count("news") == 1)
             publish(server, 0, 2)
-            while len(received) < 2:
-                ev = await client.recv(timeout=10)
-                if ev.type == "tick":
-                    received.append(ev)
+            await collect_ticks(client, received, 1)
             conn = server.get_connections()[0]
             server.unsubscribe_connection(conn, ["news"])
             publish(server, 2, 3)  # missed
             wait_visible(server, "news", 5)
             server.subscribe_connection(conn, ["news"])
             publish(server, 5, 1)  # offset 5: the client sees a gap after 1
-            while received[-1].payload["i"] < 5:
-                ev = await client.recv(timeout=10)
-                if ev.type == "tick":
-                    received.append(ev)
+            await collect_ticks(client, received, 5)
         finally:
             await client.disconnect()
 
@@ -222,10 +221,7 @@ def test_client_recovers_5000_missed_on_a_quiet_topic(tmp_path: Path, mode: str)
             await client.subscribe(["news"])
             await wait_until(lambda: server.get_topic_subscriber_count("news") == 1)
             publish(server, 0, 1)
-            while not received:
-                ev = await client.recv(timeout=15)
-                if ev.type == "tick":
-                    received.append(ev)
+            await collect_ticks(client, received, 0)
             await asyncio.to_thread(stop_server, server, app)
             other, other_app = await asyncio.to_thread(start_server, 0, data, mode, **options)
             publish(other, 1, 5000)
@@ -233,10 +229,7 @@ def test_client_recovers_5000_missed_on_a_quiet_topic(tmp_path: Path, mode: str)
             await asyncio.to_thread(stop_server, other, other_app)
             server, app = await asyncio.to_thread(start_server, port, data, mode, **options)
             # The topic stays quiet from now on.
-            while received[-1].payload["i"] < 5000:
-                ev = await client.recv(timeout=15)
-                if ev.type == "tick":
-                    received.append(ev)
+            await collect_ticks(client, received, 5000)
         finally:
             await client.disconnect()
 
