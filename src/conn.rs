@@ -70,7 +70,10 @@ pub struct Sub {
     /// A recovery replay in progress: the topic's head when it began. Until
     /// the cursor reaches it, the connection's own frames (the recovery
     /// reply among them) wait, so a reply never claims a position whose
-    /// records the client has not been sent.
+    /// records the client has not been sent. Set for every recovery, even
+    /// one with nothing to replay, and cleared by the gathering that finds
+    /// the cursor there: if a reply is queued, live messages wait for the
+    /// next round, so the reply precedes every live message.
     pub replay_until: Option<u64>,
     /// Created by a pattern subscription rather than by name.
     pub via_pattern: bool,

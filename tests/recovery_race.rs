@@ -82,7 +82,7 @@ fn check(
     let expected: Vec<u64> = (first..first + offsets.len() as u64).collect();
     assert_eq!(
         offsets, expected,
-        "trial {trial}: a duplicate, a gap or a reorder"
+        "trial {trial}: a duplicate, a gap or a reorder; reply at {reply_at:?}: {reply}"
     );
     let count = r["count"].as_u64().unwrap() as usize;
     let at = reply_at.expect("a reply");
@@ -91,7 +91,10 @@ fn check(
         "trial {trial}: the reply came after {at} of {count} replayed"
     );
     if exact {
-        assert_eq!(at, count, "trial {trial}: live messages before the reply");
+        assert_eq!(
+            at, count,
+            "trial {trial}: live messages before the reply: first {first} count {count} offsets {offsets:?} reply {reply}"
+        );
     }
     if count > 0 {
         assert_eq!(

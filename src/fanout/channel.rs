@@ -16,8 +16,14 @@ use crate::ws::frame;
 /// Where a new subscription's cursor starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
-    /// At the ring's head: live messages only.
-    Head,
+    /// Live messages only: at `from` (the log's head when the caller
+    /// looked) or the ring's head, whichever is later. The ring may trail
+    /// the log while the fan-out thread catches up; starting at the log's
+    /// head keeps records published before the subscription out of it.
+    Live {
+        /// The first offset the subscriber may get.
+        from: u64,
+    },
     /// At `from` (the first offset the client missed), replaying up to
     /// the head, unless more than `cap` messages lie between: then at the
     /// head, and nothing is replayed (all or nothing).
@@ -94,10 +100,20 @@ impl Channel {
 
     /// Frame newly visible records, wake the subscribers, and hand each
     /// record to one member of every queue group (counted in `metrics`).
+    /// Records older than the ring's head (the channel was created after
+    /// them) are neither framed nor given to a group.
     pub fn publish(&self, first: u64, records: &[Record], metrics: &Metrics) {
-        self.ring
-            .write()
-            .push_text(first, records.iter().map(Record::payload_ref));
+        debug_assert_eq!(
+            records.last().map(Record::offset),
+            Some(first + records.len() as u64 - 1),
+            "records of a publish are consecutive"
+        );
+        let known = {
+            let mut ring = self.ring.write();
+            let known = ring.head().saturating_sub(first) as usize;
+            ring.push_text(first, records.iter().map(Record::payload_ref));
+            known
+        };
         for c in self.subscribers.lock().iter() {
             c.signal();
         }
@@ -105,7 +121,7 @@ impl Channel {
         if groups.is_empty() {
             return;
         }
-        for r in records {
+        for r in records.iter().skip(known) {
             let f: Bytes = frame::text(r.payload_ref());
             for g in groups.values_mut() {
                 metrics.count_push(deliver_to_one(g, &f, self.member_limit));
@@ -125,7 +141,7 @@ impl Channel {
         }
     }
 
-    /// Subscribe `conn`, its cursor at the ring's head, or for a recovery
+    /// Subscribe `conn`, its cursor at the live head, or for a recovery
     /// (`Start::Replay`) at the first missed offset. The cursor is placed
     /// under the connection's outbox lock and the ring's lock, so neither
     /// a publish nor the connection's own task can slip between the
@@ -144,7 +160,7 @@ impl Channel {
         let ring = self.ring.read();
         let head = ring.head();
         let replay = match start {
-            Start::Head => None,
+            Start::Live { .. } => None,
             Start::Replay { from, .. } if from >= head => Some((from, head)),
             Start::Replay { from, cap } if head - from <= cap => Some((from, head)),
             Start::Replay { .. } => return self.refuse_replay(ob, conn, via_pattern, head),
@@ -156,7 +172,7 @@ impl Channel {
             return match replay {
                 Some((from, to)) => {
                     sub.cursor = from;
-                    sub.replay_until = (from < to).then_some(to);
+                    sub.replay_until = Some(to);
                     Joined::Replaying {
                         from,
                         to,
@@ -178,7 +194,10 @@ impl Channel {
                     in_memory,
                 },
             ),
-            None => (head, Joined::New),
+            None => match start {
+                Start::Live { from } => (from.max(head), Joined::New),
+                Start::Replay { .. } => (head, Joined::New),
+            },
         };
         ob.subs.insert(
             self.topic.clone(),
@@ -186,7 +205,9 @@ impl Channel {
                 channel: self.clone(),
                 cursor,
                 presence_cursor,
-                replay_until: (cursor < head).then_some(head),
+                // A recovery, even with nothing to replay, ends at the
+                // head: its reply goes before any live message.
+                replay_until: replay.map(|(_, to)| to),
                 via_pattern,
             },
         );
@@ -206,6 +227,7 @@ impl Channel {
             sub.via_pattern &= via_pattern;
             return Joined::TooFar { head };
         }
+        // Not recovered: the reply still goes before any live message.
         let presence_cursor = self.presence.read().head();
         self.subscribers.lock().push(conn.clone());
         ob.subs.insert(
@@ -214,7 +236,7 @@ impl Channel {
                 channel: self.clone(),
                 cursor: head,
                 presence_cursor,
-                replay_until: None,
+                replay_until: Some(head),
                 via_pattern,
             },
         );

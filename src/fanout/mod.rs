@@ -1,24 +1,27 @@
 //! Fan-out: from a record the log made visible to every subscriber's
 //! socket.
 //!
-//! The log's writer thread calls [`Fanout`] (an `AppendListener`) with the
-//! records of each topic that became visible. For a topic with
+//! The log's writer thread tells the [`feed::Feed`] (the log's
+//! `AppendListener`) which records of each topic became visible; the
+//! fan-out thread then hands them to [`Fanout::deliver`]. For a topic with
 //! subscribers, the records are framed once into the topic's
 //! [`ring::FrameRing`], and each subscriber is signalled; its connection
 //! task then writes everything between its cursor and the ring's head.
 //! Queue-group members get their message pushed to their own queue.
 //!
+//! - [`feed`]: the hand-off from the writer thread to the fan-out thread.
 //! - [`ring`]: the framed tail of a topic.
 //! - [`channel`]: a topic's ring, subscribers and queue groups.
 
 pub mod channel;
+pub(crate) mod feed;
 pub mod ring;
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use wse_log::{AppendListener, Epoch, Record};
+use wse_log::Record;
 
 use crate::conn::Conn;
 use crate::metrics::Metrics;
@@ -83,7 +86,7 @@ impl Fanout {
                 if p.pattern.matches(topic) {
                     // A pattern never reaches a topic the ACL denies.
                     for conn in p.conns.iter().filter(|c| c.allows(topic)) {
-                        created.subscribe(conn, true, channel::Start::Head);
+                        created.subscribe(conn, true, channel::Start::Live { from: 0 });
                     }
                 }
             }
@@ -107,10 +110,17 @@ impl Fanout {
         let patterns = self.patterns.read();
         !patterns.is_empty() && patterns.iter().any(|p| p.pattern.matches(topic))
     }
-}
 
-impl AppendListener for Fanout {
-    fn on_visible(&self, topic: &str, _epoch: Epoch, records: &[Record]) {
+    /// May anyone want `topic`'s records (a channel, or a matching
+    /// pattern)? A channel created after a `false` starts at the log's
+    /// head, past the records this answered for.
+    pub(crate) fn is_wanted(&self, topic: &str) -> bool {
+        self.channels.contains_key(topic) || self.pattern_matches(topic)
+    }
+
+    /// Fan out newly visible records of `topic` (consecutive, oldest
+    /// first), on the fan-out thread.
+    pub(crate) fn deliver(&self, topic: &str, records: &[Record]) {
         let Some(first) = records.first() else { return };
         let channel = match self.channels.get(topic) {
             Some(c) => c.clone(),

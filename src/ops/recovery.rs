@@ -97,7 +97,7 @@ pub fn subscribe_with_recovery(
                 replay_from: Some(from),
                 ..
             }) => Start::Replay { from: *from, cap },
-            _ => Start::Head,
+            _ => super::subscribe::live(state, topic),
         }
     })?;
     let mut report = RecoveryReport {

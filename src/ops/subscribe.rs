@@ -57,6 +57,13 @@ pub enum SubscribeError {
     Presence(#[from] crate::presence::PresenceError),
 }
 
+/// Where a live subscription to `topic` starts: at the log's head now.
+pub(crate) fn live(state: &ServerState, topic: &str) -> Start {
+    Start::Live {
+        from: state.log.position(topic).map_or(0, |p| p.next_offset),
+    }
+}
+
 /// `subscribe`, and with `presence` data (and presence enabled) track the
 /// connection's user in each topic subscribed by name. A refused join is
 /// an error after the subscriptions were made.
@@ -67,7 +74,7 @@ pub fn subscribe_with_presence(
     group: Option<&str>,
     presence: Option<&serde_json::Value>,
 ) -> Result<Vec<String>, SubscribeError> {
-    let done: Vec<String> = subscribe_from(state, conn, topics, group, |_| Start::Head)?
+    let done: Vec<String> = subscribe_from(state, conn, topics, group, |t| live(state, t))?
         .into_iter()
         .map(|(topic, _)| topic)
         .collect();
@@ -155,7 +162,9 @@ fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
         .map(|c| c.key().clone())
         .collect();
     for topic in matching {
-        with_channel(state, &topic, |c| c.subscribe(conn, true, Start::Head));
+        with_channel(state, &topic, |c| {
+            c.subscribe(conn, true, live(state, &topic))
+        });
     }
     if conn.outbox.lock().closed {
         // The connection went away meanwhile; its cleanup may have run

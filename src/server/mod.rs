@@ -25,6 +25,7 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::conn::{CloseRequest, Conn, ConnId};
 use crate::events::{AppEvent, InboundQueue};
 use crate::fanout::Fanout;
+use crate::fanout::feed::Feed;
 use crate::metrics::{self, Health, Metrics};
 use crate::ops;
 use crate::ops::recovery::{RecoveryError, RecoveryReport};
@@ -203,9 +204,9 @@ impl Server {
         log_config.max_topic_bytes = log_config
             .max_topic_bytes
             .max(self.config.max_topic_bytes + crate::presence::stream::NAME_OVERHEAD);
-        let mut builder = Log::builder(&dir)
-            .config(log_config)
-            .listener(fanout.clone());
+        let feed = Feed::start(fanout.clone(), self.config.fanout_frames_per_topic)
+            .map_err(ServerError::Runtime)?;
+        let mut builder = Log::builder(&dir).config(log_config).listener(feed.clone());
         if let Some(storage) = &self.log_storage {
             builder = builder.storage(storage.clone());
         }
@@ -234,6 +235,7 @@ impl Server {
             config,
             log: Arc::new(log),
             fanout,
+            feed,
             conns: Default::default(),
             conn_slots: AtomicUsize::new(0),
             conn_gone: Notify::new(),
@@ -291,6 +293,8 @@ impl Server {
             run.runtime.shutdown_timeout(Duration::from_secs(1));
         }
         let closed = state.log.close();
+        // The log tells the fan-out thread nothing more once closed.
+        state.feed.stop();
         drop(run._tempdir);
         tracing::info!("WSE server stopped");
         match closed {

@@ -58,6 +58,8 @@ pub struct ServerState {
     pub log: Arc<Log>,
     /// Topic channels and pattern subscriptions.
     pub fanout: Arc<Fanout>,
+    /// The fan-out thread, fed by the log's writer thread.
+    pub(crate) feed: Arc<crate::fanout::feed::Feed>,
     /// Registered connections.
     pub conns: DashMap<ConnId, Arc<Conn>>,
     /// Connections registered or being registered (for `max_connections`).

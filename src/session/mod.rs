@@ -7,6 +7,7 @@
 //! buffer, and its outbound state is a cursor per subscription.
 
 mod acks;
+mod catch_up;
 mod reader;
 mod writer;
 
@@ -136,6 +137,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
             stream,
             rbuf,
             out: OutQueue::default(),
+            reading: None,
             held: VecDeque::new(),
             waiting_for_room: None,
             inbound,
@@ -178,6 +180,8 @@ struct Session {
     throttled_until: Option<Instant>,
     /// Publishes waiting for their record to be durable before their ack.
     acks: acks::Acks,
+    /// The log read in flight for subscriptions behind their ring.
+    reading: Option<tokio::task::JoinHandle<Vec<catch_up::Page>>>,
 }
 
 /// A pending [`crate::events::InboundQueue::reserve`].
@@ -187,6 +191,18 @@ type RoomWait = Pin<Box<dyn Future<Output = Option<Reservation>> + Send>>;
 async fn room(wait: &mut Option<RoomWait>) -> Option<Reservation> {
     match wait {
         Some(w) => w.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The pages of the log read in flight; never ready without one.
+async fn pages(
+    reading: &mut Option<tokio::task::JoinHandle<Vec<catch_up::Page>>>,
+) -> Vec<catch_up::Page> {
+    match reading {
+        // A read that panicked gives nothing; the cursors stay, and the
+        // next gathering asks again.
+        Some(r) => r.await.unwrap_or_default(),
         None => std::future::pending().await,
     }
 }
@@ -261,6 +277,14 @@ impl Session {
                     self.release_held(r);
                     self.process_buffer()
                 }
+                pages = pages(&mut self.reading), if self.reading.is_some() => {
+                    self.reading = None;
+                    let mut frames = Vec::new();
+                    let n = catch_up::apply(&self.state, &self.conn, pages, &mut frames);
+                    Metrics::add(&self.state.metrics.frames_sent, n);
+                    self.out.push_all(frames);
+                    Ok(())
+                }
                 () = sleep_until(data_held), if data_held.is_some() => {
                     // No client_hello in time: topic data flows in clear.
                     self.conn.release_data();
@@ -294,6 +318,7 @@ impl Session {
             }
             let tried = self.out.bytes() < 64 * 1024;
             let gathered = tried && self.out.fill(&self.state, &self.conn);
+            self.read_behind();
             self.out
                 .flush(&self.stream, &self.state.metrics)
                 .map_err(|_| End::Gone)?;
@@ -302,6 +327,20 @@ impl Session {
             if !self.out.is_empty() || (tried && !gathered) {
                 return Ok(());
             }
+        }
+    }
+
+    /// Start a log read for the subscriptions the last gathering found
+    /// behind their ring, unless one is in flight (see [`catch_up`]).
+    fn read_behind(&mut self) {
+        if self.reading.is_some() {
+            return;
+        }
+        if let Some((behind, budget)) = self.out.take_behind() {
+            let log = self.state.log.clone();
+            self.reading = Some(tokio::task::spawn_blocking(move || {
+                catch_up::read(&log, behind, budget)
+            }));
         }
     }
 

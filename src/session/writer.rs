@@ -8,21 +8,18 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use wse_log::{LogError, Position, ReadLimits};
 
+use super::catch_up;
 use crate::config::SlowConsumerPolicy;
 use crate::conn::Conn;
 use crate::fanout::ring::{Behind, FrameRing};
 use crate::metrics::Metrics;
 use crate::server::state::ServerState;
-use crate::ws::frame;
 
 /// Gather until this many bytes wait for the socket.
 const FILL_TARGET: usize = 256 * 1024;
 /// Slices per vectored write (below the kernel's IOV_MAX of 1024).
 const MAX_IOV: usize = 512;
-/// Records per log read when a subscriber is behind the fan-out memory.
-const LOG_PAGE: usize = 256;
 
 /// The connection's backlog went past `max_outbound_bytes` and the policy
 /// is to disconnect.
@@ -40,6 +37,9 @@ pub struct OutQueue {
     /// The front buffer was partly written: it must be finished before
     /// anything else goes out, or the client would see a torn frame.
     front_started: bool,
+    /// Subscriptions the last gathering found behind their ring: they
+    /// need a log read (see [`catch_up`]).
+    behind: Vec<catch_up::Behind>,
 }
 
 impl OutQueue {
@@ -76,6 +76,23 @@ impl OutQueue {
         }
     }
 
+    /// The subscriptions the last `fill` found behind their ring, and the
+    /// bytes a log read for them may bring.
+    pub(crate) fn take_behind(&mut self) -> Option<(Vec<catch_up::Behind>, usize)> {
+        if self.behind.is_empty() {
+            return None;
+        }
+        let budget = FILL_TARGET.saturating_sub(self.bytes).max(1);
+        Some((std::mem::take(&mut self.behind), budget))
+    }
+
+    /// Add frames read from the log (see [`catch_up::apply`]).
+    pub(crate) fn push_all(&mut self, frames: Vec<Bytes>) {
+        for b in frames {
+            self.push(b);
+        }
+    }
+
     /// The socket is not taking data right now.
     pub fn is_blocked(&self) -> bool {
         self.blocked
@@ -83,12 +100,22 @@ impl OutQueue {
 
     /// Gather from the connection until about `FILL_TARGET` bytes wait.
     /// Returns whether anything was gathered.
+    /// Subscriptions behind their ring are noted for a log read
+    /// ([`OutQueue::take_behind`]).
     pub fn fill(&mut self, state: &ServerState, conn: &Arc<Conn>) -> bool {
         let start = self.bytes;
+        self.behind.clear();
         while self.bytes < FILL_TARGET {
             let before = self.bytes;
             let mut out = Vec::new();
-            gather(state, conn, FILL_TARGET - self.bytes, &mut out);
+            self.behind.clear();
+            gather(
+                state,
+                conn,
+                FILL_TARGET - self.bytes,
+                &mut out,
+                &mut self.behind,
+            );
             for b in out {
                 self.push(b);
             }
@@ -146,8 +173,8 @@ impl OutQueue {
 
 /// Collect what `conn` should receive next, up to about `budget` bytes:
 /// for each subscription the frames between its cursor and the topic's
-/// head (slices of the shared ring, or read from the log when the cursor
-/// is older than the ring), then the connection's own queue (replies,
+/// head (slices of the shared ring; a cursor older than the ring is noted
+/// in `behind` for a log read), then the connection's own queue (replies,
 /// `send` output), whose data frames wait while a recovery replay is being
 /// sent, so a recovery reply never overtakes its replay. Nothing of any
 /// topic before the client's hello (see `Conn::hold_data_until`). A
@@ -157,8 +184,13 @@ impl OutQueue {
 ///
 /// On an end-to-end encrypted connection the shared plaintext frames are
 /// taken one by one and sealed after the locks are released.
-fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<Bytes>) {
-    let mut behind = Vec::new();
+fn gather(
+    state: &ServerState,
+    conn: &Arc<Conn>,
+    budget: usize,
+    out: &mut Vec<Bytes>,
+    behind: &mut Vec<catch_up::Behind>,
+) {
     let mut frames = 0u64;
     let e2e = conn.e2e();
     let start = out.len();
@@ -166,12 +198,18 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
     let held = conn.data_held_until().is_some();
     if !held {
         let mut ob = conn.outbox.lock();
+        let reply_waiting = ob.queue.iter().any(|q| q.data);
         for (topic, sub) in ob.subs.iter_mut() {
             frames += gather_presence(sub, budget, e2e.is_some(), out);
             let ring = sub.channel.ring.read();
             if sub.replay_until.is_some_and(|until| sub.cursor >= until) {
-                // The replay and what was queued behind it are out.
+                // The replay is out (or was empty): what was queued behind
+                // it (the reply) goes next, below, and live messages from
+                // the next round.
                 sub.replay_until = None;
+                if reply_waiting {
+                    continue;
+                }
             }
             // A replay stops at its end: the reply queued behind it goes
             // next, then live messages.
@@ -184,7 +222,11 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
                     frames += reached - sub.cursor;
                     sub.cursor = reached;
                 }
-                Err(_) => behind.push((topic.clone(), sub.cursor, target)),
+                Err(Behind) => behind.push(catch_up::Behind {
+                    topic: topic.clone(),
+                    from: sub.cursor,
+                    target,
+                }),
             }
         }
     }
@@ -196,9 +238,6 @@ fn gather(state: &ServerState, conn: &Arc<Conn>, budget: usize, out: &mut Vec<By
         Metrics::add(&state.metrics.frames_encrypted, (out.len() - start) as u64);
         out.truncate(start);
         out.push(sealed.freeze());
-    }
-    for (topic, from, target) in behind {
-        frames += catch_up_from_log(state, conn, &topic, from, target, budget, out);
     }
     // The connection's own frames go after its topic frames, and wait
     // while a recovery replay is being sent: the reply to a recovery
@@ -293,69 +332,4 @@ fn collect(
     let reached = from + frames.len() as u64;
     out.extend(frames);
     Ok(reached)
-}
-
-/// Frame records `from..target` of `topic` read from the log, and move the
-/// subscription's cursor past them (unless it moved meanwhile). Returns
-/// the number of frames added.
-fn catch_up_from_log(
-    state: &ServerState,
-    conn: &Arc<Conn>,
-    topic: &Arc<str>,
-    from: u64,
-    target: u64,
-    budget: usize,
-    out: &mut Vec<Bytes>,
-) -> u64 {
-    let Some(pos) = state.log.position(topic) else {
-        return 0;
-    };
-    let limits = ReadLimits {
-        max_records: LOG_PAGE.min((target - from) as usize).max(1),
-        max_bytes: budget.max(1),
-    };
-    let (next, framed) = match state
-        .log
-        .read(topic, Position::new(pos.epoch, from), limits)
-    {
-        Ok(batch) => {
-            let n = batch.records.len() as u64;
-            let mut framed = Vec::new();
-            if let Some(key) = conn.e2e() {
-                let mut sealed = BytesMut::new();
-                key.seal_payloads_into(&mut sealed, batch.records.iter().map(|r| r.payload_ref()));
-                framed.push(sealed.freeze());
-                Metrics::add(&state.metrics.frames_encrypted, n);
-            } else {
-                let mut buf = BytesMut::new();
-                for r in &batch.records {
-                    frame::put_header(&mut buf, frame::TEXT, r.payload_len());
-                    buf.extend_from_slice(r.payload_ref());
-                }
-                framed.push(buf.freeze());
-            }
-            Metrics::add(&state.metrics.replayed_from_log, n);
-            (batch.next_offset, Some((framed, n)))
-        }
-        Err(LogError::NotRecoverable(nr)) => (nr.first_offset.max(from), None),
-        Err(e) => {
-            tracing::warn!(topic = %topic, error = %e, "catch-up read failed; skipping to the newest messages");
-            (target, None)
-        }
-    };
-    let mut ob = conn.outbox.lock();
-    let Some(sub) = ob.subs.get_mut(topic) else {
-        return 0;
-    };
-    if sub.cursor != from {
-        return 0;
-    }
-    sub.cursor = next.max(from);
-    match framed {
-        Some((framed, n)) => {
-            out.extend(framed);
-            n
-        }
-        None => 0,
-    }
 }
