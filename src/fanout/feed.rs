@@ -229,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fanout = Arc::new(Fanout::new(64, usize::MAX, Arc::new(Metrics::default())));
         let channel = fanout.with_channel("t", || 0, Arc::clone);
-        let feed = Feed::start(fanout.clone(), 64).unwrap();
+        let feed = Feed::start(fanout, 64).unwrap();
         let log = Arc::new(
             Log::builder(dir.path().join("log"))
                 .config(LogConfig::default())
