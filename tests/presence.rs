@@ -249,3 +249,33 @@ async fn presence_events_are_not_messages_and_disconnect_comes_after_the_leave()
     // The topic's message history holds no presence.
     assert!(ts.server.position("t").unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_compact_the_presence_stream_off_the_workers() {
+    let mut cfg = jwt_config();
+    cfg.log.segment_max_bytes = 4096;
+    let ts = TestServer::start(cfg);
+    let mut events = Events::new(&ts.server);
+    let (_a, a_id) = join_as(&ts, &mut events, "alice").await;
+    ts.server
+        .subscribe_with_presence(&a_id, &["t".into()], None, Some(&json!({"n": 0})))
+        .unwrap();
+    // Two snapshots (one per 1,024 operations): everything before the
+    // first is redundant, and the presence tick deletes it.
+    for n in 1..=2100 {
+        ts.server.update_presence(&a_id, &json!({"n": n})).unwrap();
+    }
+    let stream = wse::presence::stream::stream_name("t");
+    let log = ts.server.log().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while log.position(&stream).unwrap().first_offset == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the presence stream was never trimmed"
+        );
+        // No event marks a trim: look again after a presence tick.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let members = ts.server.presence("t");
+    assert_eq!(members["alice"].1, json!({"n": 2100}), "{members:?}");
+}

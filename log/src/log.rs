@@ -674,6 +674,15 @@ impl Log {
     }
 
     /// Block while more than `max_pending_bytes` wait for the writer.
+    /// Might an append to `topic` block now? True when the topic does not
+    /// exist yet (creating it writes its directory and the metadata
+    /// store) or the writer's backlog is full (the append waits for room).
+    /// An async caller hands such an append to a blocking thread.
+    pub fn append_may_block(&self, topic: &str) -> bool {
+        self.shared.pending_bytes.load(Ordering::Acquire) >= self.shared.config.max_pending_bytes
+            || !self.shared.topics.contains_key(topic)
+    }
+
     fn wait_for_room(&self) -> Result<()> {
         let max = self.shared.config.max_pending_bytes;
         if self.shared.pending_bytes.load(Ordering::Acquire) < max {

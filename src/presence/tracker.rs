@@ -75,6 +75,11 @@ pub struct Presence {
     pending: Mutex<HashMap<(Arc<str>, String), Pending>>,
     /// Offset of each topic's last snapshot (the next one trims before it).
     snapshots: DashMap<Arc<str>, u64>,
+    /// Presence streams to trim before an offset: deleting segment files
+    /// is disk work, done by the presence tick on the blocking pool
+    /// ([`Presence::trim`]), not under a topic's lock on whichever thread
+    /// recorded the snapshot.
+    trims: Mutex<HashMap<String, u64>>,
 }
 
 impl Presence {
@@ -91,6 +96,7 @@ impl Presence {
             owned: DashMap::new(),
             pending: Mutex::new(HashMap::new()),
             snapshots: DashMap::new(),
+            trims: Mutex::new(HashMap::new()),
         };
         let mut cleanup = Vec::new();
         for topic in stream::topics(log) {
@@ -280,11 +286,27 @@ impl Presence {
             {
                 // The previous snapshot is long visible: everything before
                 // it is redundant.
-                let _ = state.log.trim_before(&stream::stream_name(topic), prev);
+                self.trims.lock().insert(stream::stream_name(topic), prev);
             }
         }
         drop(guard);
         self.note(topic, transitions);
+    }
+
+    /// Are presence streams waiting to be trimmed?
+    pub(crate) fn wants_trim(&self) -> bool {
+        !self.trims.lock().is_empty()
+    }
+
+    /// Drop what the latest snapshots made redundant from the presence
+    /// streams. Blocking (it deletes segment files).
+    pub(crate) fn trim(&self, log: &Log) {
+        let trims = std::mem::take(&mut *self.trims.lock());
+        for (stream, before) in trims {
+            if let Err(e) = log.trim_before(&stream, before) {
+                tracing::warn!(stream, error = %e, "presence stream not trimmed");
+            }
+        }
     }
 
     /// Fold transitions into the changes waiting for the next tick.

@@ -74,6 +74,16 @@ pub async fn presence(state: Arc<ServerState>) {
     while next_tick(&state, &mut interval).await {
         if let Some(p) = &state.presence {
             p.flush(&state, None);
+            if p.wants_trim() {
+                let s = state.clone();
+                let trimmed = tokio::task::spawn_blocking(move || {
+                    if let Some(p) = &s.presence {
+                        p.trim(&s.log);
+                    }
+                });
+                // One trim at a time; the tick waits for it.
+                let _ = trimmed.await;
+            }
         }
     }
 }

@@ -138,6 +138,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
             rbuf,
             out: OutQueue::default(),
             reading: None,
+            core_job: None,
             held: VecDeque::new(),
             waiting_for_room: None,
             inbound,
@@ -182,6 +183,9 @@ struct Session {
     acks: acks::Acks,
     /// The log read in flight for subscriptions behind their ring.
     reading: Option<tokio::task::JoinHandle<Vec<catch_up::Page>>>,
+    /// A client message whose handling may block (see `reader::CoreJob`),
+    /// running on the blocking pool; nothing more is read until it is done.
+    core_job: Option<reader::CoreJob>,
 }
 
 /// A pending [`crate::events::InboundQueue::reserve`].
@@ -239,7 +243,8 @@ impl Session {
                     return self.finish(end).await;
                 }
             }
-            let can_read = self.held.is_empty() && self.throttled_until.is_none();
+            let can_read =
+                self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
             let data_held = self
@@ -275,6 +280,13 @@ impl Session {
                 r = room(&mut self.waiting_for_room), if self.waiting_for_room.is_some() => {
                     self.waiting_for_room = None;
                     self.release_held(r);
+                    self.process_buffer()
+                }
+                ack = reader::core_job_done(&mut self.core_job), if self.core_job.is_some() => {
+                    self.core_job = None;
+                    if let Some(ack) = ack {
+                        self.acks.push(&self.state, &self.conn, ack);
+                    }
                     self.process_buffer()
                 }
                 pages = pages(&mut self.reading), if self.reading.is_some() => {
@@ -316,7 +328,11 @@ impl Session {
                     flush: false,
                 }));
             }
-            let tried = self.out.bytes() < 64 * 1024;
+            // While a core job runs (a recovery placing cursors and then
+            // queueing its reply, on another thread), nothing is gathered:
+            // its reply must go before the live messages that follow it.
+            let paused = self.core_job.is_some();
+            let tried = self.out.bytes() < 64 * 1024 && !paused;
             let gathered = tried && self.out.fill(&self.state, &self.conn);
             self.read_behind();
             self.out
@@ -324,7 +340,7 @@ impl Session {
                 .map_err(|_| End::Gone)?;
             // Gathering stops at a budget: while the socket takes everything,
             // go on until there is nothing left to gather.
-            if !self.out.is_empty() || (tried && !gathered) {
+            if !self.out.is_empty() || paused || (tried && !gathered) {
                 return Ok(());
             }
         }

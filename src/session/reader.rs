@@ -2,6 +2,7 @@
 //! each message to the core (hello, ping, core subscriptions, publish) or
 //! to the application.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -9,22 +10,40 @@ use serde_json::Value;
 
 use super::{End, Session};
 use crate::config::EventDelivery;
-use crate::conn::CloseRequest;
+use crate::conn::{CloseRequest, Conn};
 use crate::crypto::signing::{SignatureError, verify_signed_json};
 use crate::e2e;
 use crate::events::AppEvent;
 use crate::metrics::Metrics;
-use crate::ops::client::{Published, publish};
+use crate::ops::client::{PendingAck, Published, publish};
 use crate::ops::send::send_text;
 use crate::protocol::control;
 use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hello};
 use crate::protocol::inbound::{
     BinaryInbound, ClientHello, TextInbound, classify_binary, classify_text,
 };
+use crate::server::state::ServerState;
 use crate::ws::frame::{self, FrameParser, Incoming};
 
 /// Smallest read.
 const READ_CHUNK: usize = 4096;
+
+/// A client message the core handles on the blocking pool because it may
+/// block: a publish whose append must create its topic or wait for room in
+/// the log's backlog, a subscription update that recovers history (a log
+/// read). The session reads nothing more until it is done, so the client's
+/// messages keep their order; its result is the publish's pending ack.
+pub(super) type CoreJob = tokio::task::JoinHandle<Option<PendingAck>>;
+
+/// The result of the core job in flight; never ready without one.
+pub(super) async fn core_job_done(job: &mut Option<CoreJob>) -> Option<PendingAck> {
+    match job {
+        // A job that panicked acknowledges nothing (the client's ack
+        // times out, as for a lost connection).
+        Some(j) => j.await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
 
 impl Session {
     /// Read what the socket has, then handle the complete frames.
@@ -44,7 +63,7 @@ impl Session {
     /// Handle every complete frame in the read buffer, pausing when the
     /// inbound queue is full or the connection's rate limit is reached.
     pub(super) fn process_buffer(&mut self) -> Result<(), End> {
-        while self.held.is_empty() && self.throttled_until.is_none() {
+        while self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none() {
             match self.parser.next(&mut self.rbuf) {
                 Ok(Some(msg)) => self.handle(msg)?,
                 Ok(None) => break,
@@ -274,7 +293,14 @@ impl Session {
         let t = value.get("t").and_then(Value::as_str);
         let config = &self.state.config;
         if config.core_subscriptions && t == Some("subscription_update") {
-            crate::ops::client::subscription_update(&self.state, &self.conn, &value);
+            if recovers(&value) {
+                self.run_core_job(move |state, conn| {
+                    crate::ops::client::subscription_update(state, conn, &value);
+                    None
+                });
+            } else {
+                crate::ops::client::subscription_update(&self.state, &self.conn, &value);
+            }
             return;
         }
         // A standalone server (no app to hand messages to) answers every
@@ -282,12 +308,11 @@ impl Session {
         if t == Some("publish")
             && (config.client_publish || config.event_delivery == EventDelivery::Discard)
         {
-            match publish(&self.state, &self.conn, &value) {
-                Published::Reply(Some(reply)) => {
-                    send_text(&self.state, &self.conn, &reply.to_string())
-                }
-                Published::Reply(None) => {}
-                Published::Pending(ack) => self.acks.push(&self.state, &self.conn, ack),
+            let topic = value["p"]["topic"].as_str().unwrap_or_default();
+            if self.state.log.append_may_block(topic) {
+                self.run_core_job(move |state, conn| settle_publish(state, conn, &value));
+            } else if let Some(ack) = settle_publish(&self.state, &self.conn, &value) {
+                self.acks.push(&self.state, &self.conn, ack);
             }
             return;
         }
@@ -295,6 +320,15 @@ impl Session {
             conn: self.conn.id,
             value,
         });
+    }
+
+    /// Run `job` on the blocking pool; reading pauses until it is done.
+    fn run_core_job(
+        &mut self,
+        job: impl FnOnce(&ServerState, &Arc<Conn>) -> Option<PendingAck> + Send + 'static,
+    ) {
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        self.core_job = Some(tokio::task::spawn_blocking(move || job(&state, &conn)));
     }
 
     /// Queue an event for the app (holding it, and pausing reads, while
@@ -312,4 +346,23 @@ impl Session {
             self.held.push_back((ev, weight));
         }
     }
+}
+
+/// Publish for the client: an immediate reply is queued, an ack to settle
+/// once the record is durable is returned.
+fn settle_publish(state: &ServerState, conn: &Arc<Conn>, value: &Value) -> Option<PendingAck> {
+    match publish(state, conn, value) {
+        Published::Reply(Some(reply)) => {
+            send_text(state, conn, &reply.to_string());
+            None
+        }
+        Published::Reply(None) => None,
+        Published::Pending(ack) => Some(ack),
+    }
+}
+
+/// Does a `subscription_update` ask to recover history (which reads the
+/// log, perhaps from disk)?
+fn recovers(value: &Value) -> bool {
+    value["p"]["recover"].as_bool() == Some(true)
 }
