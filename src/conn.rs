@@ -386,15 +386,4 @@ impl Conn {
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
-
-    /// Topics the connection is subscribed to by name.
-    pub fn topics(&self) -> Vec<Arc<str>> {
-        self.outbox
-            .lock()
-            .subs
-            .iter()
-            .filter(|(_, s)| !s.via_pattern)
-            .map(|(t, _)| t.clone())
-            .collect()
-    }
 }

@@ -15,7 +15,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use wse::Server;
-use wse::ops::recovery::{RecoveryError, RecoveryReport, TopicRecovery};
+use wse::{RecoveryError, RecoveryReport, TopicRecovery};
 use wse_log::TopicPosition;
 
 use crate::errors::{not_running, server_error};

@@ -79,11 +79,6 @@ impl FrameRing {
         self.first
     }
 
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.runs.iter().map(|r| r.data.len()).sum()
-    }
-
     /// Frame `payloads` (offsets `first..`) as text frames into one run.
     /// Records older than the head are skipped (already framed); a gap
     /// (records never seen) restarts the ring at `first`.

@@ -12,7 +12,7 @@ use super::recovery::{RecoveryError, subscribe_with_recovery};
 use super::send::{broadcast_local, send_text};
 use super::subscribe::unsubscribe;
 use crate::conn::Conn;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
 
 /// Handle a client's `subscription_update` and send the reply the clients

@@ -4,6 +4,7 @@
 //! these.
 
 pub mod client;
+pub(crate) mod ledger;
 pub mod recovery;
 pub mod send;
 pub mod subscribe;

@@ -21,7 +21,7 @@ use super::subscribe::{SubscriptionLimit, subscribe, subscribe_from};
 use crate::conn::Conn;
 use crate::fanout::channel::{Joined, Start};
 use crate::metrics::Metrics;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
 
 /// The outcome for one topic.

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::protocol::category::{category_for, inject_category};
 use crate::protocol::clock::rfc3339_millis;
 use crate::protocol::{control, stamp};
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::ws::frame;
 
 /// Queue a text frame, verbatim, for one connection (sealed into an `E:`
@@ -57,7 +57,7 @@ pub fn send_event(
     compression_threshold: usize,
 ) -> usize {
     if let Some(Value::String(id)) = event.get("id")
-        && !state.dedup.lock().insert(conn_id, id)
+        && !state.sends.first_time(conn_id, id)
     {
         return 0;
     }
@@ -113,9 +113,8 @@ fn envelope(state: &ServerState, event: &Map<String, Value>) -> Value {
     }
     env.entry("id")
         .or_insert_with(|| Value::from(uuid::Uuid::now_v7().to_string()));
-    env.entry("seq").or_insert_with(|| {
-        Value::from(state.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-    });
+    env.entry("seq")
+        .or_insert_with(|| Value::from(state.sends.next_seq()));
     env.entry("ts")
         .or_insert_with(|| Value::from(rfc3339_millis(std::time::SystemTime::now())));
     env.insert("v".into(), Value::from(1));
@@ -151,17 +150,13 @@ fn take_token(state: &ServerState, conn: &Conn) -> bool {
 /// Text to every connection (`c` injected; not stored in any log).
 pub fn broadcast_all(state: &ServerState, text: &str) {
     let f = frame::text(inject_category(text).as_bytes());
-    for c in state.conns.iter() {
-        queue(state, &c, f.clone());
-    }
+    state.conns.for_each(|c| queue(state, c, f.clone()));
 }
 
 /// Bytes to every connection.
 pub fn broadcast_all_bytes(state: &ServerState, data: &[u8]) {
     let f = frame::binary(data);
-    for c in state.conns.iter() {
-        queue(state, &c, f.clone());
-    }
+    state.conns.for_each(|c| queue(state, c, f.clone()));
 }
 
 /// Publish `text` on `topic`: append it (with `c` injected, and stamped

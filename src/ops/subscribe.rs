@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::conn::Conn;
 use crate::fanout::channel::{Joined, Start};
 use crate::fanout::{Channel, PatternSub};
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::topics::{TopicPattern, is_pattern, is_valid_client_topic_with_limit};
 
 /// `max_subscriptions_per_connection` would be exceeded.

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod crdt;
 pub mod stream;
 pub mod topic;
-pub mod tracker;
+pub(crate) mod tracker;
 
-pub use tracker::{Presence, PresenceError};
+pub(crate) use tracker::Presence;
+pub use tracker::PresenceError;

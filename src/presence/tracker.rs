@@ -18,7 +18,7 @@ use super::stream;
 use super::topic::{TopicPresence, Transition};
 use crate::conn::{Conn, ConnId};
 use crate::events::AppEvent;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 
 /// Operations on a topic between two snapshots.
 const SNAPSHOT_EVERY: usize = 1024;

@@ -2,14 +2,13 @@
 //! cap; the loop ends when the server stops.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::state::ServerState;
 use crate::metrics::Metrics;
 use crate::session;
+use crate::state::ServerState;
 
 /// First and longest pause after a failed `accept`.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -21,9 +20,9 @@ pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            () = state.stop_signal.notified() => return,
+            () = state.life.stopped() => return,
         };
-        if state.stopping.load(Ordering::Acquire) {
+        if state.life.is_stopping() {
             return;
         }
         let (stream, _peer) = match accepted {
@@ -42,15 +41,15 @@ pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
             }
         };
         backoff = Duration::ZERO;
-        if state.draining.load(Ordering::Acquire) {
+        if state.life.is_draining() {
             Metrics::add(&state.metrics.connections_rejected, 1);
             continue;
         }
-        match state.handshakes.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match state.conns.try_handshake() {
+            Some(permit) => {
                 tokio::spawn(session::serve(state.clone(), stream, permit));
             }
-            Err(_) => {
+            None => {
                 // Over the pre-handshake cap: closed before any response.
                 Metrics::add(&state.metrics.connections_rejected, 1);
             }

@@ -6,19 +6,20 @@
 //! be called from any thread, and none holds a lock while it waits, so
 //! `stop` works while another thread is blocked in `drain_events`.
 
-pub mod accept;
+pub(crate) mod accept;
+pub(crate) mod connections;
 mod fd_limit;
-pub mod state;
-pub mod ticker;
+pub(crate) mod lifecycle;
+pub(crate) mod ticker;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, Semaphore};
+
 use wse_log::{Log, LogError, Position, ReadBatch, ReadLimits, TopicPosition};
 
 use crate::config::{ConfigError, ServerConfig};
@@ -28,11 +29,14 @@ use crate::fanout::Fanout;
 use crate::fanout::feed::Feed;
 use crate::metrics::{self, Health, Metrics};
 use crate::ops;
+use crate::ops::ledger::SendLedger;
 use crate::ops::recovery::{RecoveryError, RecoveryReport};
 use crate::ops::subscribe::SubscriptionLimit;
+use crate::state::ServerState;
 use crate::topics::TopicAcl;
 use crate::ws::frame::close_code;
-use state::{DedupWindow, ServerState};
+use connections::Connections;
+use lifecycle::Lifecycle;
 
 /// Why a server operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -232,23 +236,15 @@ impl Server {
             config.max_connections = allowed;
         }
         let state = Arc::new(ServerState {
+            conns: Connections::new(config.max_connections, config.max_pending_handshakes),
             config,
             log: Arc::new(log),
             fanout,
             feed,
-            conns: Default::default(),
-            conn_slots: AtomicUsize::new(0),
-            conn_gone: Notify::new(),
-            conn_gone_sync: Default::default(),
             events: self.events.clone(),
             metrics,
-            draining: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
-            stop_signal: Notify::new(),
-            handshakes: Arc::new(Semaphore::new(self.config.max_pending_handshakes)),
-            dedup: Mutex::new(DedupWindow::new(50_000)),
-            seq: AtomicU64::new(0),
-            started: Instant::now(),
+            life: Lifecycle::new(),
+            sends: SendLedger::new(),
             presence,
         });
         if let Some(p) = &state.presence {
@@ -276,15 +272,16 @@ impl Server {
             return Ok(());
         };
         let state = run.state.clone();
-        state.stopping.store(true, Ordering::Release);
-        state.stop_signal.notify_waiters();
-        state.close_all(&CloseRequest {
+        state.life.stop();
+        state.conns.close_all(&CloseRequest {
             code: Some(close_code::SERVICE_RESTART),
             reason: "server restarting".into(),
             flush: true,
         });
         self.events.close();
-        state.wait_all_gone(Instant::now() + Duration::from_secs(3));
+        state
+            .conns
+            .wait_all_gone(Instant::now() + Duration::from_secs(3));
         if tokio::runtime::Handle::try_current().is_ok() {
             // Called from async code (a test, an app's event loop): the
             // runtime cannot block here; its tasks are done or abandoned.
@@ -314,8 +311,8 @@ impl Server {
     /// afterwards.
     pub fn drain(&self, code: u16, reason: &str, timeout: Duration) -> Result<(), ServerError> {
         let state = self.state()?;
-        state.draining.store(true, Ordering::Release);
-        state.close_all(&CloseRequest {
+        state.life.drain();
+        state.conns.close_all(&CloseRequest {
             code: Some(code),
             reason: reason.to_owned(),
             flush: true,
@@ -324,15 +321,11 @@ impl Server {
             let waiter = state;
             r.runtime.spawn(async move {
                 let deadline = tokio::time::Instant::now() + timeout;
-                while waiter.conn_slots.load(Ordering::Acquire) > 0 {
-                    let gone = waiter.conn_gone.notified();
-                    if tokio::time::timeout_at(deadline, gone).await.is_err() {
-                        tracing::warn!(
-                            remaining = waiter.conn_slots.load(Ordering::Acquire),
-                            "drain timed out with connections left"
-                        );
-                        return;
-                    }
+                if !waiter.conns.all_gone_by(deadline).await {
+                    tracing::warn!(
+                        remaining = waiter.conns.in_use(),
+                        "drain timed out with connections left"
+                    );
                 }
             });
         }
@@ -502,6 +495,7 @@ impl Server {
         Ok(self
             .state()?
             .conns
+            .all()
             .iter()
             .map(|c| c.id_str.clone())
             .collect())
@@ -701,7 +695,7 @@ impl Server {
             inbound_dropped: self.events.dropped(),
             cluster_connected: false,
             cluster_peer_count: 0,
-            uptime_secs: state.started.elapsed().as_secs_f64(),
+            uptime_secs: state.life.started().elapsed().as_secs_f64(),
             recovery_enabled: self.config.recovery_enabled,
             recovery_topic_count: if self.config.recovery_enabled {
                 log.topics

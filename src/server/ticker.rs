@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::state::ServerState;
 use crate::conn::CloseRequest;
 use crate::metrics::Metrics;
 use crate::protocol::control;
+use crate::state::ServerState;
 use crate::ws::frame::{self, close_code};
 
 /// Tick until the server stops.
@@ -33,7 +33,7 @@ pub async fn run(state: Arc<ServerState>) {
             next_ping += cfg.ping_interval;
             frame::text(control::ping(SystemTime::now()).as_bytes())
         });
-        for c in state.conns.iter() {
+        state.conns.for_each(|c| {
             let last = c.last_activity_ms.load(Ordering::Relaxed);
             if now_ms.saturating_sub(last) > idle_ms {
                 if !c.is_closing() {
@@ -44,7 +44,7 @@ pub async fn run(state: Arc<ServerState>) {
                         flush: false,
                     });
                 }
-                continue;
+                return;
             }
             if let Some(rekey) = rekey_ms
                 && c.e2e().is_some()
@@ -58,13 +58,13 @@ pub async fn run(state: Arc<ServerState>) {
                     reason: "rekey".into(),
                     flush: true,
                 });
-                continue;
+                return;
             }
             if let Some(p) = &ping {
                 // A connection whose queue is full is skipped.
                 c.push_control(p.clone(), cfg.max_outbound_bytes);
             }
-        }
+        });
     }
 }
 
@@ -100,7 +100,7 @@ fn ticks(period: Duration) -> Interval {
 async fn next_tick(state: &ServerState, interval: &mut Interval) -> bool {
     tokio::select! {
         _ = interval.tick() => {}
-        () = state.stop_signal.notified() => return false,
+        () = state.life.stopped() => return false,
     }
-    !state.stopping.load(Ordering::Acquire)
+    !state.life.is_stopping()
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::conn::Conn;
 use crate::ops::client::PendingAck;
 use crate::ops::send::send_text;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 
 /// The session's end of its acknowledgement task (none until needed).
 #[derive(Default)]

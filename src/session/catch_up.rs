@@ -18,7 +18,7 @@ use wse_log::{Log, LogError, Position, ReadLimits, Record};
 
 use crate::conn::Conn;
 use crate::metrics::Metrics;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::ws::frame;
 
 /// Records per log read and topic.

@@ -27,7 +27,7 @@ use crate::events::{AppEvent, Reservation};
 use crate::metrics::Metrics;
 use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::ws::frame::{self, FrameParser, close_code};
 use crate::ws::handshake::{self, HandshakeError};
 
@@ -57,7 +57,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         }
     };
     // Limits and draining close the socket before any HTTP response.
-    if state.draining.load(std::sync::atomic::Ordering::Acquire) || !state.reserve_slot() {
+    if state.life.is_draining() || !state.conns.reserve_slot() {
         Metrics::add(&state.metrics.connections_rejected, 1);
         return;
     }
@@ -76,7 +76,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
                 out.extend_from_slice(&frame::close(Some(e.close_code()), "Authentication failed"));
                 let _ = stream.write_all(&out).await;
                 let _ = stream.shutdown().await;
-                state.release_slot();
+                state.conns.release_slot();
                 return;
             }
         },
@@ -109,7 +109,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         let wait = state.config.e2e_hello_wait.as_millis() as u64;
         conn.hold_data_until(state.now_ms() + wait);
     }
-    state.conns.insert(id, conn.clone());
+    state.conns.register(conn.clone());
     Metrics::add(&state.metrics.connections_accepted, 1);
     if state.config.event_delivery == EventDelivery::Queue {
         state.events.push_lifecycle(match user_id {
@@ -148,10 +148,9 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         session.run().await;
     }
     crate::ops::subscribe::unsubscribe_all(&state, &conn);
-    state.conns.remove(&id);
     // The slot is free before the app hears of the disconnect, so an app
     // that reconnects at once is not refused by `max_connections`.
-    state.release_slot();
+    state.conns.unregister(id);
     if state.config.event_delivery == EventDelivery::Queue {
         state
             .events
@@ -250,7 +249,7 @@ impl Session {
             let data_held = self
                 .conn
                 .data_held_until()
-                .map(|ms| self.state.started + std::time::Duration::from_millis(ms));
+                .map(|ms| self.state.life.started() + std::time::Duration::from_millis(ms));
             if let Some((_, weight)) = self.held.front()
                 && self.waiting_for_room.is_none()
             {

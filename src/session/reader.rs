@@ -22,7 +22,7 @@ use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hell
 use crate::protocol::inbound::{
     BinaryInbound, ClientHello, TextInbound, classify_binary, classify_text,
 };
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 use crate::ws::frame::{self, FrameParser, Incoming};
 
 /// Smallest read.

@@ -14,7 +14,7 @@ use crate::config::SlowConsumerPolicy;
 use crate::conn::Conn;
 use crate::fanout::ring::{Behind, FrameRing};
 use crate::metrics::Metrics;
-use crate::server::state::ServerState;
+use crate::state::ServerState;
 
 /// Gather until this many bytes wait for the socket.
 const FILL_TARGET: usize = 256 * 1024;
