@@ -183,6 +183,7 @@ impl DiskRead<'_> {
         };
         let mut at = seek.position;
         let mut expected = seek.offset;
+        let mut from_index = seek.position != seek.header_len;
         let mut cursor = RecordCursor::new(&*file, at, seek.scan_end, self.max_payload);
         let stop = seek.end_offset.min(batch.to);
         while expected < stop {
@@ -194,14 +195,6 @@ impl DiskRead<'_> {
                         if r.offset() >= batch.from && !batch.push(r) {
                             return Ok(None);
                         }
-                        continue;
-                    }
-                    Some(_) if at != seek.header_len && expected == seek.offset => {
-                        // The index entry lied: scan this segment from its start.
-                        tracing::warn!(segment = %seek.path.display(), "index entry does not match its record; scanning");
-                        at = seek.header_len;
-                        expected = seek.base;
-                        cursor = RecordCursor::new(&*file, at, seek.scan_end, self.max_payload);
                         continue;
                     }
                     Some(reason) => (at, expected, reason),
@@ -219,6 +212,17 @@ impl DiskRead<'_> {
                     (at, expected, error.into())
                 }
             };
+            if from_index && spot.0 == seek.position {
+                // The index entry points at no record of its offset: scan
+                // this segment from its start (once: the scan may meet the
+                // same bad record, which is then damage).
+                tracing::debug!(segment = %seek.path.display(), "index entry does not match its record; scanning");
+                from_index = false;
+                at = seek.header_len;
+                expected = seek.base;
+                cursor = RecordCursor::new(&*file, at, seek.scan_end, self.max_payload);
+                continue;
+            }
             let Some((p, r)) = self.damaged(Some(&*file), seek, spot, batch, find)? else {
                 return Ok(None);
             };

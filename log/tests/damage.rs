@@ -453,3 +453,49 @@ fn a_failed_read_is_an_io_error_not_damage() {
         report.damaged
     );
 }
+
+#[test]
+fn any_one_bad_record_hides_exactly_itself_index_entries_included() {
+    let base = tempfile::tempdir().unwrap();
+    let (epoch, segs) = build(base.path());
+    let seg = &segs[2];
+    for bad in seg.base_offset..seg.end_offset {
+        let dir = tempfile::tempdir().unwrap();
+        for f in fs::read_dir(seg.path.parent().unwrap()).unwrap() {
+            let f = f.unwrap().path();
+            let to = dir.path().join(f.strip_prefix(base.path()).unwrap());
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&f, &to).unwrap();
+        }
+        let path = dir.path().join(seg.path.strip_prefix(base.path()).unwrap());
+        // Alternate between the CRC field and the payload.
+        let inside = if bad % 2 == 0 {
+            4
+        } else {
+            HEADER_LEN as u64 + 7
+        };
+        flip(&path, record_at(seg, bad) + inside);
+        let log = Log::builder(dir.path())
+            .config(config())
+            .meta(wse_log::MemoryMeta::new())
+            .open()
+            .unwrap();
+        read_through(&log, epoch, N, &[(bad, Some(bad + 1))]);
+        // Every start inside the segment reads from there, or hits the one bad record.
+        for from in seg.base_offset..seg.end_offset {
+            match read(&log, epoch, from, 3) {
+                Ok(offsets) => assert_eq!(offsets[0], from, "bad {bad}"),
+                Err(LogError::Damaged(d)) => assert_eq!(from, bad, "{d}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        log.close().unwrap();
+        let report = DirReader::open(dir.path()).unwrap().verify().unwrap();
+        let ranges: Vec<_> = report
+            .damaged
+            .iter()
+            .map(|d| (d.first_missing, d.resume_at))
+            .collect();
+        assert_eq!(ranges, [(bad, Some(bad + 1))]);
+    }
+}
