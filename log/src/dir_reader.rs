@@ -11,7 +11,7 @@ use crate::files::FileCache;
 use crate::layout::Layout;
 use crate::load::{self, Finding, Loaded, LoadedTopic, ScanSettings};
 use crate::position::Epoch;
-use crate::read::{DiskRead, ReadLimits, Seek};
+use crate::read::{DiskRead, ReadLimits, seek_in};
 use crate::record::Record;
 use crate::topic_name::topic_key;
 
@@ -161,8 +161,9 @@ impl DirReader {
         }
     }
 
-    /// Records of `topic` from offset `from`, within `limits` (validated;
-    /// reading stops at a corrupt record with an error).
+    /// Records of `topic` from offset `from`, within `limits` (validated).
+    /// A batch stops right before damage; a read that starts in it gets
+    /// [`LogError::Damaged`], whose `resume_at` is where to read on.
     pub fn read(&self, topic: &TopicSummary, from: u64, limits: ReadLimits) -> Result<Vec<Record>> {
         if from < topic.first_offset {
             return Err(LogError::NotRecoverable(crate::error::NotRecoverable {
@@ -181,14 +182,7 @@ impl DirReader {
             epoch: topic.epoch,
             max_payload: self.settings.max_payload,
         };
-        let seek = |o: u64| {
-            let i = infos.partition_point(|s| s.base <= o);
-            i.checked_sub(1)
-                .map(|i| &infos[i])
-                .filter(|s| o < s.end_offset)
-                .map(|s| Seek::new(s, o))
-        };
-        match disk.read(from, topic.next_offset, limits, seek) {
+        match disk.read(from, topic.next_offset, limits, |o| seek_in(&infos, o)) {
             Ok(r) => Ok(r),
             Err(None) => Ok(Vec::new()),
             Err(Some(e)) => Err(e),
@@ -209,9 +203,11 @@ impl DirReader {
         load::load_topic_dir(dir, key, self.settings).map_err(|e| LogError::io("scan", dir, e))
     }
 
-    /// Check every segment, record and index entry (see [`crate::verify`]).
+    /// Check every segment, record and index entry, and list every damaged
+    /// range (see [`crate::verify`]).
     pub fn verify(&self) -> Result<crate::verify::VerifyReport> {
-        crate::verify::verify_dir(&self.layout, self.settings)
+        self.files.clear();
+        crate::verify::verify_dir(&self.layout, &self.files, self.settings)
     }
 }
 

@@ -3,9 +3,11 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::damage::Damage;
 use crate::meta::MetaError;
 use crate::position::{Epoch, Position};
 use crate::record::DecodeError;
+use crate::segment::header::HeaderError;
 use crate::topic_name::TopicNameError;
 
 /// Everything that can go wrong in the log.
@@ -47,23 +49,12 @@ pub enum LogError {
     /// The requested history cannot be served (see [`NotRecoverable`]).
     #[error(transparent)]
     NotRecoverable(#[from] NotRecoverable),
-    /// A stored record failed validation; nothing past it is returned.
-    #[error(
-        "corrupt record of topic {topic:?} in {} at byte {file_position} (expected offset {offset}): {reason}",
-        segment.display()
-    )]
-    Corrupt {
-        /// The topic.
-        topic: String,
-        /// The segment file.
-        segment: PathBuf,
-        /// Byte position of the bad record in the file.
-        file_position: u64,
-        /// The offset the record should have had.
-        offset: u64,
-        /// What is wrong with it.
-        reason: CorruptReason,
-    },
+    /// The offsets asked for are stored but unreadable (a record failed
+    /// validation, a segment is cut short, missing or quarantined). The
+    /// [`Damage`] says which offsets are lost and from which offset the
+    /// topic is readable again; records on either side stay readable.
+    #[error(transparent)]
+    Damaged(#[from] Damage),
     /// A topic directory whose history cannot be trusted as a whole.
     #[error("{}: {why}", dir.display())]
     Unreadable {
@@ -117,6 +108,10 @@ pub enum CorruptReason {
         /// The epoch in the record.
         found: Epoch,
     },
+    /// The segment's header is damaged: none of its records can be trusted
+    /// to belong here, so the segment is quarantined as a whole.
+    #[error("segment header: {0}")]
+    BadHeader(HeaderError),
     /// The offsets end before the next segment begins.
     #[error("offsets {from}..{to} are missing")]
     Missing {

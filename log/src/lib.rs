@@ -9,7 +9,8 @@
 //! (an [`AppendListener`]) and waiting appenders observe. Reading a topic
 //! from a position returns records from the memory tail or from segment
 //! files, or [`NotRecoverable`] when that history is not (or no longer)
-//! here. [`DirReader`] reads a data directory without locking it, which is
+//! here, or [`LogError::Damaged`] when it is stored but unreadable: the
+//! [`Damage`] tells which offsets are lost and where reading resumes. [`DirReader`] reads a data directory without locking it, which is
 //! how the `wse log` tools work beside a running server.
 //!
 //! Storage can fail (a full disk, too many open files, an I/O error). The
@@ -36,14 +37,20 @@
 //! - `writer`: the writer thread (batching, group commit, visibility);
 //!   `syncer`: the background fsync of the `interval` policy.
 //! - `read`: reads from the tail and from segment files.
+//! - [`damage`]: unreadable offset ranges ([`Damage`]) and the ranges a
+//!   topic already found; `resync`: where readable history resumes after
+//!   damage (record framing and CRC, then the following segments).
 //! - `retention`: segment deletion and memory-tail eviction.
-//! - `load`/`open`: loading topics from disk, repairs, epoch decisions.
+//! - `load`/`open`: loading topics from disk, repairs, epoch decisions
+//!   (`finding`: what a scan found);
+//!   `quarantine`: setting aside a segment whose header is damaged.
 //! - [`verify`]: full checks of a data directory.
 //! - [`dir_reader`]: the read-only view used by tools.
 //! - [`clock`], [`stats`]: time source and counters.
 
 pub mod clock;
 pub mod config;
+pub mod damage;
 pub mod dir_reader;
 pub mod error;
 pub mod files;
@@ -58,11 +65,14 @@ pub mod tail;
 pub mod topic_name;
 pub mod verify;
 
+mod finding;
 mod health;
 mod load;
 mod log;
 mod open;
+mod quarantine;
 mod read;
+mod resync;
 mod retention;
 mod rollback;
 mod shared;
@@ -72,6 +82,7 @@ mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Durability, LogConfig, Retention, TailConfig};
+pub use damage::Damage;
 pub use dir_reader::{DirReader, SegmentSummary, TopicSummary, Unreadable};
 pub use error::{CorruptReason, LogError, NotRecoverable, NotRecoverableReason};
 pub use load::Finding;

@@ -11,8 +11,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::CorruptReason;
+pub use crate::finding::Finding;
 use crate::layout;
 use crate::position::Epoch;
+use crate::quarantine;
 use crate::record::Record;
 use crate::segment::cursor::{self, CursorStop, RecordCursor};
 use crate::segment::header::{HeaderError, SegmentHeader};
@@ -38,83 +40,6 @@ impl LoadedTopic {
     /// Offset after the newest stored record.
     pub fn next_offset(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.end_offset)
-    }
-}
-
-/// Something a scan found that is not simply intact data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Finding {
-    /// The active segment ends inside a record (a write cut short by a
-    /// crash); the bytes from `at` on hold no acknowledged record.
-    TornTail {
-        /// The segment file.
-        segment: PathBuf,
-        /// Where the valid data ends.
-        at: u64,
-        /// Bytes after it.
-        cut_bytes: u64,
-    },
-    /// The newest segment file has no complete header (a crash while
-    /// creating it); it holds no record.
-    TornCreation {
-        /// The segment file.
-        segment: PathBuf,
-    },
-    /// A corrupt record with valid data after it, or a sealed segment that
-    /// ends early: reads stop there.
-    Corruption {
-        /// The segment file.
-        segment: PathBuf,
-        /// Byte position of the bad record.
-        at: u64,
-        /// The offset it should have had.
-        offset: u64,
-        /// What is wrong.
-        reason: CorruptReason,
-    },
-    /// The index file was missing or damaged and was rebuilt from the
-    /// segment.
-    IndexRebuilt {
-        /// The index file.
-        index: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::TornTail {
-                segment,
-                at,
-                cut_bytes,
-            } => write!(
-                f,
-                "{}: torn tail at byte {at}, {cut_bytes} bytes cut",
-                segment.display()
-            ),
-            Self::TornCreation { segment } => {
-                write!(
-                    f,
-                    "{}: incomplete segment header, removed",
-                    segment.display()
-                )
-            }
-            Self::Corruption {
-                segment,
-                at,
-                offset,
-                reason,
-            } => write!(
-                f,
-                "{}: corrupt record at byte {at} (offset {offset}): {reason}",
-                segment.display()
-            ),
-            Self::IndexRebuilt { index, reason } => {
-                write!(f, "{}: index rebuilt ({reason})", index.display())
-            }
-        }
     }
 }
 
@@ -187,34 +112,59 @@ pub fn read_header(file: &File) -> io::Result<Result<(SegmentHeader, usize), Hea
     }
 }
 
+/// A segment file and what its header says.
+struct Slot {
+    base: u64,
+    path: PathBuf,
+    file: File,
+    /// The header and its length, or why it cannot be read.
+    header: Result<(SegmentHeader, u64), HeaderError>,
+}
+
 /// Load the topic directory `dir` whose name is the key `key`.
+///
+/// A segment whose header is damaged does not make the history unprovable
+/// as long as another segment's header names the topic: it becomes a
+/// [`Finding::BadHeader`] and stands for the offsets it covered, which
+/// read as damaged.
 pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Result<Loaded> {
     let bases = layout::list_segments(dir)?;
     let mut findings = Vec::new();
-    let mut headers: Vec<(u64, PathBuf, File, SegmentHeader, u64)> = Vec::new();
+    let mut slots: Vec<Slot> = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let path = segment_path(dir, base);
         let file = File::open(&path)?;
-        match read_header(&file)? {
-            Ok((h, len)) => headers.push((base, path, file, h, len as u64)),
+        let header = match read_header(&file)? {
+            Ok((h, len)) => Ok((h, len as u64)),
             Err(HeaderError::Truncated(_)) if i + 1 == bases.len() => {
                 findings.push(Finding::TornCreation { segment: path });
+                continue;
             }
-            Err(error) => {
-                let first = headers.first().map(|(_, _, _, h, _)| h);
-                return Ok(Loaded::Unprovable {
-                    name: first.map(|h| h.topic.clone()),
-                    epoch: first.map(|h| h.epoch),
-                    why: Unprovable::BadHeader {
-                        segment: path,
-                        error,
-                    },
-                });
-            }
-        }
+            Err(error) => Err(error),
+        };
+        slots.push(Slot {
+            base,
+            path,
+            file,
+            header,
+        });
     }
-    let Some((_, first_path, _, first, _)) = headers.first() else {
-        return Ok(Loaded::Empty);
+    let first = slots
+        .iter()
+        .find_map(|s| s.header.as_ref().ok().map(|(h, _)| (h, &s.path)));
+    let Some((first, first_path)) = first else {
+        // No header names the topic: nothing here can be attributed to it.
+        return Ok(match slots.into_iter().next() {
+            None => Loaded::Empty,
+            Some(s) => Loaded::Unprovable {
+                name: None,
+                epoch: None,
+                why: Unprovable::BadHeader {
+                    segment: s.path,
+                    error: s.header.err().unwrap_or(HeaderError::BadMagic),
+                },
+            },
+        });
     };
     let (name, epoch) = (first.topic.clone(), first.epoch);
     let unprovable = |why| Loaded::Unprovable {
@@ -228,12 +178,13 @@ pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Resu
             topic: name.clone(),
         }));
     }
-    for (base, path, _, h, _) in &headers {
+    for s in &slots {
+        let Ok((h, _)) = &s.header else { continue };
         let what = if h.topic != name {
             Some(format!("topic {:?} differs from {name:?}", h.topic))
         } else if h.epoch != epoch {
             Some(format!("epoch {} differs from {epoch}", h.epoch))
-        } else if h.base_offset != *base {
+        } else if h.base_offset != s.base {
             Some(format!(
                 "header base offset {} differs from its name",
                 h.base_offset
@@ -243,28 +194,53 @@ pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Resu
         };
         if let Some(what) = what {
             return Ok(unprovable(Unprovable::Inconsistent {
-                segment: path.clone(),
+                segment: s.path.clone(),
                 what,
             }));
         }
     }
 
-    let count = headers.len();
-    let mut segments = Vec::with_capacity(count);
-    for (i, (base, path, file, _, header_len)) in headers.iter().enumerate() {
-        let next_base = headers.get(i + 1).map(|(b, ..)| *b);
-        let (info, mut found) = scan_segment(
-            dir,
-            file,
-            path,
-            *base,
-            *header_len,
-            epoch,
-            next_base,
-            settings,
-        )?;
-        findings.append(&mut found);
-        segments.push(info);
+    let mut segments = Vec::with_capacity(slots.len());
+    for (i, s) in slots.iter().enumerate() {
+        let next_base = slots.get(i + 1).map(|n| n.base);
+        match &s.header {
+            Ok((_, header_len)) => {
+                let (info, mut found) = scan_segment(
+                    dir,
+                    &s.file,
+                    &s.path,
+                    s.base,
+                    *header_len,
+                    epoch,
+                    next_base,
+                    settings,
+                )?;
+                findings.append(&mut found);
+                segments.push(info);
+            }
+            Err(error) => {
+                // A newer file (even one whose creation was torn) proves
+                // the offsets before its base were used.
+                let later = bases.iter().copied().find(|b| *b > s.base);
+                let end = match later {
+                    Some(b) => b,
+                    None => quarantine::recovered_end(&s.file, s.base, &name, epoch, settings)?,
+                };
+                findings.push(Finding::BadHeader {
+                    segment: s.path.clone(),
+                    error: error.clone(),
+                    from: s.base,
+                    to: end,
+                    moved_to: None,
+                });
+                segments.push(SegmentInfo::bad_header(
+                    s.base,
+                    s.path.clone(),
+                    end,
+                    error.clone(),
+                ));
+            }
+        }
     }
     Ok(Loaded::Topic(LoadedTopic {
         name,
@@ -341,6 +317,7 @@ fn scan_segment(
     };
     info.len = pos;
     info.end_offset = expected;
+    info.file_len = file_len;
 
     match (stop, next_base) {
         // Sealed segment: must end cleanly where the next one begins.

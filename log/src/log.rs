@@ -629,6 +629,7 @@ impl Log {
             segments_deleted: Counters::get(&c.segments_deleted),
             tails_evicted: Counters::get(&c.tails_evicted),
             write_failures: Counters::get(&c.write_failures),
+            damaged_reads: Counters::get(&c.damaged_reads),
             topics: self.shared.topics.len() as u64,
             tail_bytes: self.shared.tail_bytes.load(Ordering::Relaxed) as u64,
             pending_bytes: self.shared.pending_bytes.load(Ordering::Relaxed) as u64,

@@ -4,9 +4,11 @@
 //!
 //! Epochs are kept whenever the history on disk is intact. A topic gets a
 //! new epoch (and its old files are set aside in `lost+found/`) only when
-//! its history cannot be proven intact: a damaged segment header, segments
-//! that disagree, a registered history whose files are gone, or an OS crash
-//! under a policy that does not fsync every append.
+//! its history cannot be proven intact: no segment header left to name it,
+//! segments that disagree, a registered history whose files are gone, or an
+//! OS crash under a policy that does not fsync every append. A single
+//! segment with a damaged header is quarantined alone (`quarantine`): the
+//! topic keeps its epoch and its other segments.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +22,7 @@ use crate::layout::{self, Layout};
 use crate::load::{self, Finding, Loaded, ScanSettings};
 use crate::meta::TopicMeta;
 use crate::position::Epoch;
+use crate::quarantine;
 use crate::shared::Shared;
 use crate::storage::{self, OpenMode, Storage, write_all_at};
 use crate::topic::{Topic, persist_index};
@@ -178,7 +181,8 @@ pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result
                     set_aside: Some(aside),
                 });
             }
-            Loaded::Topic(mut lt) => {
+            Loaded::Topic(lt) => {
+                let mut lt = quarantine::quarantine_bad_headers(shared, &dir, key, lt, settings)?;
                 repair(shared.files.storage(), &dir, &mut lt)?;
                 for f in &lt.findings {
                     report.findings.push((lt.name.clone(), f.clone()));
@@ -272,7 +276,9 @@ fn repair(storage: &dyn Storage, dir: &Path, lt: &mut load::LoadedTopic) -> Resu
                     .map_err(|e| LogError::io("remove", segment, e))?;
                 let _ = storage.remove_file(&segment.with_extension("idx"));
             }
-            Finding::IndexRebuilt { .. } | Finding::Corruption { .. } => {}
+            Finding::IndexRebuilt { .. }
+            | Finding::Corruption { .. }
+            | Finding::BadHeader { .. } => {}
         }
     }
     for seg in &mut lt.segments {

@@ -18,6 +18,7 @@ pub struct Counters {
     pub(crate) segments_deleted: AtomicU64,
     pub(crate) tails_evicted: AtomicU64,
     pub(crate) write_failures: AtomicU64,
+    pub(crate) damaged_reads: AtomicU64,
 }
 
 /// A snapshot of a log's counters and gauges.
@@ -50,6 +51,10 @@ pub struct LogStats {
     /// Storage operations of the writer that failed (writes, fsyncs, file
     /// creations, truncations): each failed the appends of its batch.
     pub write_failures: u64,
+    /// Reads answered with `LogError::Damaged`: they asked for stored
+    /// offsets that are unreadable (a corrupt record, a segment cut short,
+    /// missing or quarantined). Non-zero means the disk lost data.
+    pub damaged_reads: u64,
     /// Topics in the log.
     pub topics: u64,
     /// Bytes held by all memory tails.

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::config::{LogConfig, Retention};
+use crate::damage::KnownDamage;
 use crate::error::{LogError, Result};
 use crate::files::FileCache;
 use crate::position::Epoch;
@@ -55,6 +56,9 @@ pub struct Topic {
     /// Last append or read, in milliseconds of the log's clock (LRU order
     /// of the memory tails).
     pub last_access_ms: AtomicU64,
+    /// Damaged ranges reads found, so a retry is answered without a rescan
+    /// and each range is reported once.
+    pub(crate) damage: Mutex<KnownDamage>,
 }
 
 /// The append side of a topic.
@@ -147,6 +151,7 @@ impl Topic {
             watch: watch::Sender::new(next),
             told: AtomicU64::new(next),
             last_access_ms: AtomicU64::new(now_ms),
+            damage: Mutex::default(),
         }
     }
 
@@ -196,7 +201,13 @@ impl Topic {
             return Ok(());
         }
         self.repair(ctx.files, &mut store)?;
-        let needs_segment = store.segments.last().is_none_or(|s| s.corrupt_at.is_some());
+        // A damaged segment is never appended to, and a segment only holds
+        // consecutive offsets (after a quarantine the head may lie beyond
+        // the last segment's end).
+        let needs_segment = store
+            .segments
+            .last()
+            .is_none_or(|s| s.corrupt_at.is_some() || s.end_offset != records[0].offset());
         if needs_segment {
             self.create_segment(ctx, &mut store, records[0].offset())?;
         }

@@ -1,6 +1,8 @@
 //! `verify`: check every segment header, every record's CRC, offset and
 //! epoch, and every index entry of a data directory, and list each bad
-//! location. Read-only; safe beside a running writer (a record found
+//! location; then read every topic through as the log would and list every
+//! damaged range ([`Damage`]: which offsets are unreadable and where reading
+//! resumes), not just the first. Read-only; safe beside a running writer (a record found
 //! incomplete at the very end of a segment is re-checked once, since a
 //! writer may be in the middle of writing it).
 
@@ -9,10 +11,13 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::damage::Damage;
 use crate::error::{LogError, Result};
+use crate::files::FileCache;
 use crate::layout::{self, Layout};
-use crate::load::{ScanSettings, misplaced, read_header};
+use crate::load::{self, Loaded, ScanSettings, misplaced, read_header};
 use crate::position::Epoch;
+use crate::read::{DiskRead, ReadLimits, seek_in};
 use crate::segment::cursor::{self, CursorStop, RecordCursor};
 use crate::segment::index;
 use crate::segment::{index_path, segment_path};
@@ -57,17 +62,24 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Bad locations.
     pub problems: Vec<Problem>,
+    /// Every range of offsets a read cannot return, per topic in offset
+    /// order: what a reader of the log meets as [`LogError::Damaged`].
+    pub damaged: Vec<Damage>,
 }
 
 impl VerifyReport {
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.damaged.is_empty()
     }
 }
 
-/// Verify the data directory of `layout`.
-pub fn verify_dir(layout: &Layout, settings: ScanSettings) -> Result<VerifyReport> {
+/// Verify the data directory of `layout`, reading through `files`.
+pub(crate) fn verify_dir(
+    layout: &Layout,
+    files: &FileCache,
+    settings: ScanSettings,
+) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let dirs = layout
         .list_topic_dirs()
@@ -76,8 +88,55 @@ pub fn verify_dir(layout: &Layout, settings: ScanSettings) -> Result<VerifyRepor
         report.topics += 1;
         verify_topic(&dir, key, settings, &mut report)
             .map_err(|e| LogError::io("read", &dir, e))?;
+        damaged_ranges(&dir, key, files, settings, &mut report)?;
     }
     Ok(report)
+}
+
+/// Read the topic in `dir` from its first offset to its head as the log
+/// would, and list each damaged range met on the way.
+fn damaged_ranges(
+    dir: &Path,
+    key: u128,
+    files: &FileCache,
+    settings: ScanSettings,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let loaded =
+        load::load_topic_dir(dir, key, settings).map_err(|e| LogError::io("scan", dir, e))?;
+    let Loaded::Topic(lt) = loaded else {
+        return Ok(());
+    };
+    let disk = DiskRead {
+        files,
+        topic: &lt.name,
+        epoch: lt.epoch,
+        max_payload: settings.max_payload,
+    };
+    let page = ReadLimits {
+        max_records: 4096,
+        max_bytes: 16 << 20,
+    };
+    let (mut from, to) = (lt.segments.first().map_or(0, |s| s.base), lt.next_offset());
+    while from < to {
+        match disk.read(from, to, page, |o| seek_in(&lt.segments, o)) {
+            Ok(records) => match records.last() {
+                Some(r) => from = r.offset() + 1,
+                None => break,
+            },
+            Err(None) => break,
+            Err(Some(LogError::Damaged(d))) => {
+                let next = d.resume_at;
+                report.damaged.push(d);
+                match next {
+                    Some(r) => from = r,
+                    None => break,
+                }
+            }
+            Err(Some(e)) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn problem(

@@ -1,6 +1,7 @@
 //! Bit flips and torn writes: `verify` finds every flipped byte, reads
-//! never return a corrupt payload, torn tails are cut on open without
-//! touching acknowledged records, and damaged indexes are rebuilt.
+//! never return a corrupt payload and resume after damage, torn tails are
+//! cut on open without touching acknowledged records, and damaged indexes
+//! are rebuilt. (`damage.rs` checks the damaged ranges exactly.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -74,26 +75,39 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Every record readable through the read-only reader is intact.
-fn assert_reads_are_intact(dir: &Path) {
+/// Every record readable through the read-only reader is intact, reading
+/// on past each damaged range; every offset is either read or inside a
+/// range that verify lists too. Returns how many offsets were unreadable.
+fn assert_reads_are_intact(dir: &Path) -> u64 {
     let reader = DirReader::open(dir).unwrap();
     let (topics, _) = reader.topics().unwrap();
+    let listed = reader.verify().unwrap().damaged;
+    let mut lost = 0;
     for t in topics {
         let mut from = t.first_offset;
         while from < t.next_offset {
             match reader.read(&t, from, ReadLimits::records(16)) {
                 Ok(recs) if recs.is_empty() => break,
                 Ok(recs) => {
-                    for r in &recs {
+                    for (i, r) in recs.iter().enumerate() {
+                        assert_eq!(r.offset(), from + i as u64, "consecutive");
                         assert_eq!(r.payload_ref(), &payload(&t.name, r.offset())[..]);
                     }
                     from = recs.last().unwrap().offset() + 1;
                 }
-                Err(LogError::Corrupt { .. }) => break,
+                Err(LogError::Damaged(d)) => {
+                    assert!(d.first_missing <= from, "{d}");
+                    assert!(listed.contains(&d), "{d} not listed by verify: {listed:?}");
+                    let end = d.resume_at.unwrap_or(t.next_offset);
+                    assert!(end > from, "{d}: no progress");
+                    lost += end - from;
+                    from = end;
+                }
                 Err(e) => panic!("unexpected read error {e}"),
             }
         }
     }
+    lost
 }
 
 #[test]
@@ -173,6 +187,7 @@ fn a_flipped_byte_is_never_served_by_the_writer_either() {
             .meta(wse_log::MemoryMeta::new())
             .open()
             .unwrap();
+        let mut lost = 0;
         for (t, _) in &topics {
             let Some(pos) = log.position(t) else { continue };
             let mut from = Position::new(pos.epoch, pos.first_offset);
@@ -184,11 +199,20 @@ fn a_flipped_byte_is_never_served_by_the_writer_either() {
                         }
                         from.offset = b.next_offset;
                     }
-                    Err(LogError::Corrupt { .. }) => break,
+                    Err(LogError::Damaged(d)) => {
+                        let end = d.resume_at.unwrap_or(pos.next_offset);
+                        assert!(end > from.offset, "{d}");
+                        lost += end - from.offset;
+                        from.offset = end;
+                    }
                     Err(e) => panic!("unexpected error {e}"),
                 }
             }
         }
+        // A flipped byte costs one record, or one segment when it hits a
+        // header; never the topic's whole history.
+        assert!(lost < 25, "flip at {at}: {lost} offsets lost");
+        assert!(log.open_report().new_epochs.is_empty(), "flip at {at}");
         log.close().unwrap();
     }
 }
@@ -304,10 +328,21 @@ fn corruption_inside_the_active_segment_keeps_the_epoch_and_moves_on() {
         .unwrap();
     assert!(!first.records.is_empty() && first.records.len() < 20);
     let hole = Position::new(epoch, first.next_offset);
-    assert!(matches!(
-        log.read("t", hole, ReadLimits::default()),
-        Err(LogError::Corrupt { .. })
-    ));
+    let d = match log.read("t", hole, ReadLimits::default()) {
+        Err(LogError::Damaged(d)) => d,
+        other => panic!("expected damage, got {other:?}"),
+    };
+    assert_eq!(d.first_missing, hole.offset);
+    let resume = d.resume_at.expect("intact records follow");
+    assert!(resume > hole.offset && resume < 20, "{d}");
+    let after = log
+        .read("t", Position::new(epoch, resume), ReadLimits::records(100))
+        .unwrap();
+    let offsets: Vec<u64> = after.records.iter().map(|r| r.offset()).collect();
+    assert_eq!(offsets, (resume..21).collect::<Vec<_>>());
+    for r in &after.records {
+        assert_eq!(r.payload_ref(), &payload("t", r.offset())[..]);
+    }
 }
 
 #[test]

@@ -91,11 +91,11 @@ impl CliError {
     }
 
     /// The process exit status for this error: 1 when the data itself is
-    /// bad (a corrupt record), 2 for everything else (usage, I/O, a locked
+    /// bad (a damaged range of records), 2 for everything else (usage, I/O, a locked
     /// or missing directory, an unknown topic).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Log(LogError::Corrupt { .. }) => 1,
+            Self::Log(LogError::Damaged(_)) => 1,
             Self::BrokenPipe => 0,
             _ => 2,
         }

@@ -224,15 +224,71 @@ fn verify_is_clean_then_reports_a_flipped_byte() {
     let v: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["clean"], false);
     assert_eq!(v["problems"][0]["path"], seg);
+    // The damaged range: one record, readable again right after it.
+    let damaged = v["damaged"].as_array().expect("damaged ranges");
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let bad = damaged[0]["first_missing"].as_u64().expect("first_missing");
+    assert_eq!(damaged[0]["resume_at"].as_u64(), Some(bad + 1));
+    assert_eq!(damaged[0]["topic"], "t");
+    assert_eq!(damaged[0]["segment"], seg);
+    assert!(damaged[0]["file_position"].as_u64().is_some());
+    assert!(!damaged[0]["reason"].as_str().unwrap_or("").is_empty());
+    let range = format!(
+        "damaged: topic \"t\": offsets {bad}..{} unreadable",
+        bad + 1
+    );
+    assert!(text.lines().any(|l| l.starts_with(&range)), "{text}");
+    assert!(text.contains("1 damaged range"), "{text}");
 
     // dump prints what precedes the bad record, then names it; exit 1.
     let o = run(&["log", "dump", d, "t"], b"");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let printed = json_lines(&o);
-    assert!(!printed.is_empty() && printed.len() < 200);
+    assert_eq!(printed.len() as u64, bad);
     let err = stderr(&o);
-    assert!(err.starts_with("error: corrupt record"), "{err}");
+    let expected = format!("error: topic \"t\": offsets {bad}..{} unreadable", bad + 1);
+    assert!(err.starts_with(&expected), "{err}");
     assert!(err.contains(seg), "{err}");
+}
+
+#[test]
+fn verify_lists_every_damaged_range_with_its_resume_offset() {
+    let (_tmp, dir) = data_dir();
+    let d = path(&dir);
+    let lines: String = (0..300).map(|i| format!("record number {i}\n")).collect();
+    append(&dir, "t", lines.as_bytes());
+    let inspect = run(&["log", "inspect", d, "t", "--json"], b"");
+    let v: Value = serde_json::from_slice(&inspect.stdout).expect("JSON");
+    let seg = v["segments"][0]["path"].as_str().expect("segment path");
+    let mut bytes = std::fs::read(seg).expect("read segment");
+    let n = bytes.len();
+    for at in [n / 4, n / 2, 3 * n / 4] {
+        bytes[at] ^= 0x20;
+    }
+    std::fs::write(seg, &bytes).expect("write segment");
+
+    let o = run(&["log", "verify", d, "--json"], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let damaged = v["damaged"].as_array().expect("damaged ranges");
+    assert_eq!(damaged.len(), 3, "{damaged:?}");
+    let mut previous = 0;
+    for r in damaged {
+        let first = r["first_missing"].as_u64().expect("first_missing");
+        let resume = r["resume_at"].as_u64().expect("resume_at");
+        assert!(first >= previous && resume > first, "{damaged:?}");
+        assert_eq!(r["segment"], seg);
+        previous = resume;
+    }
+    let o = run(&["log", "verify", d], b"");
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("damaged: ")).count(),
+        3,
+        "{text}"
+    );
+    assert!(text.contains("3 damaged ranges"), "{text}");
 }
 
 #[test]

@@ -145,6 +145,20 @@ pub fn resync(
     max_payload: usize,
     epoch: Epoch,
 ) -> io::Result<Option<(u64, Record)>> {
+    resync_where(file, from, limit, max_payload, epoch, |_| true)
+}
+
+/// Like [`resync`], for the first valid record that `accept` also takes
+/// (e.g. one whose offset is past the damage, so a stale or duplicated
+/// record is not taken for the place where reading resumes).
+pub fn resync_where(
+    file: &dyn StorageFile,
+    from: u64,
+    limit: u64,
+    max_payload: usize,
+    epoch: Epoch,
+    accept: impl Fn(&Record) -> bool,
+) -> io::Result<Option<(u64, Record)>> {
     let mut start = from;
     while start + HEADER_LEN as u64 <= limit {
         let size = ((CHUNK + HEADER_LEN) as u64).min(limit - start) as usize;
@@ -167,7 +181,9 @@ pub fn resync(
                 continue;
             }
             let bytes = read_at_most(file, at, n)?;
-            if let Ok(r) = Record::decode(&bytes, max_payload) {
+            if let Ok(r) = Record::decode(&bytes, max_payload)
+                && accept(&r)
+            {
                 return Ok(Some((at, r)));
             }
         }

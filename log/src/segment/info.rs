@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::header::HeaderError;
 use super::index::{self, IndexEntry};
 
 /// The in-memory description of a segment file.
@@ -28,6 +29,13 @@ pub struct SegmentInfo {
     /// Byte position of a corrupt record; reads stop there and no append
     /// goes to this segment any more.
     pub corrupt_at: Option<u64>,
+    /// Bytes of the file when it was loaded. Past a corrupt record, reads
+    /// look for intact records up to here (`len` stops at the bad one).
+    pub file_len: u64,
+    /// The file's header is damaged: the segment only stands for the
+    /// offsets it covered, which read as damaged (read-only scans; the
+    /// writer quarantines such a segment at open).
+    pub bad_header: Option<HeaderError>,
 }
 
 impl SegmentInfo {
@@ -44,6 +52,30 @@ impl SegmentInfo {
             index: Vec::new(),
             index_persisted: 0,
             corrupt_at: None,
+            file_len: header_len,
+            bad_header: None,
+        }
+    }
+
+    /// A segment whose header is damaged, standing for offsets
+    /// `base..end_offset` (nothing in it is read).
+    pub fn bad_header(base: u64, path: PathBuf, end_offset: u64, error: HeaderError) -> Self {
+        Self {
+            len: 0,
+            end_offset,
+            corrupt_at: Some(0),
+            file_len: 0,
+            bad_header: Some(error),
+            ..Self::new(base, path, 0)
+        }
+    }
+
+    /// Where intact records may be looked for: past a corrupt record, the
+    /// whole file as loaded; otherwise the valid data.
+    pub fn scan_end(&self) -> u64 {
+        match self.corrupt_at {
+            Some(_) => self.file_len.max(self.len),
+            None => self.len,
         }
     }
 

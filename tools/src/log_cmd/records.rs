@@ -70,9 +70,10 @@ pub fn print(out: &mut Out, record: &Record, format: RecordFormat) -> Result<(),
 /// at most `limit` of them, reading [`PAGE`] records at a time. `*next`
 /// follows the output: after an error it is the first offset not printed.
 ///
-/// A corrupt record ends the output with [`wse_log::LogError::Corrupt`]
-/// after every record before it was printed (the reader returns what it
-/// read before a bad record, and the error on the next read).
+/// Damage ends the output with [`wse_log::LogError::Damaged`] after every
+/// record before it was printed (the reader returns what it read before
+/// the damage, and the error on the next read); `wse log verify` lists
+/// every damaged range and where reading resumes.
 pub fn print_range(
     out: &mut Out,
     reader: &DirReader,

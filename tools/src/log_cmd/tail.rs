@@ -172,7 +172,7 @@ impl TailArgs {
             match result {
                 Ok(()) | Err(CliError::Removed { .. }) => {}
                 Err(CliError::Log(e)) if is_transient(&e) => {}
-                Err(CliError::Log(e @ LogError::Corrupt { .. })) => {
+                Err(CliError::Log(e @ LogError::Damaged(_))) => {
                     // Real corruption, or the history was replaced between
                     // loading the topic and reading it: look again.
                     reader = open_reader(dir)?;
