@@ -30,7 +30,8 @@
 //! - [`ops`]: subscribe, recover, send, broadcast, and the client messages
 //!   the core answers.
 //! - [`events`]: application events and their bounded queue.
-//! - [`metrics`]: counters, health snapshot, Prometheus text.
+//! - [`metrics`]: every metric declared once (`metrics!`): the counters,
+//!   the health snapshot, Prometheus text.
 
 pub mod auth;
 pub mod compression;
