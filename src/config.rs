@@ -3,6 +3,13 @@
 //! Defaults follow the upstream Python API (PYTHON_API.md §2.1) so existing
 //! apps behave the same; `wse serve` turns on the standalone features
 //! (recovery, core subscriptions, `server_ready` without JWT).
+//!
+//! [`ServerConfig::default`] is the one place a default is written;
+//! [`options::OPTIONS`] names and documents every option and reads its
+//! value, and the other surfaces (`wse serve`, the Python constructor, the
+//! docs) are derived from or tested against that table.
+
+pub mod options;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -18,7 +18,8 @@
 //! - [`rate_limit`]: the token bucket used for outbound and inbound limits.
 //! - [`toolkit`]: utilities that Python apps call (priority queues,
 //!   sequencers, event matching and transformation).
-//! - [`config`]: every server limit with its default.
+//! - [`config`]: every server limit with its default; `config::options`
+//!   names and documents each option once for every surface.
 //! - [`server`]: the [`Server`] handle (start, stop, operations), its
 //!   shared state, the accept loop and the ping/idle ticker.
 //! - [`ws`]: the WebSocket upgrade and frame codec.
@@ -29,7 +30,8 @@
 //! - [`ops`]: subscribe, recover, send, broadcast, and the client messages
 //!   the core answers.
 //! - [`events`]: application events and their bounded queue.
-//! - [`metrics`]: counters, health snapshot, Prometheus text.
+//! - [`metrics`]: every metric declared once (`metrics!`): the counters,
+//!   the health snapshot, Prometheus text.
 
 pub mod auth;
 pub mod compression;

@@ -18,6 +18,13 @@
 //! retention — 0 meaning unlimited, as upstream's limits —, slow
 //! consumers, core subscription handling, client publish, worker threads,
 //! ...).
+//!
+//! Which option of `ServerConfig` each keyword sets is written once, in
+//! `keywords_map!` (or `COMBINED_KEYWORDS` for the keywords applied
+//! together); `tests/python/test_options.py` checks it against the
+//! constructor's signature, `wse::config::options` and the option tables
+//! of docs/OPERATIONS.md, and checks the signature's defaults against
+//! `ServerConfig::default()`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,6 +154,134 @@ pub struct ServerOptions {
     pub max_open_files: usize,
 }
 
+/// `convert!(v)`, `convert!(v, via f)` or `convert!(v, parse f)`: a
+/// keyword's value as is, converted, or converted by a fallible `f`.
+macro_rules! convert {
+    ($v:expr) => {
+        $v
+    };
+    ($v:expr, via $f:expr) => {
+        ($f)($v)
+    };
+    ($v:expr, parse $f:expr) => {
+        ($f)($v)?
+    };
+}
+
+/// The keywords that map one-to-one onto an option, each written once as
+/// `keyword => c.option_path[, via|parse f]`. The one list yields the code
+/// that applies them ([`apply_keywords`]) and the table of which option
+/// each sets ([`KEYWORD_OPTIONS`], which `tests/python/test_options.py`
+/// checks against the constructor's signature and docs/OPERATIONS.md).
+macro_rules! keywords_map {
+    ($( $field:ident => c.$first:ident $(.$rest:ident)* $(, $kind:ident $f:expr)? ;)*) => {
+        /// Each one-to-one keyword and the option it sets.
+        const SIMPLE_KEYWORDS: &[(&str, &str)] = &[$(
+            (stringify!($field), concat!(stringify!($first) $(, ".", stringify!($rest))*)),
+        )*];
+
+        /// Apply the one-to-one keywords of `o` to `c`.
+        fn apply_keywords(o: &ServerOptions, c: &mut ServerConfig) -> PyResult<()> {
+            $( c.$first $(.$rest)* = convert!(o.$field.clone() $(, $kind $f)?); )*
+            Ok(())
+        }
+    };
+}
+
+keywords_map! {
+    host => c.host;
+    port => c.port;
+    max_connections => c.max_connections;
+    max_message_size => c.max_message_size;
+    ping_interval => c.ping_interval, via Duration::from_secs;
+    idle_timeout => c.idle_timeout, via Duration::from_secs;
+    rate_limit_capacity => c.rate_limit_capacity;
+    rate_limit_refill => c.rate_limit_refill;
+    inbound_rate_capacity => c.inbound_rate_capacity;
+    inbound_rate_refill => c.inbound_rate_refill;
+    max_inbound_queue_bytes => c.max_inbound_queue_bytes;
+    max_outbound_queue_bytes => c.max_outbound_bytes;
+    slow_consumer => c.slow_consumer, parse |v: String| parse_slow_consumer(&v);
+    max_inbound_queue_size => c.max_inbound_queue;
+    app_events => c.event_delivery, via |queue: bool| if queue {
+        EventDelivery::Queue
+    } else {
+        EventDelivery::Discard
+    };
+    max_subscriptions_per_connection => c.max_subscriptions_per_connection;
+    recovery_enabled => c.recovery_enabled;
+    recovery_max_messages => c.recovery_max_messages;
+    data_dir => c.data_dir;
+    presence_enabled => c.presence_enabled;
+    presence_max_data_size => c.presence_max_data_size;
+    presence_max_members => c.presence_max_members;
+    core_subscriptions => c.core_subscriptions;
+    client_publish => c.client_publish;
+    server_ready_without_auth => c.server_ready_without_auth;
+    worker_threads => c.worker_threads;
+    encryption => c.encryption;
+    e2e_rekey_interval => c.e2e_rekey_interval,
+        parse |s: Option<f64>| s.map(|s| seconds("e2e_rekey_interval", s)).transpose();
+    signature_key => c.signature_key, via |k: Option<Vec<u8>>| k.map(SignatureKey);
+    max_pending_handshakes => c.max_pending_handshakes;
+    handshake_timeout => c.handshake_timeout, parse |s| seconds("handshake_timeout", s);
+    close_grace => c.close_grace, parse |s| seconds("close_grace", s);
+    max_topic_bytes => c.max_topic_bytes;
+    fanout_frames_per_topic => c.fanout_frames_per_topic;
+    write_coalesce => c.write_coalesce, parse |s| seconds("write_coalesce", s);
+    durability => c.log.durability,
+        parse |d: String| Durability::parse(&d).map_err(PyValueError::new_err);
+    // 0 means no limit, as upstream's limits.
+    retention_max_bytes => c.log.retention.max_bytes, via limit;
+    retention_max_age => c.log.retention.max_age, via |v| limit(v).map(Duration::from_secs);
+    retention_max_records => c.log.retention.max_records, via limit;
+    recovery_ttl => c.log.tail.idle_ttl, via Duration::from_secs;
+    segment_max_bytes => c.log.segment_max_bytes;
+    segment_max_age => c.log.segment_max_age, via Duration::from_secs;
+    max_open_files => c.log.max_open_files;
+}
+
+/// The keywords applied together by [`ServerOptions::into_config`] rather
+/// than one-to-one, and the option they set: the JWT settings make one
+/// `jwt`; the upstream ring settings give the memory tail's defaults,
+/// which the `tail_*` keywords override.
+const COMBINED_KEYWORDS: &[(&str, &str)] = &[
+    ("jwt_secret", "jwt"),
+    ("jwt_issuer", "jwt"),
+    ("jwt_audience", "jwt"),
+    ("jwt_cookie_name", "jwt"),
+    ("jwt_previous_secret", "jwt"),
+    ("jwt_key_id", "jwt"),
+    ("jwt_algorithm", "jwt"),
+    ("jwt_private_key", "jwt"),
+    ("recovery_buffer_size", "log.tail.records_per_topic"),
+    ("tail_records_per_topic", "log.tail.records_per_topic"),
+    ("recovery_memory_budget", "log.tail.memory_budget"),
+    ("tail_memory_budget", "log.tail.memory_budget"),
+];
+
+/// Every constructor keyword and the option (`wse::config::options`) it
+/// sets, for `_wse_accel._KEYWORD_OPTIONS`.
+pub fn keyword_options() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SIMPLE_KEYWORDS.iter().chain(COMBINED_KEYWORDS).copied()
+}
+
+/// A limit where 0 means none.
+fn limit(v: u64) -> Option<u64> {
+    (v > 0).then_some(v)
+}
+
+/// `disconnect` or `drop` (`ValueError` otherwise).
+fn parse_slow_consumer(v: &str) -> PyResult<SlowConsumerPolicy> {
+    match v {
+        "disconnect" => Ok(SlowConsumerPolicy::Disconnect),
+        "drop" => Ok(SlowConsumerPolicy::Drop),
+        other => Err(PyValueError::new_err(format!(
+            "slow_consumer must be 'disconnect' or 'drop', not {other:?}"
+        ))),
+    }
+}
+
 impl ServerOptions {
     /// The server configuration, validated as upstream validates (errors
     /// are `ValueError`s with upstream's messages).
@@ -155,7 +290,9 @@ impl ServerOptions {
         // Upstream rejects an unknown algorithm even without a secret.
         let algorithm =
             algorithm_from_config(self.jwt_algorithm.as_deref()).map_err(|e| value_error(&e))?;
-        let jwt = match self.jwt_secret {
+        let mut config = ServerConfig::default();
+        apply_keywords(&self, &mut config)?;
+        config.jwt = match self.jwt_secret {
             Some(secret) => {
                 let options = JwtOptions {
                     algorithm: Some(algorithm),
@@ -173,77 +310,13 @@ impl ServerOptions {
             }
             None => None,
         };
-        let slow_consumer = match self.slow_consumer.as_str() {
-            "disconnect" => SlowConsumerPolicy::Disconnect,
-            "drop" => SlowConsumerPolicy::Drop,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "slow_consumer must be 'disconnect' or 'drop', not {other:?}"
-                )));
-            }
-        };
-        let mut config = ServerConfig {
-            host: self.host,
-            port: self.port,
-            max_connections: self.max_connections,
-            jwt,
-            max_message_size: self.max_message_size,
-            ping_interval: Duration::from_secs(self.ping_interval),
-            idle_timeout: Duration::from_secs(self.idle_timeout),
-            rate_limit_capacity: self.rate_limit_capacity,
-            rate_limit_refill: self.rate_limit_refill,
-            inbound_rate_capacity: self.inbound_rate_capacity,
-            max_inbound_queue_bytes: self.max_inbound_queue_bytes,
-            inbound_rate_refill: self.inbound_rate_refill,
-            max_outbound_bytes: self.max_outbound_queue_bytes,
-            slow_consumer,
-            max_inbound_queue: self.max_inbound_queue_size,
-            event_delivery: if self.app_events {
-                EventDelivery::Queue
-            } else {
-                EventDelivery::Discard
-            },
-            max_subscriptions_per_connection: self.max_subscriptions_per_connection,
-            recovery_enabled: self.recovery_enabled,
-            recovery_max_messages: self.recovery_max_messages,
-            data_dir: self.data_dir,
-            presence_enabled: self.presence_enabled,
-            presence_max_data_size: self.presence_max_data_size,
-            presence_max_members: self.presence_max_members,
-            core_subscriptions: self.core_subscriptions,
-            client_publish: self.client_publish,
-            server_ready_without_auth: self.server_ready_without_auth,
-            worker_threads: self.worker_threads,
-            encryption: self.encryption,
-            e2e_rekey_interval: self
-                .e2e_rekey_interval
-                .map(|s| seconds("e2e_rekey_interval", s))
-                .transpose()?,
-            signature_key: self.signature_key.map(SignatureKey),
-            max_pending_handshakes: self.max_pending_handshakes,
-            handshake_timeout: seconds("handshake_timeout", self.handshake_timeout)?,
-            close_grace: seconds("close_grace", self.close_grace)?,
-            max_topic_bytes: self.max_topic_bytes,
-            fanout_frames_per_topic: self.fanout_frames_per_topic,
-            write_coalesce: seconds("write_coalesce", self.write_coalesce)?,
-            ..ServerConfig::default()
-        };
-        let log = &mut config.log;
-        log.durability = Durability::parse(&self.durability).map_err(PyValueError::new_err)?;
-        let limit = |v: u64| (v > 0).then_some(v);
-        log.retention.max_bytes = limit(self.retention_max_bytes);
-        log.retention.max_age = limit(self.retention_max_age).map(Duration::from_secs);
-        log.retention.max_records = limit(self.retention_max_records);
-        log.tail.records_per_topic = self
+        let tail = &mut config.log.tail;
+        tail.records_per_topic = self
             .tail_records_per_topic
             .unwrap_or_else(|| ring_size(self.recovery_buffer_size));
-        log.tail.memory_budget = self
+        tail.memory_budget = self
             .tail_memory_budget
             .unwrap_or(self.recovery_memory_budget);
-        log.tail.idle_ttl = Duration::from_secs(self.recovery_ttl);
-        log.segment_max_bytes = self.segment_max_bytes;
-        log.segment_max_age = Duration::from_secs(self.segment_max_age);
-        log.max_open_files = self.max_open_files;
         config.validate().map_err(|e| PyValueError::new_err(e.0))?;
         Ok(config)
     }

@@ -50,6 +50,12 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _wse_accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Private: which option each constructor keyword sets, for the tests
+    // that check the keywords against the options and the docs.
+    m.add(
+        "_KEYWORD_OPTIONS",
+        config::keyword_options().collect::<std::collections::HashMap<_, _>>(),
+    )?;
     m.add_class::<server::RustWSEServer>()?;
     m.add_class::<log_reader::LogReader>()?;
     m.add(

@@ -737,6 +737,13 @@ impl RustWSEServer {
         self.server.prometheus_metrics()
     }
 
+    /// Every option's value, as `wse::config::options` shows it (private:
+    /// `tests/python/test_options.py` checks the constructor's defaults
+    /// and keywords with it).
+    fn _options(&self) -> Vec<(&'static str, String)> {
+        wse::config::options::values(self.server.config()).collect()
+    }
+
     // ---- the log ---------------------------------------------------------
 
     /// Where `topic` stands in the log: `{"epoch", "first_offset",

@@ -675,67 +675,50 @@ impl Server {
 
     /// The health snapshot.
     pub fn health(&self) -> Health {
+        let recovery = self.config.recovery_enabled;
+        let presence = self.config.presence_enabled;
+        let base = Health {
+            inbound_queue_depth: self.events.depth() as u64,
+            inbound_dropped: self.events.dropped(),
+            recovery_enabled: recovery,
+            presence_enabled: presence,
+            ..Health::default()
+        };
         let Ok(state) = self.state() else {
             return Health {
-                recovery_enabled: self.config.recovery_enabled,
-                presence_enabled: self.config.presence_enabled,
-                presence_topics: self.config.presence_enabled.then_some(0),
-                presence_total_users: self.config.presence_enabled.then_some(0),
-                inbound_queue_depth: self.events.depth() as u64,
-                inbound_dropped: self.events.dropped(),
+                presence_topics: presence.then_some(0),
+                presence_total_users: presence.then_some(0),
                 log_tail_hit_ratio: 1.0,
-                ..Health::default()
+                ..base
             };
         };
         let log = state.log.stats();
-        let m = &state.metrics;
+        let presence_totals = state.presence.as_ref().map(|p| p.totals());
         Health {
             connections: state.conns.len() as u64,
-            inbound_queue_depth: self.events.depth() as u64,
-            inbound_dropped: self.events.dropped(),
-            cluster_connected: false,
-            cluster_peer_count: 0,
             uptime_secs: state.life.started().elapsed().as_secs_f64(),
-            recovery_enabled: self.config.recovery_enabled,
-            recovery_topic_count: if self.config.recovery_enabled {
-                log.topics
-            } else {
-                0
-            },
-            recovery_total_bytes: if self.config.recovery_enabled {
-                log.tail_bytes
-            } else {
-                0
-            },
-            presence_enabled: self.config.presence_enabled,
-            presence_topics: state.presence.as_ref().map(|p| p.totals().0 as u64),
-            presence_total_users: state.presence.as_ref().map(|p| p.totals().1 as u64),
+            recovery_topic_count: if recovery { log.topics } else { 0 },
+            recovery_total_bytes: if recovery { log.tail_bytes } else { 0 },
+            presence_topics: presence_totals.map(|(topics, _)| topics as u64),
+            presence_total_users: presence_totals.map(|(_, users)| users as u64),
             log_tail_hit_ratio: log.tail_hit_ratio(),
             log_appends: log.appends,
             log_append_bytes: log.append_bytes,
             log_fsyncs: log.fsyncs,
             log_write_failures: log.write_failures,
             log_disk_reads: log.disk_reads,
-            recovery_from_memory: Metrics::get(&m.recovery_from_memory),
-            recovery_from_disk: Metrics::get(&m.recovery_from_disk),
-            recovery_not_recovered: Metrics::get(&m.recovery_not_recovered),
-            frames_sent: Metrics::get(&m.frames_sent),
-            socket_writes: Metrics::get(&m.socket_writes),
-            slow_consumer_drops: Metrics::get(&m.slow_consumer_drops),
-            slow_consumer_disconnects: Metrics::get(&m.slow_consumer_disconnects),
-            idle_timeouts: Metrics::get(&m.idle_timeouts),
-            frames_encrypted: Metrics::get(&m.frames_encrypted),
-            decrypt_failures: Metrics::get(&m.decrypt_failures),
-            signature_failures: Metrics::get(&m.signature_failures),
+            topics: state.fanout.channels.len() as u64,
+            ..base
         }
+        .with_counters(&state.metrics)
     }
 
     /// Prometheus text.
     pub fn prometheus_metrics(&self) -> String {
         let h = self.health();
         match self.state() {
-            Ok(s) => metrics::prometheus(&s.metrics, &h, s.fanout.channels.len()),
-            Err(_) => metrics::prometheus(&Metrics::default(), &h, 0),
+            Ok(s) => metrics::prometheus(&s.metrics, &h),
+            Err(_) => metrics::prometheus(&Metrics::default(), &h),
         }
     }
 }

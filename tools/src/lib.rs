@@ -42,7 +42,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// A parsed subcommand that can run itself.
 ///
@@ -89,7 +89,7 @@ mod serve;
 mod serve_bench_app;
 
 /// WSE: a log-centric real-time WebSocket server.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "wse", version, propagate_version = true)]
 struct Cli {
     /// What to do.
@@ -136,7 +136,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let mut command = Cli::command().mut_subcommand("serve", serve::with_defaults_in_help);
+    let parsed = command
+        .try_get_matches_from_mut(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .map_err(|e| e.format(&mut command));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are "errors" that print to stdout.

@@ -6,13 +6,21 @@
 //! server is still complete: it sends `server_ready`, answers clients'
 //! `subscription_update` (subscribe, unsubscribe, recover) itself, and with
 //! `--client-publish` lets clients publish to topics their ACL allows.
+//!
+//! Each setting is one field of [`Settings`]: its flag (`--max-connections`),
+//! TOML key (`max_connections`) and variable (`WSE_MAX_CONNECTIONS`) are
+//! derived from the field's name. Which option of `ServerConfig` it sets is
+//! written once, in `settings_map!`; defaults are never written here (the
+//! help shows those of `wse::config::options`), and the tests below check
+//! that every setting sets a documented option.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
+use wse::auth::{DEFAULT_COOKIE_NAME, JwtConfig, JwtOptions, algorithm_from_config};
+use wse::config::{SignatureKey, options};
 use wse::{EventDelivery, Server, ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -39,16 +47,16 @@ pub struct ServeArgs {
 #[derive(Debug, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    /// Address to listen on [default: 127.0.0.1].
+    /// Address to listen on.
     #[arg(long, env = "WSE_HOST")]
     host: Option<String>,
-    /// Port to listen on [default: 5007].
+    /// Port to listen on.
     #[arg(long, env = "WSE_PORT")]
     port: Option<u16>,
-    /// Data directory of the log [default: ./wse-data].
+    /// Data directory of the log.
     #[arg(long, env = "WSE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// fsync policy: always, interval, interval:<ms> or never [default: interval].
+    /// fsync policy: always, interval, interval:<ms> or never.
     #[arg(long, env = "WSE_DURABILITY")]
     durability: Option<String>,
     /// Enable JWT auth with this HS256 secret (≥ 32 bytes), or for RS256/ES256
@@ -58,7 +66,7 @@ struct Settings {
     /// Read the JWT key from a file (a PEM for RS256/ES256).
     #[arg(long, env = "WSE_JWT_SECRET_FILE")]
     jwt_secret_file: Option<PathBuf>,
-    /// JWT algorithm: HS256, RS256 or ES256 [default: HS256].
+    /// JWT algorithm: HS256, RS256 or ES256.
     #[arg(long, env = "WSE_JWT_ALGORITHM")]
     jwt_algorithm: Option<String>,
     /// Required `iss` claim.
@@ -67,7 +75,7 @@ struct Settings {
     /// Required `aud` claim.
     #[arg(long, env = "WSE_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
-    /// Cookie the token is read from [default: access_token].
+    /// Cookie the token is read from.
     #[arg(long, env = "WSE_JWT_COOKIE_NAME")]
     jwt_cookie_name: Option<String>,
     /// The key being rotated out (same format as the JWT key), read from a
@@ -77,111 +85,239 @@ struct Settings {
     /// Required header `kid` of tokens signed with the current key.
     #[arg(long, env = "WSE_JWT_KEY_ID")]
     jwt_key_id: Option<String>,
-    /// Registered connections at most [default: 100000].
+    /// Registered connections at most.
     #[arg(long, env = "WSE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Largest inbound message in bytes [default: 1048576].
+    /// Largest inbound message in bytes.
     #[arg(long, env = "WSE_MAX_MESSAGE_SIZE")]
     max_message_size: Option<usize>,
-    /// Seconds between server pings [default: 25].
+    /// Seconds between server pings.
     #[arg(long, env = "WSE_PING_INTERVAL")]
     ping_interval: Option<u64>,
-    /// Seconds without client data before a connection is closed [default: 60].
+    /// Seconds without client data before a connection is closed.
     #[arg(long, env = "WSE_IDLE_TIMEOUT")]
     idle_timeout: Option<u64>,
-    /// Unsent bytes a connection may fall behind [default: 16777216].
+    /// Unsent bytes a connection may fall behind.
     #[arg(long, env = "WSE_MAX_OUTBOUND_BYTES")]
     max_outbound_bytes: Option<usize>,
-    /// What happens to a slow consumer: disconnect or drop [default: disconnect].
+    /// What happens to a slow consumer: disconnect or drop.
     #[arg(long, env = "WSE_SLOW_CONSUMER")]
     slow_consumer: Option<String>,
-    /// Client messages per second per connection [default: 5000].
+    /// Client messages per second per connection.
     #[arg(long, env = "WSE_INBOUND_RATE")]
     inbound_rate: Option<f64>,
-    /// Burst of client messages per connection [default: 10000].
+    /// Burst of client messages per connection.
     #[arg(long, env = "WSE_INBOUND_BURST")]
     inbound_burst: Option<f64>,
     /// Most messages one recovery request replays; a larger gap is not
-    /// recovered at all [default: 500].
+    /// recovered at all.
     #[arg(long, env = "WSE_RECOVERY_MAX_MESSAGES")]
     recovery_max_messages: Option<u64>,
     /// Let clients publish with {"t":"publish","p":{"topic":..,"message":{..}}}.
     #[arg(long, env = "WSE_CLIENT_PUBLISH")]
     client_publish: Option<bool>,
-    /// Bytes of log kept per topic, 0 for no limit [default: 1073741824].
+    /// Bytes of log kept per topic, 0 for no limit.
     #[arg(long, env = "WSE_RETENTION_BYTES")]
     retention_bytes: Option<u64>,
-    /// Seconds of log kept per topic, 0 for no limit [default: 604800].
+    /// Seconds of log kept per topic, 0 for no limit.
     #[arg(long, env = "WSE_RETENTION_SECONDS")]
     retention_seconds: Option<u64>,
-    /// Records kept per topic, 0 for no limit [default: 0].
+    /// Records kept per topic, 0 for no limit.
     #[arg(long, env = "WSE_RETENTION_RECORDS")]
     retention_records: Option<u64>,
     /// A segment file is sealed and a new one started past this size
-    /// [default: 67108864].
     #[arg(long, env = "WSE_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
-    /// ... or when its first record is this many seconds old [default: 3600].
+    /// ... or when its first record is this many seconds old.
     #[arg(long, env = "WSE_SEGMENT_SECONDS")]
     segment_seconds: Option<u64>,
-    /// Newest records kept in memory per topic [default: 1024].
+    /// Newest records kept in memory per topic.
     #[arg(long, env = "WSE_TAIL_RECORDS")]
     tail_records: Option<usize>,
-    /// Bytes all topics' memory tails hold together [default: 268435456].
+    /// Bytes all topics' memory tails hold together.
     #[arg(long, env = "WSE_TAIL_MEMORY_BUDGET")]
     tail_memory_budget: Option<usize>,
-    /// Seconds a topic's memory tail lives unused [default: 300].
+    /// Seconds a topic's memory tail lives unused.
     #[arg(long, env = "WSE_TAIL_IDLE_SECONDS")]
     tail_idle_seconds: Option<u64>,
-    /// Segment files kept open at once, however many topics [default: 256].
+    /// Segment files kept open at once, however many topics.
     #[arg(long, env = "WSE_MAX_OPEN_FILES")]
     max_open_files: Option<usize>,
-    /// Tokio worker threads [default: 2].
+    /// Tokio worker threads.
     #[arg(long, env = "WSE_WORKER_THREADS")]
     worker_threads: Option<usize>,
-    /// Microseconds topic messages may wait to share one write [default: 0].
+    /// Microseconds topic messages may wait to share one write.
     #[arg(long, env = "WSE_WRITE_COALESCE_US")]
     write_coalesce_us: Option<u64>,
-    /// Sockets at most between accept and completed upgrade [default: 512].
+    /// Sockets at most between accept and completed upgrade.
     #[arg(long, env = "WSE_MAX_PENDING_HANDSHAKES")]
     max_pending_handshakes: Option<usize>,
-    /// Seconds from accept to completed upgrade [default: 10].
+    /// Seconds from accept to completed upgrade.
     #[arg(long, env = "WSE_HANDSHAKE_TIMEOUT")]
     handshake_timeout: Option<u64>,
-    /// Seconds a closing connection gets to take its last bytes [default: 10].
+    /// Seconds a closing connection gets to take its last bytes.
     #[arg(long, env = "WSE_CLOSE_GRACE")]
     close_grace: Option<u64>,
-    /// Topics, patterns and groups per connection (0: unlimited) [default: 0].
+    /// Topics, patterns and groups per connection (0: unlimited).
     #[arg(long, env = "WSE_MAX_SUBSCRIPTIONS_PER_CONNECTION")]
     max_subscriptions_per_connection: Option<usize>,
-    /// Longest topic name in bytes [default: 256].
+    /// Longest topic name in bytes.
     #[arg(long, env = "WSE_MAX_TOPIC_BYTES")]
     max_topic_bytes: Option<usize>,
-    /// Framed messages kept in memory per subscribed topic [default: 1024].
+    /// Framed messages kept in memory per subscribed topic.
     #[arg(long, env = "WSE_FANOUT_FRAMES_PER_TOPIC")]
     fanout_frames_per_topic: Option<usize>,
-    /// Events the application queue holds (with --bench-app) [default: 131072].
+    /// Events the application queue holds (with --bench-app).
     #[arg(long, env = "WSE_MAX_INBOUND_QUEUE")]
     max_inbound_queue: Option<usize>,
-    /// Memory (estimated) the application queue's events hold [default: 67108864].
+    /// Memory (estimated) the application queue's events hold.
     #[arg(long, env = "WSE_MAX_INBOUND_QUEUE_BYTES")]
     max_inbound_queue_bytes: Option<usize>,
-    /// Agree end-to-end encryption with clients that ask [default: true].
+    /// Agree end-to-end encryption with clients that ask.
     #[arg(long, env = "WSE_ENCRYPTION")]
     encryption: Option<bool>,
     /// Seconds an end-to-end key lives before its connection is closed
-    /// (4000 "rekey") so the client reconnects with a fresh one [default: none].
+    /// (4000 "rekey") so the client reconnects with a fresh one.
     #[arg(long, env = "WSE_E2E_REKEY_INTERVAL")]
     e2e_rekey_interval: Option<u64>,
     /// Milliseconds a new connection's topic data waits for its
     /// client_hello, so a client asking for encryption never gets it in
-    /// clear; 0: no wait [default: 500].
+    /// clear; 0: no wait.
     #[arg(long, env = "WSE_E2E_HELLO_WAIT_MS")]
     e2e_hello_wait_ms: Option<u64>,
     /// Verify the HMAC-SHA256 `sig` of every client message with the key in
-    /// this file (its bytes as they are) [default: no check].
+    /// this file (its bytes as they are).
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
     signature_key_file: Option<PathBuf>,
+}
+
+/// `convert!(v)`, `convert!(v, via f)` or `convert!(v, parse f)`: a
+/// setting's value as is, converted, or converted by a fallible `f`.
+macro_rules! convert {
+    ($v:expr) => {
+        $v
+    };
+    ($v:expr, via $f:expr) => {
+        ($f)($v)
+    };
+    ($v:expr, parse $f:expr) => {
+        ($f)($v)?
+    };
+}
+
+/// The settings that map one-to-one onto an option, each written once as
+/// `setting => c.option_path[, via|parse f]`. The one list yields both the
+/// code that applies them ([`apply_settings`]) and the table saying which
+/// option each sets ([`SETTING_OPTIONS`], used for `--help` defaults and
+/// checked against `wse::config::options` and the docs), so the two
+/// cannot disagree.
+macro_rules! settings_map {
+    ($( $field:ident => c.$first:ident $(.$rest:ident)* $(, $kind:ident $f:expr)? ;)*) => {
+        /// Each setting and the option (`wse::config::options`) it sets.
+        pub(crate) const SETTING_OPTIONS: &[(&str, &str)] = &[$(
+            (stringify!($field), concat!(stringify!($first) $(, ".", stringify!($rest))*)),
+        )*];
+
+        /// Apply every setting given in `flags` (flags and `WSE_*`
+        /// variables) or, failing that, in `file` to `c`.
+        fn apply_settings(
+            flags: &Settings,
+            file: &Settings,
+            c: &mut ServerConfig,
+        ) -> Result<(), CliError> {
+            $(
+                if let Some(v) = flags.$field.clone().or_else(|| file.$field.clone()) {
+                    c.$first $(.$rest)* = convert!(v $(, $kind $f)?);
+                }
+            )*
+            Ok(())
+        }
+    };
+}
+
+settings_map! {
+    host => c.host;
+    port => c.port;
+    data_dir => c.data_dir, via Some;
+    durability => c.log.durability, parse |v: String| Durability::parse(&v).map_err(CliError::Config);
+    max_connections => c.max_connections;
+    max_message_size => c.max_message_size;
+    ping_interval => c.ping_interval, via Duration::from_secs;
+    idle_timeout => c.idle_timeout, via Duration::from_secs;
+    max_outbound_bytes => c.max_outbound_bytes;
+    slow_consumer => c.slow_consumer, parse |v: String| parse_slow_consumer(&v);
+    inbound_rate => c.inbound_rate_refill;
+    inbound_burst => c.inbound_rate_capacity;
+    recovery_max_messages => c.recovery_max_messages;
+    client_publish => c.client_publish;
+    // 0 keeps history without a limit (as the Python options do).
+    retention_bytes => c.log.retention.max_bytes, via |v: u64| (v > 0).then_some(v);
+    retention_seconds => c.log.retention.max_age,
+        via |v: u64| (v > 0).then(|| Duration::from_secs(v));
+    retention_records => c.log.retention.max_records, via |v: u64| (v > 0).then_some(v);
+    segment_bytes => c.log.segment_max_bytes;
+    segment_seconds => c.log.segment_max_age, via Duration::from_secs;
+    tail_records => c.log.tail.records_per_topic;
+    tail_memory_budget => c.log.tail.memory_budget;
+    tail_idle_seconds => c.log.tail.idle_ttl, via Duration::from_secs;
+    max_open_files => c.log.max_open_files;
+    worker_threads => c.worker_threads;
+    write_coalesce_us => c.write_coalesce, via Duration::from_micros;
+    max_pending_handshakes => c.max_pending_handshakes;
+    handshake_timeout => c.handshake_timeout, via Duration::from_secs;
+    close_grace => c.close_grace, via Duration::from_secs;
+    max_subscriptions_per_connection => c.max_subscriptions_per_connection;
+    max_topic_bytes => c.max_topic_bytes;
+    fanout_frames_per_topic => c.fanout_frames_per_topic;
+    max_inbound_queue => c.max_inbound_queue;
+    max_inbound_queue_bytes => c.max_inbound_queue_bytes;
+    encryption => c.encryption;
+    e2e_rekey_interval => c.e2e_rekey_interval, via |v| Some(Duration::from_secs(v));
+    e2e_hello_wait_ms => c.e2e_hello_wait, via Duration::from_millis;
+    signature_key_file => c.signature_key,
+        parse |path: PathBuf| read_file(&path).map(|key| Some(SignatureKey(key)));
+}
+
+/// `disconnect` or `drop`.
+fn parse_slow_consumer(v: &str) -> Result<SlowConsumerPolicy, CliError> {
+    match v {
+        "disconnect" => Ok(SlowConsumerPolicy::Disconnect),
+        "drop" => Ok(SlowConsumerPolicy::Drop),
+        other => Err(CliError::Config(format!(
+            "slow_consumer must be disconnect or drop, not {other:?}"
+        ))),
+    }
+}
+
+/// A key file's bytes.
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::io(format!("read {}", path.display()), e))
+}
+
+/// `wse serve`'s command with each mapped setting's default (that of
+/// `ServerConfig::standalone`, as `wse::config::options` shows it) added
+/// to its help, so `--help` never states a default of its own.
+pub(crate) fn with_defaults_in_help(mut cmd: clap::Command) -> clap::Command {
+    let standalone = ServerConfig::standalone();
+    for (setting, option) in SETTING_OPTIONS {
+        let Some(doc) = options::find(option) else {
+            continue;
+        };
+        let default = (doc.show)(&standalone);
+        cmd = add_default(cmd, setting, &default);
+    }
+    // The JWT rules' defaults, from the auth module that applies them.
+    let algorithm = algorithm_from_config(None).map_or("HS256", |a| a.as_str());
+    cmd = add_default(cmd, "jwt_algorithm", algorithm);
+    add_default(cmd, "jwt_cookie_name", DEFAULT_COOKIE_NAME)
+}
+
+/// `setting`'s help with ` [default: ...]` appended.
+fn add_default(cmd: clap::Command, setting: &str, default: &str) -> clap::Command {
+    cmd.mut_arg(setting, |arg| {
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        arg.help(format!("{help} [default: {default}]"))
+    })
 }
 
 impl ServeArgs {
@@ -197,86 +333,15 @@ impl ServeArgs {
             None => Settings::default(),
         };
         let mut c = ServerConfig::standalone();
+        apply_settings(&self.settings, &file, &mut c)?;
         macro_rules! pick {
             ($field:ident) => {
                 self.settings.$field.clone().or(file.$field.clone())
             };
         }
-        // `set!(c.target = setting)`: the setting, when given, replaces the
-        // default; `via f` converts it first.
-        macro_rules! set {
-            (c.$($target:ident).+ = $field:ident) => {
-                if let Some(v) = pick!($field) {
-                    c.$($target).+ = v;
-                }
-            };
-            (c.$($target:ident).+ = $field:ident via $f:expr) => {
-                if let Some(v) = pick!($field) {
-                    c.$($target).+ = $f(v);
-                }
-            };
-        }
-        set!(c.host = host);
-        set!(c.port = port);
-        set!(c.data_dir = data_dir via Some);
-        if let Some(v) = pick!(durability) {
-            c.log.durability = Durability::parse(&v).map_err(CliError::Config)?;
-        }
-        set!(c.max_connections = max_connections);
-        set!(c.max_message_size = max_message_size);
-        set!(c.ping_interval = ping_interval via Duration::from_secs);
-        set!(c.idle_timeout = idle_timeout via Duration::from_secs);
-        set!(c.max_outbound_bytes = max_outbound_bytes);
-        if let Some(v) = pick!(slow_consumer) {
-            c.slow_consumer = match v.as_str() {
-                "disconnect" => SlowConsumerPolicy::Disconnect,
-                "drop" => SlowConsumerPolicy::Drop,
-                other => {
-                    return Err(CliError::Config(format!(
-                        "slow_consumer must be disconnect or drop, not {other:?}"
-                    )));
-                }
-            };
-        }
-        set!(c.inbound_rate_refill = inbound_rate);
-        set!(c.inbound_rate_capacity = inbound_burst);
-        set!(c.recovery_max_messages = recovery_max_messages);
-        set!(c.client_publish = client_publish);
-        // 0 keeps history without a limit (as the Python options do).
-        set!(c.log.retention.max_bytes = retention_bytes via |v: u64| (v > 0).then_some(v));
-        set!(c.log.retention.max_age = retention_seconds
-            via |v: u64| (v > 0).then(|| Duration::from_secs(v)));
-        set!(c.log.retention.max_records = retention_records via |v: u64| (v > 0).then_some(v));
-        set!(c.log.segment_max_bytes = segment_bytes);
-        set!(c.log.segment_max_age = segment_seconds via Duration::from_secs);
-        set!(c.log.tail.records_per_topic = tail_records);
-        set!(c.log.tail.memory_budget = tail_memory_budget);
-        set!(c.log.tail.idle_ttl = tail_idle_seconds via Duration::from_secs);
-        set!(c.log.max_open_files = max_open_files);
-        set!(c.worker_threads = worker_threads);
-        set!(c.write_coalesce = write_coalesce_us via Duration::from_micros);
-        set!(c.max_pending_handshakes = max_pending_handshakes);
-        set!(c.handshake_timeout = handshake_timeout via Duration::from_secs);
-        set!(c.close_grace = close_grace via Duration::from_secs);
-        set!(c.max_subscriptions_per_connection = max_subscriptions_per_connection);
-        set!(c.max_topic_bytes = max_topic_bytes);
-        set!(c.fanout_frames_per_topic = fanout_frames_per_topic);
-        set!(c.max_inbound_queue = max_inbound_queue);
-        set!(c.max_inbound_queue_bytes = max_inbound_queue_bytes);
-        set!(c.encryption = encryption);
-        set!(c.e2e_rekey_interval = e2e_rekey_interval via |v| Some(Duration::from_secs(v)));
-        set!(c.e2e_hello_wait = e2e_hello_wait_ms via Duration::from_millis);
-        if let Some(path) = pick!(signature_key_file) {
-            let key = std::fs::read(&path)
-                .map_err(|e| CliError::io(format!("read {}", path.display()), e))?;
-            c.signature_key = Some(wse::config::SignatureKey(key));
-        }
         let key = match (pick!(jwt_secret), pick!(jwt_secret_file)) {
             (Some(s), _) => Some(s.into_bytes()),
-            (None, Some(path)) => Some(
-                std::fs::read(&path)
-                    .map_err(|e| CliError::io(format!("read {}", path.display()), e))?,
-            ),
+            (None, Some(path)) => Some(read_file(&path)?),
             (None, None) => None,
         };
         if let Some(key) = key {
@@ -290,10 +355,7 @@ impl ServeArgs {
                 options.cookie_name = Some(name);
             }
             if let Some(path) = pick!(jwt_previous_secret_file) {
-                options.previous_secret = Some(
-                    std::fs::read(&path)
-                        .map_err(|e| CliError::io(format!("read {}", path.display()), e))?,
-                );
+                options.previous_secret = Some(read_file(&path)?);
             }
             options.key_id = pick!(jwt_key_id);
             let jwt = JwtConfig::new(options).map_err(|e| CliError::Config(e.to_string()))?;
@@ -376,7 +438,148 @@ fn wait_for_shutdown_signal() -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use clap::Args as _;
+
     use super::*;
+
+    /// The settings that together make the one `jwt` option (a key, and the
+    /// rules tokens must meet); applied together by `ServeArgs::config`.
+    const JWT_SETTINGS: &[&str] = &[
+        "jwt_secret",
+        "jwt_secret_file",
+        "jwt_algorithm",
+        "jwt_issuer",
+        "jwt_audience",
+        "jwt_cookie_name",
+        "jwt_previous_secret_file",
+        "jwt_key_id",
+    ];
+
+    /// Options `wse serve` offers no setting for, and why.
+    const NOT_IN_SERVE: &[&str] = &[
+        // Always on in the standalone server (`ServerConfig::standalone`).
+        "recovery_enabled",
+        "core_subscriptions",
+        "server_ready_without_auth",
+        // The queue exists for an app; `--bench-app` (hidden) turns it on.
+        "event_delivery",
+        // `send_event` is an app's call: there is no app to rate-limit.
+        "rate_limit_capacity",
+        "rate_limit_refill",
+        // Presence is tracked for an app's users; not offered standalone yet.
+        "presence_enabled",
+        "presence_max_data_size",
+        "presence_max_members",
+        "presence_tick",
+        // Kept at their defaults: tuning knobs with no operator use yet.
+        "max_handshake_bytes",
+        "log.max_pending_bytes",
+        "log.max_record_bytes",
+        "log.index_interval_bytes",
+        "log.maintenance_interval",
+        "log.fault_retry_min",
+        "log.fault_retry_max",
+        // Raised at start from `max_topic_bytes`.
+        "log.max_topic_bytes",
+        // For tests that simulate a reboot.
+        "log.boot_id_path",
+    ];
+
+    /// Every setting's argument, by id (the field name).
+    fn arguments() -> Vec<clap::Arg> {
+        Settings::augment_args(clap::Command::new("serve"))
+            .get_arguments()
+            .cloned()
+            .collect()
+    }
+
+    /// Each option and the settings that set it.
+    fn settings_by_option() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+        let mut map: BTreeMap<_, BTreeSet<_>> = BTreeMap::new();
+        for (setting, option) in SETTING_OPTIONS {
+            map.entry(*option).or_default().insert(*setting);
+        }
+        map.entry("jwt").or_default().extend(JWT_SETTINGS);
+        map
+    }
+
+    #[test]
+    fn every_setting_sets_an_option_and_every_option_is_offered_or_excused() {
+        let ids: BTreeSet<String> = arguments().iter().map(|a| a.get_id().to_string()).collect();
+        let mapped: Vec<&str> = SETTING_OPTIONS
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(JWT_SETTINGS.iter().copied())
+            .collect();
+        let unique: BTreeSet<String> = mapped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), mapped.len(), "a setting is mapped twice");
+        assert_eq!(
+            ids, unique,
+            "settings without a mapping, or mappings without a setting"
+        );
+        let offered = settings_by_option();
+        for option in offered.keys() {
+            assert!(
+                options::find(option).is_some(),
+                "{option} is not in OPTIONS"
+            );
+        }
+        let excused: BTreeSet<&str> = NOT_IN_SERVE.iter().copied().collect();
+        for o in options::OPTIONS {
+            assert!(
+                offered.contains_key(o.name) != excused.contains(o.name),
+                "{}: offered by a setting, or listed in NOT_IN_SERVE (not both)",
+                o.name
+            );
+        }
+        assert!(excused.iter().all(|o| options::find(o).is_some()));
+    }
+
+    #[test]
+    fn flag_variable_and_toml_key_are_the_setting_name() {
+        for arg in arguments() {
+            let id = arg.get_id().to_string();
+            assert_eq!(arg.get_long(), Some(id.replace('_', "-").as_str()), "{id}");
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            assert_eq!(env, Some(format!("WSE_{}", id.to_uppercase())), "{id}");
+        }
+        // TOML keys are serde's field names: one per setting, no others.
+        assert!(toml::from_str::<Settings>("max_connections = 7").is_ok());
+        assert!(toml::from_str::<Settings>("max-connections = 7").is_err());
+    }
+
+    #[test]
+    fn the_docs_name_the_flags_of_every_option() {
+        let rows = options::doc_rows(include_str!("../../docs/OPERATIONS.md"));
+        let offered = settings_by_option();
+        assert_eq!(rows.len(), options::OPTIONS.len());
+        for row in rows {
+            let flags: BTreeSet<String> = offered
+                .get(row.name.as_str())
+                .into_iter()
+                .flatten()
+                .map(|s| format!("--{}", s.replace('_', "-")))
+                .collect();
+            let documented: BTreeSet<String> = row.flags.iter().cloned().collect();
+            assert_eq!(documented, flags, "{}: the `wse serve` column", row.name);
+        }
+    }
+
+    #[test]
+    fn help_shows_the_defaults_of_the_options_table() {
+        let mut cmd = with_defaults_in_help(Settings::augment_args(clap::Command::new("serve")));
+        let help = cmd.render_help().to_string();
+        assert!(
+            help.contains("Registered connections at most [default: 100,000]"),
+            "{help}"
+        );
+        assert!(help.contains("[default: wse-data]"), "{help}");
+        assert!(help.contains("[default: access_token]"), "{help}");
+        let defaults = help.matches("[default: ").count();
+        assert_eq!(defaults, SETTING_OPTIONS.len() + 2, "{help}");
+    }
 
     /// Arguments with these settings as flags and no config file.
     fn with(settings: Settings) -> ServeArgs {

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Self, final
 
 __version__: str
+# Private: the option (docs/OPERATIONS.md) each constructor keyword sets.
+_KEYWORD_OPTIONS: dict[str, str]
 
 __all__ = [
     "__version__",
@@ -23,6 +25,7 @@ __all__ = [
     "RustSequencer",
     "RustEventSequencer",
     "_wse_main",
+    "_KEYWORD_OPTIONS",
     "rust_jwt_encode",
     "rust_jwt_decode",
     "rust_aes_gcm_encrypt",
@@ -427,6 +430,9 @@ class RustWSEServer:
         ...
     def prometheus_metrics(self) -> str:
         """Prometheus text exposition."""
+        ...
+    def _options(self) -> list[tuple[str, str]]:
+        """Private: every option's value, as docs/OPERATIONS.md writes it."""
         ...
 
     # -- the log -----------------------------------------------------------
