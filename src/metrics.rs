@@ -250,6 +250,10 @@ metrics! {
         /// Log reads that went to disk.
         log_disk_reads: u64, Counter, "wse_log_disk_reads_total", Always,
             "Log reads that went to disk";
+        /// Log reads that met damaged records (a catch-up skipped them, a
+        /// recovery over them was refused; `wse log verify` locates them).
+        log_damaged_reads: u64, Counter, "wse_log_damaged_reads_total", Always,
+            "Log reads that met damaged records";
         /// Topics with subscribers.
         topics: u64, Gauge, "wse_topics", Always, "Topics with subscribers";
     }

@@ -9,13 +9,14 @@
 //! cursor is placed atomically with the subscription (see
 //! `Channel::subscribe`), whichever thread asks. The whole missed range is
 //! streamed, paced by the socket, unless it is larger than
-//! `recovery_max_messages`: then nothing is replayed and the answer is
+//! `recovery_max_messages`, or crosses records the log cannot read
+//! (damage on disk): then nothing is replayed and the answer is
 //! not-recovered (all or nothing). The connection's own frames, the reply
 //! among them, wait until the replay has been sent.
 
 use std::sync::Arc;
 
-use wse_log::Epoch;
+use wse_log::{Epoch, Log, LogError, Position, ReadLimits};
 
 use super::subscribe::{SubscriptionLimit, subscribe, subscribe_from};
 use crate::conn::Conn;
@@ -95,8 +96,14 @@ pub fn subscribe_with_recovery(
         match plans.iter().find(|p| p.topic == topic) {
             Some(Plan {
                 replay_from: Some(from),
+                damaged,
                 ..
-            }) => Start::Replay { from: *from, cap },
+            }) => Start::Replay {
+                from: *from,
+                // A damaged range is answered like one over the cap: the
+                // cursor at the head, the reply before any live message.
+                cap: if *damaged { 0 } else { cap },
+            },
             _ => super::subscribe::live(state, topic),
         }
     })?;
@@ -127,6 +134,9 @@ struct Plan {
     /// The first missed offset, when the client's position is in this
     /// history and not removed.
     replay_from: Option<u64>,
+    /// The missed range crosses records the log cannot read: the replay
+    /// is refused (answered not-recovered), never sent with a hole in it.
+    damaged: bool,
 }
 
 fn plan(state: &ServerState, conn: &Conn, topic: &str, want: Option<(Epoch, u64)>) -> Plan {
@@ -147,6 +157,7 @@ fn plan(state: &ServerState, conn: &Conn, topic: &str, want: Option<(Epoch, u64)
             topic: topic.to_owned(),
             current: none,
             replay_from: None,
+            damaged: false,
         };
     };
     let current = TopicRecovery {
@@ -159,11 +170,44 @@ fn plan(state: &ServerState, conn: &Conn, topic: &str, want: Option<(Epoch, u64)
         let from = last_seen.saturating_add(1);
         (epoch == pos.epoch && from >= pos.first_offset && from <= pos.next_offset).then_some(from)
     });
+    let cap = state.config.recovery_max_messages.max(1);
+    let damaged = replay_from.is_some_and(|from| {
+        pos.next_offset - from <= cap
+            && crosses_damage(&state.log, topic, pos.epoch, from, pos.next_offset)
+    });
     Plan {
         topic: topic.to_owned(),
         current,
         replay_from,
+        damaged,
     }
+}
+
+/// Does `from..to` of `topic` hold records the log cannot read? Reads the
+/// range (at most `recovery_max_messages` records, mostly from the memory
+/// tail; older ones from disk, which is why a client's recovery runs on
+/// the blocking pool).
+fn crosses_damage(log: &Log, topic: &str, epoch: Epoch, from: u64, to: u64) -> bool {
+    let mut at = from;
+    while at < to {
+        let limits = ReadLimits {
+            max_records: (to - at).min(1024) as usize,
+            max_bytes: 8 << 20,
+        };
+        match log.read(topic, Position::new(epoch, at), limits) {
+            Ok(batch) if batch.next_offset > at => at = batch.next_offset,
+            Ok(_) => return false,
+            Err(LogError::Damaged(d)) => {
+                tracing::warn!(topic, damage = %d,
+                    "recovery refused: the missed range crosses damaged records (`wse log verify` locates them)");
+                return true;
+            }
+            // Removed meanwhile, or unreadable for another reason: the
+            // subscription's own reads deal with it.
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The report for one topic, from its plan and what subscribing did.

@@ -707,6 +707,7 @@ impl Server {
             log_fsyncs: log.fsyncs,
             log_write_failures: log.write_failures,
             log_disk_reads: log.disk_reads,
+            log_damaged_reads: log.damaged_reads,
             topics: state.fanout.channels.len() as u64,
             ..base
         }

@@ -78,6 +78,12 @@ fn read_one(log: &Log, b: &Behind, budget: usize) -> Found {
         Ok(batch) if batch.records.is_empty() => Found::Skip(batch.next_offset),
         Ok(batch) => Found::Records(batch.records),
         Err(LogError::NotRecoverable(nr)) => Found::Skip(nr.first_offset.max(b.from)),
+        Err(LogError::Damaged(d)) => {
+            // What cannot be read is skipped, never sent as data: the
+            // client sees the gap in offsets, and a recovery over it is
+            // answered not-recovered (the log counts and logs the damage).
+            Found::Skip(d.resume_at.unwrap_or(b.target).max(b.from + 1))
+        }
         Err(e) => {
             tracing::warn!(topic = %b.topic, error = %e,
                 "catch-up read failed; skipping to the newest messages");
