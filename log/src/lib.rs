@@ -95,6 +95,7 @@ pub use record::{Record, RecordKind};
 pub use shared::AppendListener;
 pub use stats::LogStats;
 pub use storage::{
-    FaultAction, FaultRule, FaultyStorage, FsStorage, OpenMode, Storage, StorageFile, StorageOp,
+    FaultAction, FaultRule, FaultyStorage, FsStorage, Gate, OpenMode, Storage, StorageFile,
+    StorageOp,
 };
 pub use verify::{Problem, VerifyReport};

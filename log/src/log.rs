@@ -122,6 +122,7 @@ impl LogBuilder {
             listener: self.listener,
             health,
             needs_repair: Mutex::new(Vec::new()),
+            topic_lifecycle: Mutex::new(()),
             closed: Default::default(),
         });
         let report = open::load_topics(&shared, unclean, os_restarted)?;
@@ -429,7 +430,7 @@ impl Log {
     /// Where `topic` stands, if it has a live history.
     pub fn position(&self, topic: &str) -> Option<TopicPosition> {
         let t = self.shared.topics.get(topic)?.clone();
-        let first_offset = t.store.lock().first_offset();
+        let first_offset = t.first_offset();
         Some(TopicPosition {
             epoch: t.epoch,
             first_offset,
@@ -518,6 +519,7 @@ impl Log {
     /// history with an epoch the topic never had. Returns false when there
     /// was no such topic.
     pub fn delete_topic(&self, topic: &str) -> Result<bool> {
+        let _lifecycle = self.shared.topic_lifecycle.lock();
         let Some((_, t)) = self.shared.topics.remove(topic) else {
             return Ok(false);
         };
@@ -711,39 +713,40 @@ impl Log {
             return Ok(t.clone());
         }
         topic_name::validate(name, self.shared.config.max_topic_bytes)?;
-        let entry = self.shared.topics.entry(Arc::from(name));
-        match entry {
-            dashmap::Entry::Occupied(o) => Ok(o.get().clone()),
-            dashmap::Entry::Vacant(v) => {
-                let mut meta = self
-                    .shared
-                    .meta
-                    .get(name)
-                    .map_err(LogError::Meta)?
-                    .unwrap_or_else(|| TopicMeta {
-                        name: name.to_owned(),
-                        epoch: None,
-                        retired_epochs: Vec::new(),
-                        retention: None,
-                    });
-                meta.retire();
-                let epoch = open::fresh_epoch(&meta);
-                meta.epoch = Some(epoch);
-                self.shared.meta.put(&meta).map_err(LogError::Meta)?;
-                let key = topic_name::topic_key(name);
-                let topic = Arc::new(Topic::new(
-                    v.key().clone(),
-                    self.shared.layout.topic_dir(key),
-                    Epoch(epoch),
-                    Vec::new(),
-                    0,
-                    meta.retention,
-                    self.shared.now_ms(),
-                ));
-                v.insert(topic.clone());
-                Ok(topic)
-            }
+        // The metadata store is written outside the topic map's locks (see
+        // `Shared::topic_lifecycle`).
+        let _lifecycle = self.shared.topic_lifecycle.lock();
+        if let Some(t) = self.shared.topics.get(name) {
+            return Ok(t.clone());
         }
+        let mut meta = self
+            .shared
+            .meta
+            .get(name)
+            .map_err(LogError::Meta)?
+            .unwrap_or_else(|| TopicMeta {
+                name: name.to_owned(),
+                epoch: None,
+                retired_epochs: Vec::new(),
+                retention: None,
+            });
+        meta.retire();
+        let epoch = open::fresh_epoch(&meta);
+        meta.epoch = Some(epoch);
+        self.shared.meta.put(&meta).map_err(LogError::Meta)?;
+        let key = topic_name::topic_key(name);
+        let name: Arc<str> = Arc::from(name);
+        let topic = Arc::new(Topic::new(
+            name.clone(),
+            self.shared.layout.topic_dir(key),
+            Epoch(epoch),
+            Vec::new(),
+            0,
+            meta.retention,
+            self.shared.now_ms(),
+        ));
+        self.shared.topics.insert(name, topic.clone());
+        Ok(topic)
     }
 }
 

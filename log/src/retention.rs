@@ -68,7 +68,7 @@ fn delete_oldest_while(
 ) -> Result<usize> {
     let mut deleted = 0;
     let first = {
-        let mut store = topic.store.lock();
+        let mut store = topic.store_mut();
         while store.segments.len() >= 2 && more(&store) {
             let seg = store.segments.remove(0);
             shared.files.forget(&seg.path);

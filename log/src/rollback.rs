@@ -109,7 +109,7 @@ impl Topic {
     /// the bytes past the good length are never read (reads stop at the
     /// in-memory length) and never written after.
     pub fn roll_back_store(&self, files: &FileCache, mark: &Mark) {
-        let mut store = self.store.lock();
+        let mut store = self.store_mut();
         if store.deleted {
             return;
         }

@@ -75,6 +75,12 @@ pub struct Shared {
     /// Topics whose rollback still owes file changes (retried by the
     /// writer's probe).
     pub needs_repair: Mutex<Vec<Arc<Topic>>>,
+    /// Held while a topic is created or deleted (metadata store and
+    /// directory I/O). The topic map's own locks are never held across
+    /// that I/O, so readers and appenders of other topics never wait on
+    /// it; creations and deletions wait for each other, so a topic's
+    /// epochs stay consistent in the metadata store.
+    pub topic_lifecycle: Mutex<()>,
     /// Set once the log is closing.
     pub closed: AtomicBool,
 }

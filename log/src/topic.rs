@@ -59,6 +59,39 @@ pub struct Topic {
     /// Damaged ranges reads found, so a retry is answered without a rescan
     /// and each range is reported once.
     pub(crate) damage: Mutex<KnownDamage>,
+    /// The oldest offset stored, kept beside `store` so that asking where
+    /// a topic stands never waits for the writer, which holds `store`
+    /// while it writes. Follows every change made through
+    /// [`Topic::store_mut`].
+    first: AtomicU64,
+}
+
+/// The disk side of a topic, locked for a change; when dropped, the
+/// topic's lock-free first offset follows what the change left.
+pub(crate) struct StoreGuard<'a> {
+    topic: &'a Topic,
+    guard: parking_lot::MutexGuard<'a, TopicStore>,
+}
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = TopicStore;
+    fn deref(&self) -> &TopicStore {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut TopicStore {
+        &mut self.guard
+    }
+}
+
+impl Drop for StoreGuard<'_> {
+    fn drop(&mut self) {
+        self.topic
+            .first
+            .store(self.guard.first_offset(), Ordering::Release);
+    }
 }
 
 /// The append side of a topic.
@@ -128,6 +161,7 @@ impl Topic {
         now_ms: u64,
     ) -> Self {
         let next = segments.last().map_or(start_offset, |s| s.end_offset);
+        let first = segments.first().map_or(start_offset, |s| s.base);
         Self {
             name,
             dir,
@@ -152,7 +186,21 @@ impl Topic {
             told: AtomicU64::new(next),
             last_access_ms: AtomicU64::new(now_ms),
             damage: Mutex::default(),
+            first: AtomicU64::new(first),
         }
+    }
+
+    /// The disk side, locked for a change (see [`StoreGuard`]).
+    pub(crate) fn store_mut(&self) -> StoreGuard<'_> {
+        StoreGuard {
+            topic: self,
+            guard: self.store.lock(),
+        }
+    }
+
+    /// Oldest offset stored, without waiting for the writer.
+    pub fn first_offset(&self) -> u64 {
+        self.first.load(Ordering::Acquire)
     }
 
     /// Offset after the newest visible record.
@@ -196,7 +244,7 @@ impl Topic {
     /// the topic's segments, creating and rolling segments as needed.
     /// Durability is the caller's business: written files are marked dirty.
     pub fn write_records(&self, ctx: &mut WriteCtx<'_>, records: &[Record]) -> Result<()> {
-        let mut store = self.store.lock();
+        let mut store = self.store_mut();
         if store.deleted || records.is_empty() {
             return Ok(());
         }

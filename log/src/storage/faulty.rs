@@ -3,7 +3,8 @@
 //! It wraps another [`Storage`] (real files by default) and consults a
 //! list of rules before every operation: "fail the next 3 writes to files
 //! whose path contains `.seg` with ENOSPC", "fail every fsync with EIO
-//! until cleared", "write only 10 bytes of the next write". Clones share
+//! until cleared", "write only 10 bytes of the next write", "hold every
+//! fsync until the test opens a gate" (a slow disk). Clones share
 //! their rules, so a test keeps one clone to steer the faults while the
 //! log uses another.
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::{FsStorage, OpenMode, Storage, StorageFile};
 
@@ -48,8 +49,42 @@ pub enum StorageOp {
     CreateDir,
 }
 
+/// A gate a stalled operation waits at until the test opens it (a disk
+/// that is slow for as long as the test wants). Clones share the gate.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Let every waiting and later operation through.
+    pub fn open(&self) {
+        *self.0.0.lock() = true;
+        self.0.1.notify_all();
+    }
+
+    /// Block until the gate is open.
+    fn wait(&self) {
+        let mut open = self.0.0.lock();
+        while !*open {
+            self.0.1.wait(&mut open);
+        }
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
+
 /// What a matching rule does.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultAction {
     /// Fail with this OS error number (see [`ENOSPC`], [`EMFILE`], [`EIO`]).
     Fail(i32),
@@ -59,6 +94,8 @@ pub enum FaultAction {
         /// Bytes actually written.
         bytes: usize,
     },
+    /// Wait until the gate is open, then do the operation for real.
+    Stall(Gate),
 }
 
 /// One fault to inject.
@@ -124,13 +161,18 @@ impl Rules {
             *n -= 1;
         }
         self.injected.fetch_add(1, Ordering::Relaxed);
-        Some(rule.action)
+        Some(rule.action.clone())
     }
 
-    /// `Err` when a rule says this operation fails.
+    /// `Err` when a rule says this operation fails; waits first when one
+    /// stalls it (the rules' lock is not held while it waits).
     fn check(&self, op: StorageOp, path: &Path) -> io::Result<()> {
         match self.take(op, path) {
             Some(FaultAction::Fail(errno)) => Err(io::Error::from_raw_os_error(errno)),
+            Some(FaultAction::Stall(gate)) => {
+                gate.wait();
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -233,6 +275,10 @@ impl StorageFile for FaultyFile {
             Some(FaultAction::Fail(errno)) => Err(io::Error::from_raw_os_error(errno)),
             Some(FaultAction::Short { bytes }) if bytes < buf.len() => {
                 self.inner.write_at(&buf[..bytes], pos)
+            }
+            Some(FaultAction::Stall(gate)) => {
+                gate.wait();
+                self.inner.write_at(buf, pos)
             }
             _ => self.inner.write_at(buf, pos),
         }

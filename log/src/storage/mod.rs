@@ -15,7 +15,7 @@
 mod faulty;
 mod fs;
 
-pub use faulty::{EIO, EMFILE, ENOSPC, FaultAction, FaultRule, FaultyStorage, StorageOp};
+pub use faulty::{EIO, EMFILE, ENOSPC, FaultAction, FaultRule, FaultyStorage, Gate, StorageOp};
 pub use fs::FsStorage;
 
 use std::io;
