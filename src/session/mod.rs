@@ -291,7 +291,7 @@ impl Session {
                 pages = pages(&mut self.reading), if self.reading.is_some() => {
                     self.reading = None;
                     let mut frames = Vec::new();
-                    let n = catch_up::apply(&self.state, &self.conn, pages, &mut frames);
+                    let n = catch_up::apply(&self.state.metrics, &self.conn, pages, &mut frames);
                     Metrics::add(&self.state.metrics.frames_sent, n);
                     self.out.push_all(frames);
                     Ok(())
@@ -332,7 +332,7 @@ impl Session {
             // its reply must go before the live messages that follow it.
             let paused = self.core_job.is_some();
             let tried = self.out.bytes() < 64 * 1024 && !paused;
-            let gathered = tried && self.out.fill(&self.state, &self.conn);
+            let gathered = tried && self.out.fill(&self.state.metrics, &self.conn);
             self.read_behind();
             self.out
                 .flush(&self.stream, &self.state.metrics)
@@ -383,7 +383,7 @@ impl Session {
     async fn finish(mut self, end: End) {
         let End::Close(req) = end else { return };
         if req.flush {
-            self.out.fill(&self.state, &self.conn);
+            self.out.fill(&self.state.metrics, &self.conn);
         } else {
             self.out.discard_unstarted();
         }
