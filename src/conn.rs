@@ -387,3 +387,6 @@ impl Conn {
         self.closing.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,9 +4,10 @@
 //! The same scan serves the writer when it opens a log (it then applies the
 //! repairs the scan proposes: cut a torn tail, rewrite a damaged index) and
 //! the read-only tools (which only report). Segments are self-describing,
-//! so nothing here needs the metadata store.
+//! so nothing here needs the metadata store. One segment's scan is in
+//! `scan`.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -16,12 +17,13 @@ use crate::layout;
 use crate::position::Epoch;
 use crate::quarantine;
 use crate::record::Record;
-use crate::segment::cursor::{self, CursorStop, RecordCursor};
+use crate::segment::cursor;
 use crate::segment::header::{HeaderError, SegmentHeader};
-use crate::segment::index::{self, IndexEntry};
 use crate::segment::info::SegmentInfo;
-use crate::segment::{index_path, segment_path};
+use crate::segment::segment_path;
 use crate::topic_name::topic_key;
+
+mod scan;
 
 /// A topic directory as found on disk.
 #[derive(Debug)]
@@ -205,16 +207,8 @@ pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Resu
         let next_base = slots.get(i + 1).map(|n| n.base);
         match &s.header {
             Ok((_, header_len)) => {
-                let (info, mut found) = scan_segment(
-                    dir,
-                    &s.file,
-                    &s.path,
-                    s.base,
-                    *header_len,
-                    epoch,
-                    next_base,
-                    settings,
-                )?;
+                let (info, mut found) =
+                    scan::scan_segment(dir, s, *header_len, epoch, next_base, settings)?;
                 findings.append(&mut found);
                 segments.push(info);
             }
@@ -250,178 +244,6 @@ pub fn load_topic_dir(dir: &Path, key: u128, settings: ScanSettings) -> io::Resu
     }))
 }
 
-/// Scan one segment from its last good index entry to its end.
-#[allow(clippy::too_many_arguments)]
-fn scan_segment(
-    dir: &Path,
-    file: &File,
-    path: &Path,
-    base: u64,
-    header_len: u64,
-    epoch: Epoch,
-    next_base: Option<u64>,
-    settings: ScanSettings,
-) -> io::Result<(SegmentInfo, Vec<Finding>)> {
-    let file_len = file.metadata()?.len();
-    let mut findings = Vec::new();
-    let mut info = SegmentInfo::new(base, path.to_owned(), header_len);
-    info.first_ts_us = first_timestamp(file, header_len, file_len, settings)?;
-
-    // The index: keep the entries that check out.
-    let idx_path = index_path(dir, base);
-    let (mut entries, index_problem) = match fs::read(&idx_path) {
-        Ok(buf) => match index::parse(&buf, base, file_len) {
-            Ok(e) => (e, None),
-            Err((good, e)) => (good, Some(e.to_string())),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
-        Err(e) => return Err(e),
-    };
-    let parsed = entries.len();
-    let mut start = None;
-    while let Some(last) = entries.last().copied() {
-        if entry_checks_out(file, last, base, epoch, file_len, settings)? {
-            start = Some((u64::from(last.position), base + u64::from(last.rel_offset)));
-            break;
-        }
-        entries.pop();
-    }
-    let index_problem = index_problem.or_else(|| {
-        (entries.len() < parsed).then(|| "entries point at no matching record".to_owned())
-    });
-    info.index = entries;
-    info.index_persisted = if index_problem.is_some() {
-        0
-    } else {
-        info.index.len()
-    };
-
-    let (mut pos, mut expected) = start.unwrap_or((header_len, base));
-    let mut cursor = RecordCursor::new(file, pos, file_len, settings.max_payload);
-    let stop = loop {
-        match cursor.next_record() {
-            Ok(r) => {
-                if let Some(reason) = misplaced(&r, expected, epoch) {
-                    break Some((pos, reason));
-                }
-                info.maybe_index(expected, pos, settings.index_interval);
-                info.last_ts_us = r.timestamp_us();
-                expected += 1;
-                pos = cursor.position();
-            }
-            Err(CursorStop::End) => break None,
-            Err(CursorStop::Truncated { at, error }) => break Some((at, error.into())),
-            Err(CursorStop::Invalid { at, error }) => break Some((at, error.into())),
-            Err(CursorStop::Io(e)) => return Err(e),
-        }
-    };
-    info.len = pos;
-    info.end_offset = expected;
-    info.file_len = file_len;
-
-    match (stop, next_base) {
-        // Sealed segment: must end cleanly where the next one begins.
-        (None, Some(next)) if expected == next => {}
-        (None, Some(next)) => {
-            info.corrupt_at = Some(pos);
-            // A sealed segment covers everything up to the next one; reads
-            // of the missing offsets stop at the gap with an error.
-            info.end_offset = next;
-            findings.push(Finding::Corruption {
-                segment: path.to_owned(),
-                at: pos,
-                offset: expected,
-                reason: CorruptReason::Missing {
-                    from: expected,
-                    to: next,
-                },
-            });
-        }
-        (Some((at, reason)), Some(next)) => {
-            info.corrupt_at = Some(at);
-            info.end_offset = next;
-            findings.push(Finding::Corruption {
-                segment: path.to_owned(),
-                at,
-                offset: expected,
-                reason,
-            });
-        }
-        (None, None) => {}
-        // Active segment: a torn tail unless valid records follow the bad one.
-        (Some((at, reason)), None) => {
-            match cursor::resync(file, at + 1, file_len, settings.max_payload, epoch)? {
-                Some((resume, r)) if r.offset() > expected => {
-                    info.corrupt_at = Some(at);
-                    findings.push(Finding::Corruption {
-                        segment: path.to_owned(),
-                        at,
-                        offset: expected,
-                        reason,
-                    });
-                    let (end, end_offset, last_ts) =
-                        scan_after_resync(file, resume, r.offset(), file_len, epoch, settings)?;
-                    info.len = end;
-                    info.end_offset = end_offset;
-                    info.last_ts_us = last_ts;
-                }
-                _ => findings.push(Finding::TornTail {
-                    segment: path.to_owned(),
-                    at,
-                    cut_bytes: file_len - at,
-                }),
-            }
-        }
-    }
-    if let Some(reason) = index_problem {
-        findings.push(Finding::IndexRebuilt {
-            index: idx_path,
-            reason,
-        });
-    }
-    Ok((info, findings))
-}
-
-/// After a hole, count the valid records that follow (for the end of a
-/// segment that is kept but never appended to again).
-fn scan_after_resync(
-    file: &File,
-    from: u64,
-    offset: u64,
-    file_len: u64,
-    epoch: Epoch,
-    settings: ScanSettings,
-) -> io::Result<(u64, u64, u64)> {
-    let mut cursor = RecordCursor::new(file, from, file_len, settings.max_payload);
-    let (mut end, mut expected, mut last_ts) = (from, offset, 0);
-    while let Ok(r) = cursor.next_record() {
-        if misplaced(&r, expected, epoch).is_some() {
-            break;
-        }
-        expected += 1;
-        last_ts = r.timestamp_us();
-        end = cursor.position();
-    }
-    Ok((end, expected, last_ts))
-}
-
-/// Does the index entry point at a valid record with the offset it names?
-fn entry_checks_out(
-    file: &File,
-    e: IndexEntry,
-    base: u64,
-    epoch: Epoch,
-    file_len: u64,
-    settings: ScanSettings,
-) -> io::Result<bool> {
-    let mut c = RecordCursor::new(file, u64::from(e.position), file_len, settings.max_payload);
-    Ok(match c.next_record() {
-        Ok(r) => misplaced(&r, base + u64::from(e.rel_offset), epoch).is_none(),
-        Err(CursorStop::Io(err)) => return Err(err),
-        Err(_) => false,
-    })
-}
-
 /// Why a valid record does not belong where it was found, if it does not.
 pub fn misplaced(r: &Record, expected: u64, epoch: Epoch) -> Option<CorruptReason> {
     if r.offset() != expected {
@@ -430,19 +252,5 @@ pub fn misplaced(r: &Record, expected: u64, epoch: Epoch) -> Option<CorruptReaso
         Some(CorruptReason::WrongEpoch { found: r.epoch() })
     } else {
         None
-    }
-}
-
-fn first_timestamp(
-    file: &File,
-    header_len: u64,
-    file_len: u64,
-    settings: ScanSettings,
-) -> io::Result<u64> {
-    let mut c = RecordCursor::new(file, header_len, file_len, settings.max_payload);
-    match c.next_record() {
-        Ok(r) => Ok(r.timestamp_us()),
-        Err(CursorStop::Io(e)) => Err(e),
-        Err(_) => Ok(0),
     }
 }

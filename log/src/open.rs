@@ -10,7 +10,7 @@
 //! segment with a damaged header is quarantined alone (`quarantine`): the
 //! topic keeps its epoch and its other segments.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::config::Durability;
 use crate::error::{LogError, Result};
 use crate::layout::{self, Layout};
-use crate::load::{self, Finding, Loaded, ScanSettings};
+use crate::load::{self, Finding, Loaded, LoadedTopic, ScanSettings, Unprovable};
 use crate::meta::TopicMeta;
 use crate::position::Epoch;
 use crate::quarantine;
@@ -126,140 +126,232 @@ pub fn mark_stopped(storage: &dyn Storage, layout: &Layout) -> Result<()> {
         .map_err(|e| LogError::io("fsync", layout.root(), e))
 }
 
-/// Load every topic of the data directory into `shared.topics`.
+/// Load every topic of the data directory into `shared.topics`: each
+/// directory is loaded (or set aside, or removed when empty), then the
+/// registered histories whose files are gone are retired.
 pub fn load_topics(shared: &Shared, unclean: bool, os_restarted: bool) -> Result<OpenReport> {
-    let mut report = OpenReport {
-        unclean_shutdown: unclean,
-        os_restarted,
-        ..OpenReport::default()
-    };
-    let mut registry: HashMap<String, TopicMeta> = shared
-        .meta
-        .load()
-        .map_err(LogError::Meta)?
-        .into_iter()
-        .map(|m| (m.name.clone(), m))
-        .collect();
-    let by_key: HashMap<u128, String> =
-        registry.keys().map(|n| (topic_key(n), n.clone())).collect();
-    let settings = ScanSettings {
-        max_payload: shared.config.max_record_bytes,
-        index_interval: shared.config.index_interval_bytes,
-    };
+    let mut loading = Loading::new(shared, unclean, os_restarted)?;
     let dirs = shared
         .layout
         .list_topic_dirs()
         .map_err(|e| LogError::io("list", shared.layout.topics_dir(), e))?;
-    let mut seen = std::collections::HashSet::new();
     for (key, dir) in dirs {
-        let loaded =
-            load::load_topic_dir(&dir, key, settings).map_err(|e| LogError::io("scan", &dir, e))?;
+        loading.topic_dir(key, dir)?;
+    }
+    loading.retire_missing()?;
+    loading.finish()
+}
+
+/// Loading a log's topics: the registry, brought in line with the
+/// segments on disk directory by directory, and what is reported.
+struct Loading<'a> {
+    shared: &'a Shared,
+    /// The OS restarted since the last run: a topic not fsynced at every
+    /// append cannot prove its tail.
+    os_restarted: bool,
+    settings: ScanSettings,
+    /// The registered topics by name, updated as directories load.
+    registry: HashMap<String, TopicMeta>,
+    /// Registered names by directory key: the name of a directory whose
+    /// segment headers cannot say it.
+    by_key: HashMap<u128, String>,
+    /// Topics whose directory was found; the rest of the registry lost
+    /// its files.
+    seen: HashSet<String>,
+    report: OpenReport,
+}
+
+impl<'a> Loading<'a> {
+    /// Start from the registry as the metadata store has it.
+    fn new(shared: &'a Shared, unclean: bool, os_restarted: bool) -> Result<Self> {
+        let registry: HashMap<String, TopicMeta> = shared
+            .meta
+            .load()
+            .map_err(LogError::Meta)?
+            .into_iter()
+            .map(|m| (m.name.clone(), m))
+            .collect();
+        let by_key = registry.keys().map(|n| (topic_key(n), n.clone())).collect();
+        Ok(Self {
+            shared,
+            os_restarted,
+            settings: ScanSettings {
+                max_payload: shared.config.max_record_bytes,
+                index_interval: shared.config.index_interval_bytes,
+            },
+            registry,
+            by_key,
+            seen: HashSet::new(),
+            report: OpenReport {
+                unclean_shutdown: unclean,
+                os_restarted,
+                ..OpenReport::default()
+            },
+        })
+    }
+
+    /// Load the topic directory `dir` (named by `key`).
+    fn topic_dir(&mut self, key: u128, dir: PathBuf) -> Result<()> {
+        let loaded = load::load_topic_dir(&dir, key, self.settings)
+            .map_err(|e| LogError::io("scan", &dir, e))?;
         match loaded {
             Loaded::Empty => {
                 // A directory created by a run that crashed before its first
                 // segment was complete: nothing to keep.
-                let _ = shared.files.storage().remove_dir_all(&dir);
+                let _ = self.shared.files.storage().remove_dir_all(&dir);
+                Ok(())
             }
             Loaded::Unprovable { name, epoch, why } => {
-                let name = name.or_else(|| by_key.get(&key).cloned());
-                let aside = set_aside(shared, &dir, key, epoch)?;
-                if let Some(n) = &name {
-                    let m = registry
-                        .entry(n.clone())
-                        .or_insert_with(|| TopicMeta::new(n, epoch.map_or(0, |e| e.0)));
-                    if let Some(e) = epoch {
-                        m.epoch = Some(e.0);
-                    }
-                    m.retire();
-                    shared.meta.put(m).map_err(LogError::Meta)?;
-                    seen.insert(n.clone());
-                }
-                report.new_epochs.push(EpochChange {
-                    topic: name,
-                    old: epoch,
-                    reason: why.to_string(),
-                    set_aside: Some(aside),
-                });
+                self.unprovable(key, &dir, name, epoch, &why)
             }
-            Loaded::Topic(lt) => {
-                let mut lt = quarantine::quarantine_bad_headers(shared, &dir, key, lt, settings)?;
-                repair(shared.files.storage(), &dir, &mut lt)?;
-                for f in &lt.findings {
-                    report.findings.push((lt.name.clone(), f.clone()));
-                }
-                seen.insert(lt.name.clone());
-                let meta = registry
-                    .entry(lt.name.clone())
-                    .or_insert_with(|| TopicMeta::new(&lt.name, lt.epoch.0));
-                let bump = os_restarted
-                    && shared.config.durability != Durability::Always
-                    && lt.next_offset() > 0;
-                if bump {
-                    let aside = set_aside(shared, &dir, key, Some(lt.epoch))?;
-                    meta.epoch = Some(lt.epoch.0);
-                    meta.retire();
-                    shared.meta.put(meta).map_err(LogError::Meta)?;
-                    report.new_epochs.push(EpochChange {
-                        topic: Some(lt.name.clone()),
-                        old: Some(lt.epoch),
-                        reason: format!(
-                            "the OS restarted without a clean close and durability is {}: \
-                             appends after the last fsync may be lost",
-                            shared.config.durability.name()
-                        ),
-                        set_aside: Some(aside),
-                    });
-                    continue;
-                }
-                if meta.epoch != Some(lt.epoch.0) {
-                    // The segments are the truth; the registry follows them.
-                    meta.retire();
-                    meta.retired_epochs.retain(|e| *e != lt.epoch.0);
-                    meta.epoch = Some(lt.epoch.0);
-                    shared.meta.put(meta).map_err(LogError::Meta)?;
-                }
-                let name: Arc<str> = Arc::from(lt.name.as_str());
-                let topic = Topic::new(
-                    name.clone(),
-                    dir,
-                    lt.epoch,
-                    lt.segments,
-                    0,
-                    meta.retention,
-                    shared.now_ms(),
-                );
-                shared.topics.insert(name, Arc::new(topic));
-            }
+            Loaded::Topic(lt) => self.topic(key, dir, lt),
         }
     }
-    // Registered histories whose files are gone.
-    for (name, meta) in registry.iter_mut() {
-        if seen.contains(name) || meta.epoch.is_none() {
-            continue;
+
+    /// A history that cannot be proven intact: its files go aside and its
+    /// epoch is retired, so the topic's next append starts a new one.
+    fn unprovable(
+        &mut self,
+        key: u128,
+        dir: &Path,
+        name: Option<String>,
+        epoch: Option<Epoch>,
+        why: &Unprovable,
+    ) -> Result<()> {
+        let name = name.or_else(|| self.by_key.get(&key).cloned());
+        let aside = set_aside(self.shared, dir, key, epoch)?;
+        if let Some(n) = &name {
+            let m = self
+                .registry
+                .entry(n.clone())
+                .or_insert_with(|| TopicMeta::new(n, epoch.map_or(0, |e| e.0)));
+            if let Some(e) = epoch {
+                m.epoch = Some(e.0);
+            }
+            m.retire();
+            self.shared.meta.put(m).map_err(LogError::Meta)?;
+            self.seen.insert(n.clone());
         }
-        report.new_epochs.push(EpochChange {
-            topic: Some(name.clone()),
-            old: meta.epoch.map(Epoch),
-            reason: "its segment files are missing".into(),
-            set_aside: None,
+        self.report.new_epochs.push(EpochChange {
+            topic: name,
+            old: epoch,
+            reason: why.to_string(),
+            set_aside: Some(aside),
         });
+        Ok(())
+    }
+
+    /// A topic whose history loaded: quarantine its bad headers, repair
+    /// it, and keep it, unless an OS restart may have cost it appends.
+    fn topic(&mut self, key: u128, dir: PathBuf, lt: LoadedTopic) -> Result<()> {
+        let shared = self.shared;
+        let mut lt = quarantine::quarantine_bad_headers(shared, &dir, key, lt, self.settings)?;
+        repair(shared.files.storage(), &dir, &mut lt)?;
+        for f in &lt.findings {
+            self.report.findings.push((lt.name.clone(), f.clone()));
+        }
+        self.seen.insert(lt.name.clone());
+        let meta = self
+            .registry
+            .entry(lt.name.clone())
+            .or_insert_with(|| TopicMeta::new(&lt.name, lt.epoch.0));
+        let unsynced = shared.config.durability != Durability::Always;
+        if self.os_restarted && unsynced && lt.next_offset() > 0 {
+            let change = lost_to_os_restart(shared, &dir, key, &lt, meta)?;
+            self.report.new_epochs.push(change);
+            return Ok(());
+        }
+        follow_segments(shared, meta, lt.epoch)?;
+        let name: Arc<str> = Arc::from(lt.name.as_str());
+        let topic = Topic::new(
+            name.clone(),
+            dir,
+            lt.epoch,
+            lt.segments,
+            0,
+            meta.retention,
+            shared.now_ms(),
+        );
+        shared.topics.insert(name, Arc::new(topic));
+        Ok(())
+    }
+
+    /// Retire the registered histories whose files are gone: the topic
+    /// cannot serve them, so its next append starts a new epoch.
+    fn retire_missing(&mut self) -> Result<()> {
+        for (name, meta) in self.registry.iter_mut() {
+            if self.seen.contains(name) || meta.epoch.is_none() {
+                continue;
+            }
+            self.report.new_epochs.push(EpochChange {
+                topic: Some(name.clone()),
+                old: meta.epoch.map(Epoch),
+                reason: "its segment files are missing".into(),
+                set_aside: None,
+            });
+            meta.retire();
+            self.shared.meta.put(meta).map_err(LogError::Meta)?;
+        }
+        Ok(())
+    }
+
+    /// Make the registry durable, then log and return the report.
+    fn finish(self) -> Result<OpenReport> {
+        self.shared.meta.flush().map_err(LogError::Meta)?;
+        let mut report = self.report;
+        report.topics = self.shared.topics.len();
+        for (topic, f) in &report.findings {
+            tracing::warn!(topic = %topic, "{f}");
+        }
+        for c in &report.new_epochs {
+            tracing::warn!(topic = ?c.topic, old = ?c.old, "history replaced: {}", c.reason);
+        }
+        Ok(report)
+    }
+}
+
+/// A topic whose newest appends may be lost (the OS went down and the
+/// durability policy does not fsync every append): its files go aside and
+/// its epoch is retired, so clients holding a position in it learn that
+/// their history is gone rather than miss records silently.
+fn lost_to_os_restart(
+    shared: &Shared,
+    dir: &Path,
+    key: u128,
+    lt: &LoadedTopic,
+    meta: &mut TopicMeta,
+) -> Result<EpochChange> {
+    let aside = set_aside(shared, dir, key, Some(lt.epoch))?;
+    meta.epoch = Some(lt.epoch.0);
+    meta.retire();
+    shared.meta.put(meta).map_err(LogError::Meta)?;
+    Ok(EpochChange {
+        topic: Some(lt.name.clone()),
+        old: Some(lt.epoch),
+        reason: format!(
+            "the OS restarted without a clean close and durability is {}: \
+             appends after the last fsync may be lost",
+            shared.config.durability.name()
+        ),
+        set_aside: Some(aside),
+    })
+}
+
+/// The segments are the truth; the registry follows them: an epoch it
+/// names that the segments do not is retired.
+fn follow_segments(shared: &Shared, meta: &mut TopicMeta, epoch: Epoch) -> Result<()> {
+    if meta.epoch != Some(epoch.0) {
         meta.retire();
+        meta.retired_epochs.retain(|e| *e != epoch.0);
+        meta.epoch = Some(epoch.0);
         shared.meta.put(meta).map_err(LogError::Meta)?;
     }
-    shared.meta.flush().map_err(LogError::Meta)?;
-    report.topics = shared.topics.len();
-    for (topic, f) in &report.findings {
-        tracing::warn!(topic = %topic, "{f}");
-    }
-    for c in &report.new_epochs {
-        tracing::warn!(topic = ?c.topic, old = ?c.old, "history replaced: {}", c.reason);
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Apply the repairs a scan proposes: cut torn tails, remove incomplete
 /// segment files, rewrite damaged indexes.
-fn repair(storage: &dyn Storage, dir: &Path, lt: &mut load::LoadedTopic) -> Result<()> {
+fn repair(storage: &dyn Storage, dir: &Path, lt: &mut LoadedTopic) -> Result<()> {
     for f in &lt.findings {
         match f {
             Finding::TornTail { segment, at, .. } => {

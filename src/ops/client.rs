@@ -11,6 +11,7 @@ use wse_log::{Appended, LogError};
 use super::recovery::{RecoveryError, subscribe_with_recovery};
 use super::send::{broadcast_local, send_text};
 use super::subscribe::unsubscribe;
+use crate::config::ServerConfig;
 use crate::conn::Conn;
 use crate::state::ServerState;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
@@ -159,26 +160,9 @@ pub fn publish(state: &ServerState, conn: &Conn, msg: &Value) -> Published {
     let error = |code: &str, message: &str| {
         Published::Reply(Some(publish_error(code, message, &id, topic)))
     };
-    if !state.config.client_publish {
-        return error(
-            "PUBLISH_DISABLED",
-            "this server does not let clients publish",
-        );
-    }
-    if !is_valid_client_topic_with_limit(topic, state.config.max_topic_bytes) || is_pattern(topic) {
-        return error(
-            "INVALID_MESSAGE",
-            "publish needs p.topic, a topic name without wildcards",
-        );
-    }
-    if !conn.allows(topic) {
-        return error(
-            "PUBLISH_DENIED",
-            &format!("not allowed to publish to {topic:?}"),
-        );
-    }
-    let Some(message @ Value::Object(_)) = p.get("message") else {
-        return error("INVALID_MESSAGE", "publish needs p.message, a JSON object");
+    let message = match admit_publish(&state.config, conn, topic, p) {
+        Ok(message) => message,
+        Err(refused) => return error(refused.code(), &refused.message(topic)),
     };
     match broadcast_local(state, topic, &message.to_string()) {
         Ok(_) if id.is_null() => Published::Reply(None),
@@ -190,3 +174,64 @@ pub fn publish(state: &ServerState, conn: &Conn, msg: &Value) -> Published {
         Err(e) => error(publish_error_code(&e), &e.to_string()),
     }
 }
+
+/// Why a client's `publish` is refused before it reaches the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PublishRefused {
+    /// The server does not let clients publish (`client_publish`).
+    Disabled,
+    /// No topic, an invalid one, or a pattern.
+    InvalidTopic,
+    /// The connection's ACL does not allow the topic.
+    Denied,
+    /// No `p.message` object.
+    NoMessage,
+}
+
+impl PublishRefused {
+    /// The error code the client sees.
+    fn code(self) -> &'static str {
+        match self {
+            Self::Disabled => "PUBLISH_DISABLED",
+            Self::InvalidTopic | Self::NoMessage => "INVALID_MESSAGE",
+            Self::Denied => "PUBLISH_DENIED",
+        }
+    }
+
+    /// The error message the client sees.
+    fn message(self, topic: &str) -> String {
+        match self {
+            Self::Disabled => "this server does not let clients publish".into(),
+            Self::InvalidTopic => "publish needs p.topic, a topic name without wildcards".into(),
+            Self::Denied => format!("not allowed to publish to {topic:?}"),
+            Self::NoMessage => "publish needs p.message, a JSON object".into(),
+        }
+    }
+}
+
+/// The message of a publish to `topic` (its payload `p`) that the options
+/// and the connection's ACL allow, checked in the order the client is
+/// told: publishing enabled, a valid topic, allowed, a message object.
+fn admit_publish<'a>(
+    config: &ServerConfig,
+    conn: &Conn,
+    topic: &str,
+    p: &'a Value,
+) -> Result<&'a Value, PublishRefused> {
+    if !config.client_publish {
+        return Err(PublishRefused::Disabled);
+    }
+    if !is_valid_client_topic_with_limit(topic, config.max_topic_bytes) || is_pattern(topic) {
+        return Err(PublishRefused::InvalidTopic);
+    }
+    if !conn.allows(topic) {
+        return Err(PublishRefused::Denied);
+    }
+    match p.get("message") {
+        Some(message @ Value::Object(_)) => Ok(message),
+        _ => Err(PublishRefused::NoMessage),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@ use crate::compression::{msgpack, zlib};
 use crate::conn::Conn;
 use crate::crypto::{ENCRYPTED_FRAME_PREFIX, MIN_SEALED_LEN};
 use crate::metrics::Metrics;
+use crate::ops::ledger::SendLedger;
 use crate::protocol::category::{category_for, inject_category};
 use crate::protocol::clock::rfc3339_millis;
 use crate::protocol::{control, stamp};
@@ -38,10 +39,11 @@ fn queue(state: &ServerState, conn: &Conn, f: Bytes) {
         .count_push(conn.push_data(f, state.config.max_outbound_bytes));
 }
 
-/// Queue a protocol frame (rate-limit errors and warnings: plaintext).
-fn queue_control(state: &ServerState, conn: &Conn, f: Bytes) {
-    if !conn.push_control(f, state.config.max_outbound_bytes) {
-        Metrics::add(&state.metrics.slow_consumer_drops, 1);
+/// Queue a protocol frame (rate-limit errors and warnings: plaintext);
+/// one the queue has no room for is counted as dropped.
+fn queue_control(metrics: &Metrics, limit: usize, conn: &Conn, f: Bytes) {
+    if !conn.push_control(f, limit) {
+        Metrics::add(&metrics.slow_consumer_drops, 1);
     }
 }
 
@@ -62,11 +64,11 @@ pub fn send_event(
         return 0;
     }
     if let Some(conn) = conn
-        && !take_token(state, conn)
+        && !take_token(&state.metrics, state.config.max_outbound_bytes, conn)
     {
         return 0;
     }
-    let envelope = envelope(state, event);
+    let envelope = envelope(&state.sends, event);
     let msgpack = conn.is_some_and(|c| c.msgpack);
     let e2e = conn.is_some_and(|c| c.e2e().is_some());
     let body: Vec<u8> = if e2e {
@@ -102,7 +104,7 @@ pub fn send_event(
 
 /// The envelope: `c` computed from `t`, the event's keys (but `c`/`v`),
 /// `id`/`seq`/`ts` when absent, and `v: 1`.
-fn envelope(state: &ServerState, event: &Map<String, Value>) -> Value {
+fn envelope(sends: &SendLedger, event: &Map<String, Value>) -> Value {
     let mut env = Map::new();
     let t = event.get("t").and_then(Value::as_str);
     env.insert("c".into(), Value::from(category_for(t).as_str()));
@@ -114,7 +116,7 @@ fn envelope(state: &ServerState, event: &Map<String, Value>) -> Value {
     env.entry("id")
         .or_insert_with(|| Value::from(uuid::Uuid::now_v7().to_string()));
     env.entry("seq")
-        .or_insert_with(|| Value::from(state.sends.next_seq()));
+        .or_insert_with(|| Value::from(sends.next_seq()));
     env.entry("ts")
         .or_insert_with(|| Value::from(rfc3339_millis(std::time::SystemTime::now())));
     env.insert("v".into(), Value::from(1));
@@ -122,18 +124,24 @@ fn envelope(state: &ServerState, event: &Map<String, Value>) -> Value {
 }
 
 /// One token from the connection's `send_event` bucket, with the
-/// once-per-second warning and error frames.
-fn take_token(state: &ServerState, conn: &Conn) -> bool {
+/// once-per-second warning and error frames (protocol frames, queued
+/// within `limit` bytes).
+fn take_token(metrics: &Metrics, limit: usize, conn: &Conn) -> bool {
     let now = Instant::now();
     let second = Duration::from_secs(1);
     let mut l = conn.limiter.lock();
     let capacity = l.bucket.capacity();
     if !l.bucket.acquire_at(1.0, now) {
-        Metrics::add(&state.metrics.rate_limited, 1);
+        Metrics::add(&metrics.rate_limited, 1);
         if l.last_error.is_none_or(|t| now - t >= second) {
             l.last_error = Some(now);
             drop(l);
-            queue_control(state, conn, frame::text(control::RATE_LIMITED.as_bytes()));
+            queue_control(
+                metrics,
+                limit,
+                conn,
+                frame::text(control::RATE_LIMITED.as_bytes()),
+            );
         }
         return false;
     }
@@ -142,7 +150,7 @@ fn take_token(state: &ServerState, conn: &Conn) -> bool {
         l.last_warning = Some(now);
         drop(l);
         let warning = control::rate_limit_warning(capacity, tokens);
-        queue_control(state, conn, frame::text(warning.as_bytes()));
+        queue_control(metrics, limit, conn, frame::text(warning.as_bytes()));
     }
     true
 }
@@ -180,3 +188,6 @@ pub fn broadcast_local(state: &ServerState, topic: &str, text: &str) -> Result<A
     state.metrics.count_topic(topic);
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests;

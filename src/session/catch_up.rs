@@ -18,7 +18,6 @@ use wse_log::{Log, LogError, Position, ReadLimits, Record};
 
 use crate::conn::Conn;
 use crate::metrics::Metrics;
-use crate::state::ServerState;
 use crate::ws::frame;
 
 /// Records per log read and topic.
@@ -95,12 +94,7 @@ fn read_one(log: &Log, b: &Behind, budget: usize) -> Found {
 /// Frame what the read found into `out` and move each cursor past it,
 /// if the cursor is still where the read started. Returns the frames
 /// added.
-pub(crate) fn apply(
-    state: &ServerState,
-    conn: &Conn,
-    pages: Vec<Page>,
-    out: &mut Vec<Bytes>,
-) -> u64 {
+pub(crate) fn apply(metrics: &Metrics, conn: &Conn, pages: Vec<Page>, out: &mut Vec<Bytes>) -> u64 {
     let e2e = conn.e2e();
     let mut frames = 0;
     let mut ob = conn.outbox.lock();
@@ -123,7 +117,7 @@ pub(crate) fn apply(
         match e2e {
             Some(key) => {
                 key.seal_payloads_into(&mut buf, records.iter().map(|r| r.payload_ref()));
-                Metrics::add(&state.metrics.frames_encrypted, n);
+                Metrics::add(&metrics.frames_encrypted, n);
             }
             None => {
                 for r in &records {
@@ -134,8 +128,11 @@ pub(crate) fn apply(
         }
         out.push(buf.freeze());
         sub.cursor = records.last().map_or(behind.from, |r| r.offset() + 1);
-        Metrics::add(&state.metrics.replayed_from_log, n);
+        Metrics::add(&metrics.replayed_from_log, n);
         frames += n;
     }
     frames
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,76 +28,136 @@ use crate::metrics::Metrics;
 use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
 use crate::state::ServerState;
+use crate::topics::TopicAcl;
 use crate::ws::frame::{self, FrameParser, close_code};
-use crate::ws::handshake::{self, HandshakeError};
+use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 pub use writer::OutQueue;
 
-/// Serve one accepted socket until it closes.
+/// Serve one accepted socket until it closes: upgrade it, admit and
+/// authenticate the client, register its connection, run the session,
+/// then clean up after it.
 pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     let mut rbuf = BytesMut::new();
-    let upgrade = tokio::time::timeout(
+    let Some(req) = upgrade(&state, &mut stream, &mut rbuf).await else {
+        return;
+    };
+    if !admit(&state) {
+        return;
+    }
+    let accept = handshake::accept_response(&req.key);
+    let Some((user_id, acl)) = authenticate(&state, &mut stream, &req, &accept).await else {
+        return;
+    };
+    let conn = new_conn(&state, user_id, acl, &req);
+    register(&state, &conn, req.cookie);
+    // The connection is registered (and the app told) before the client
+    // sees the upgrade: once a client is connected, the app knows it, and
+    // clients that connect one after another are announced in that order.
+    let upgraded = stream.write_all(&accept).await.is_ok();
+    drop(permit);
+    if upgraded {
+        Session::new(state.clone(), conn.clone(), stream, rbuf)
+            .run()
+            .await;
+    }
+    cleanup(&state, &conn);
+}
+
+/// Read the HTTP upgrade request within the handshake timeout. A request
+/// that is not a WebSocket upgrade gets a 400 (the peer is told why);
+/// one that times out, is too large or fails on the socket is dropped.
+async fn upgrade(
+    state: &ServerState,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+) -> Option<UpgradeRequest> {
+    let read = tokio::time::timeout(
         state.config.handshake_timeout,
-        handshake::read_request(&mut stream, &mut rbuf, state.config.max_handshake_bytes),
+        handshake::read_request(stream, rbuf, state.config.max_handshake_bytes),
     )
     .await;
-    let req = match upgrade {
-        Ok(Ok(req)) => req,
+    match read {
+        Ok(Ok(req)) => Some(req),
         Ok(Err(e @ (HandshakeError::Malformed(_) | HandshakeError::NotWebSocket(_)))) => {
             Metrics::add(&state.metrics.connections_rejected, 1);
             let _ = stream
                 .write_all(&handshake::bad_request(&e.to_string()))
                 .await;
-            return;
+            None
         }
         Ok(Err(_)) | Err(_) => {
             Metrics::add(&state.metrics.connections_rejected, 1);
-            return;
+            None
         }
-    };
-    // Limits and draining close the socket before any HTTP response.
+    }
+}
+
+/// Take a connection slot, unless the server drains or is full (limits
+/// and draining close the socket before any HTTP response).
+fn admit(state: &ServerState) -> bool {
     if state.life.is_draining() || !state.conns.reserve_slot() {
         Metrics::add(&state.metrics.connections_rejected, 1);
-        return;
+        return false;
     }
-    let accept = handshake::accept_response(&req.key);
-    let id = ConnId::generate();
-    let (user_id, acl) = match &state.config.jwt {
-        None => (None, None),
-        Some(jwt) => match jwt.authenticate(req.cookie.as_deref(), req.authorization.as_deref()) {
-            Ok(user) => (Some(user.user_id), user.topic_acl),
-            Err(e) => {
-                // A refused client still gets the upgrade, then one error
-                // frame and the Close (CLIENT_PROTOCOL.md §2.3).
-                Metrics::add(&state.metrics.auth_failures, 1);
-                let mut out = accept.to_vec();
-                out.extend_from_slice(&frame::text(e.frame(SystemTime::now()).as_bytes()));
-                out.extend_from_slice(&frame::close(Some(e.close_code()), "Authentication failed"));
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
-                state.conns.release_slot();
-                return;
-            }
-        },
+    true
+}
+
+/// Authenticate the client when the server needs a JWT: its user id and
+/// topic ACL. A refused client still gets the upgrade, then one error
+/// frame and the Close (CLIENT_PROTOCOL.md §2.3), and its slot is given
+/// back.
+async fn authenticate(
+    state: &ServerState,
+    stream: &mut TcpStream,
+    req: &UpgradeRequest,
+    accept: &[u8],
+) -> Option<(Option<String>, Option<TopicAcl>)> {
+    let Some(jwt) = &state.config.jwt else {
+        return Some((None, None));
     };
+    match jwt.authenticate(req.cookie.as_deref(), req.authorization.as_deref()) {
+        Ok(user) => Some((Some(user.user_id), user.topic_acl)),
+        Err(e) => {
+            Metrics::add(&state.metrics.auth_failures, 1);
+            let mut out = accept.to_vec();
+            out.extend_from_slice(&frame::text(e.frame(SystemTime::now()).as_bytes()));
+            out.extend_from_slice(&frame::close(Some(e.close_code()), "Authentication failed"));
+            let _ = stream.write_all(&out).await;
+            let _ = stream.shutdown().await;
+            state.conns.release_slot();
+            None
+        }
+    }
+}
+
+/// The connection of an admitted client, with its first frames queued:
+/// `server_ready` when the clients expect one, and, when the client may
+/// still ask for encryption, no topic data until it has had the chance.
+fn new_conn(
+    state: &ServerState,
+    user_id: Option<String>,
+    acl: Option<TopicAcl>,
+    req: &UpgradeRequest,
+) -> Arc<Conn> {
     let bucket = TokenBucket::new(
         state.config.rate_limit_capacity,
         state.config.rate_limit_refill,
     );
     let conn = Arc::new(Conn::new(
-        id,
-        user_id.clone(),
+        ConnId::generate(),
+        user_id,
         req.wants_msgpack(),
         acl,
         bucket,
         state.now_ms(),
     ));
-    if user_id.is_some() || state.config.server_ready_without_auth {
+    if conn.user_id.is_some() || state.config.server_ready_without_auth {
         let ready = server_ready(
             &ServerReady {
                 connection_id: &conn.id_str,
-                user_id: user_id.as_deref().unwrap_or("anonymous"),
+                user_id: conn.user_id.as_deref().unwrap_or("anonymous"),
                 recovery_enabled: state.config.recovery_enabled,
             },
             uuid::Uuid::now_v7(),
@@ -109,52 +169,39 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         let wait = state.config.e2e_hello_wait.as_millis() as u64;
         conn.hold_data_until(state.now_ms() + wait);
     }
+    conn
+}
+
+/// Make the connection known: to the registry (so sends and broadcasts
+/// reach it), to the counters, and to the app (a connect event, with the
+/// cookies of an anonymous client).
+fn register(state: &ServerState, conn: &Arc<Conn>, cookie: Option<String>) {
     state.conns.register(conn.clone());
     Metrics::add(&state.metrics.connections_accepted, 1);
     if state.config.event_delivery == EventDelivery::Queue {
-        state.events.push_lifecycle(match user_id {
-            Some(user_id) => AppEvent::AuthConnect { conn: id, user_id },
+        state.events.push_lifecycle(match conn.user_id.clone() {
+            Some(user_id) => AppEvent::AuthConnect {
+                conn: conn.id,
+                user_id,
+            },
             None => AppEvent::Connect {
-                conn: id,
-                cookies: req.cookie.unwrap_or_default(),
+                conn: conn.id,
+                cookies: cookie.unwrap_or_default(),
             },
         });
     }
-    // The connection is registered (and the app told) before the client
-    // sees the upgrade: once a client is connected, the app knows it, and
-    // clients that connect one after another are announced in that order.
-    let upgraded = stream.write_all(&accept).await.is_ok();
-    drop(permit);
-    if upgraded {
-        let inbound = TokenBucket::new(
-            state.config.inbound_rate_capacity,
-            state.config.inbound_rate_refill,
-        );
-        let session = Session {
-            parser: FrameParser::new(state.config.max_message_size),
-            state: state.clone(),
-            conn: conn.clone(),
-            stream,
-            rbuf,
-            out: OutQueue::default(),
-            reading: None,
-            core_job: None,
-            held: VecDeque::new(),
-            waiting_for_room: None,
-            inbound,
-            throttled_until: None,
-            acks: acks::Acks::default(),
-        };
-        session.run().await;
-    }
-    crate::ops::subscribe::unsubscribe_all(&state, &conn);
-    // The slot is free before the app hears of the disconnect, so an app
-    // that reconnects at once is not refused by `max_connections`.
-    state.conns.unregister(id);
+}
+
+/// Forget the connection: its subscriptions, its slot, then tell the app.
+/// The slot is free before the app hears of the disconnect, so an app that
+/// reconnects at once is not refused by `max_connections`.
+fn cleanup(state: &ServerState, conn: &Arc<Conn>) {
+    crate::ops::subscribe::unsubscribe_all(state, conn);
+    state.conns.unregister(conn.id);
     if state.config.event_delivery == EventDelivery::Queue {
         state
             .events
-            .push_lifecycle(AppEvent::Disconnect { conn: id });
+            .push_lifecycle(AppEvent::Disconnect { conn: conn.id });
     }
 }
 
@@ -219,6 +266,30 @@ enum End {
 }
 
 impl Session {
+    /// The session of an upgraded connection; `rbuf` holds what arrived
+    /// with the upgrade request.
+    fn new(state: Arc<ServerState>, conn: Arc<Conn>, stream: TcpStream, rbuf: BytesMut) -> Self {
+        let inbound = TokenBucket::new(
+            state.config.inbound_rate_capacity,
+            state.config.inbound_rate_refill,
+        );
+        Self {
+            parser: FrameParser::new(state.config.max_message_size),
+            state,
+            conn,
+            stream,
+            rbuf,
+            out: OutQueue::default(),
+            reading: None,
+            core_job: None,
+            held: VecDeque::new(),
+            waiting_for_room: None,
+            inbound,
+            throttled_until: None,
+            acks: acks::Acks::default(),
+        }
+    }
+
     async fn run(mut self) {
         // Frames that arrived with the upgrade request.
         if let Err(end) = self.process_buffer() {
@@ -291,7 +362,7 @@ impl Session {
                 pages = pages(&mut self.reading), if self.reading.is_some() => {
                     self.reading = None;
                     let mut frames = Vec::new();
-                    let n = catch_up::apply(&self.state, &self.conn, pages, &mut frames);
+                    let n = catch_up::apply(&self.state.metrics, &self.conn, pages, &mut frames);
                     Metrics::add(&self.state.metrics.frames_sent, n);
                     self.out.push_all(frames);
                     Ok(())
@@ -332,7 +403,7 @@ impl Session {
             // its reply must go before the live messages that follow it.
             let paused = self.core_job.is_some();
             let tried = self.out.bytes() < 64 * 1024 && !paused;
-            let gathered = tried && self.out.fill(&self.state, &self.conn);
+            let gathered = tried && self.out.fill(&self.state.metrics, &self.conn);
             self.read_behind();
             self.out
                 .flush(&self.stream, &self.state.metrics)
@@ -383,7 +454,7 @@ impl Session {
     async fn finish(mut self, end: End) {
         let End::Close(req) = end else { return };
         if req.flush {
-            self.out.fill(&self.state, &self.conn);
+            self.out.fill(&self.state.metrics, &self.conn);
         } else {
             self.out.discard_unstarted();
         }

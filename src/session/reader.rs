@@ -196,7 +196,7 @@ impl Session {
         // What was due before the key exchange goes out plaintext, then
         // server_hello (which gives the client its key), then only sealed
         // data: the client can open every E: frame it receives.
-        self.out.fill(&self.state, &self.conn);
+        self.out.fill(&self.state.metrics, &self.conn);
         let now = self.state.now_ms();
         if let Some(early) = self.conn.enable_e2e(agreement.key, now) {
             for f in early {

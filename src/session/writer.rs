@@ -102,7 +102,7 @@ impl OutQueue {
     /// Returns whether anything was gathered.
     /// Subscriptions behind their ring are noted for a log read
     /// ([`OutQueue::take_behind`]).
-    pub fn fill(&mut self, state: &ServerState, conn: &Arc<Conn>) -> bool {
+    pub fn fill(&mut self, metrics: &Metrics, conn: &Arc<Conn>) -> bool {
         let start = self.bytes;
         self.behind.clear();
         while self.bytes < FILL_TARGET {
@@ -110,7 +110,7 @@ impl OutQueue {
             let mut out = Vec::new();
             self.behind.clear();
             gather(
-                state,
+                metrics,
                 conn,
                 FILL_TARGET - self.bytes,
                 &mut out,
@@ -126,8 +126,8 @@ impl OutQueue {
         self.bytes > start
     }
 
-    /// Write as much as the socket takes now. Returns frames... bytes
-    /// written; `WouldBlock` is not an error (the rest waits).
+    /// Write as much as the socket takes now. Returns the bytes written;
+    /// `WouldBlock` is not an error (the rest waits).
     pub fn flush(&mut self, stream: &TcpStream, metrics: &Metrics) -> io::Result<usize> {
         let mut written = 0;
         while !self.bufs.is_empty() {
@@ -185,7 +185,7 @@ impl OutQueue {
 /// On an end-to-end encrypted connection the shared plaintext frames are
 /// taken one by one and sealed after the locks are released.
 fn gather(
-    state: &ServerState,
+    metrics: &Metrics,
     conn: &Arc<Conn>,
     budget: usize,
     out: &mut Vec<Bytes>,
@@ -235,7 +235,7 @@ fn gather(
     {
         let mut sealed = BytesMut::new();
         key.seal_frames_into(&mut sealed, &out[start..]);
-        Metrics::add(&state.metrics.frames_encrypted, (out.len() - start) as u64);
+        Metrics::add(&metrics.frames_encrypted, (out.len() - start) as u64);
         out.truncate(start);
         out.push(sealed.freeze());
     }
@@ -247,7 +247,7 @@ fn gather(
         let hold_data = replaying(&ob);
         frames += ob.take_queued(hold_data, out);
     }
-    Metrics::add(&state.metrics.frames_sent, frames);
+    Metrics::add(&metrics.frames_sent, frames);
 }
 
 /// Is a recovery replay still being sent? Checked under the same lock as
@@ -333,3 +333,6 @@ fn collect(
     out.extend(frames);
     Ok(reached)
 }
+
+#[cfg(test)]
+mod tests;
