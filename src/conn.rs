@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::e2e::E2eKey;
 use crate::fanout::Channel;
+use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
 use crate::topics::{TopicAcl, TopicPattern};
 
@@ -163,6 +164,18 @@ pub enum Pushed {
     Sealed,
     /// Not queued: the connection is closing or its queue is full.
     Refused,
+}
+
+impl Pushed {
+    /// Count it: sealed for an end-to-end key, or refused (a full queue, a
+    /// closing connection).
+    pub(crate) fn count(self, metrics: &Metrics) {
+        match self {
+            Pushed::Plain => {}
+            Pushed::Sealed => Metrics::add(&metrics.frames_encrypted, 1),
+            Pushed::Refused => Metrics::add(&metrics.slow_consumer_drops, 1),
+        }
+    }
 }
 
 /// One connection.

@@ -18,8 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
-use crate::conn::Pushed;
-
 /// Whether a metric is a running total or a level.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -328,16 +326,6 @@ impl Metrics {
     /// Read a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
-    }
-
-    /// Count a frame queued for one connection: sealed for its end-to-end
-    /// key, or refused (a full queue, a closing connection).
-    pub fn count_push(&self, pushed: Pushed) {
-        match pushed {
-            Pushed::Plain => {}
-            Pushed::Sealed => Self::add(&self.frames_encrypted, 1),
-            Pushed::Refused => Self::add(&self.slow_consumer_drops, 1),
-        }
     }
 
     /// Count one publication on `topic` (at most 10,000 distinct topics

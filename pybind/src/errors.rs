@@ -10,6 +10,7 @@
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
 //! | `LogError::Unavailable` (a storage fault) | `OSError(errno, message)` |
+//! | `LogError::Damaged` (records the disk lost) | `OSError(EIO, message naming the file and offsets)` |
 //! | other `LogError`s | `RuntimeError` |
 
 use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
@@ -54,6 +55,8 @@ pub fn log_error(py: Python<'_>, err: LogError) -> PyErr {
         LogError::Unavailable { ref source, .. } => {
             PyOSError::new_err((source.raw_os_error().unwrap_or(0), err.to_string()))
         }
+        // Damaged records are an I/O error of the disk that held them.
+        e @ LogError::Damaged(_) => PyOSError::new_err((wse_log::storage::EIO, e.to_string())),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

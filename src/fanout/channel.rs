@@ -124,7 +124,7 @@ impl Channel {
         for r in records.iter().skip(known) {
             let f: Bytes = frame::text(r.payload_ref());
             for g in groups.values_mut() {
-                metrics.count_push(deliver_to_one(g, &f, self.member_limit));
+                deliver_to_one(g, &f, self.member_limit).count(metrics);
             }
         }
     }

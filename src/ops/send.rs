@@ -34,9 +34,8 @@ pub fn send_binary(state: &ServerState, conn: &Conn, data: &[u8]) {
 
 /// Queue a data frame (sealed for E2E connections).
 fn queue(state: &ServerState, conn: &Conn, f: Bytes) {
-    state
-        .metrics
-        .count_push(conn.push_data(f, state.config.max_outbound_bytes));
+    conn.push_data(f, state.config.max_outbound_bytes)
+        .count(&state.metrics);
 }
 
 /// Queue a protocol frame (rate-limit errors and warnings: plaintext);

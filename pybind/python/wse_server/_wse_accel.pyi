@@ -110,6 +110,7 @@ class RustWSEServer:
         max_inbound_queue_bytes: int = 67108864,
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
+        e2e_hello_wait: float = 0.5,
         signature_key: bytes | None = None,
         max_pending_handshakes: int = 512,
         handshake_timeout: float = 10.0,
@@ -175,6 +176,9 @@ class RustWSEServer:
         - ``e2e_rekey_interval``: seconds an end-to-end key lives; then the
           connection is closed with code 4000 and the client reconnects
           with a fresh key (``None``: for the connection's life).
+        - ``e2e_hello_wait``: seconds a new connection's topic data waits
+          for its ``client_hello`` (so a client asking for encryption never
+          receives it in clear); 0: no wait.
         - ``signature_key``: verify the HMAC-SHA256 ``sig`` of every client
           message with this key; unsigned or badly signed messages are
           refused with an ``INVALID_SIGNATURE`` error frame.
