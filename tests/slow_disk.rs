@@ -6,12 +6,11 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::*;
-use wse::{Server, ServerConfig};
+use wse::ServerConfig;
 use wse_log::{Durability, FaultAction, FaultRule, FaultyStorage, Gate, StorageOp};
 
 const PUBLISHES: usize = 64;
@@ -27,24 +26,21 @@ impl Drop for ReopenOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_waiting_for_a_stalled_disk_does_not_stall_other_connections() {
     let storage = FaultyStorage::default();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::new(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: Some(dir.path().join("data")),
-        client_publish: true,
-        // One worker: anything blocking on it would stop every connection.
-        worker_threads: 1,
-        log: wse_log::LogConfig {
-            durability: Durability::Never,
-            max_pending_bytes: 16 << 10,
-            ..Default::default()
+    let (server, addr, _dir) = start_on_storage(
+        &storage,
+        ServerConfig {
+            client_publish: true,
+            // One worker: anything blocking on it would stop every connection.
+            worker_threads: 1,
+            log: wse_log::LogConfig {
+                durability: Durability::Never,
+                max_pending_bytes: 16 << 10,
+                ..Default::default()
+            },
+            ..standalone()
         },
-        ..standalone()
-    })
-    .unwrap()
-    .with_log_storage(Arc::new(storage.clone()));
-    let url = format!("ws://{}/wse", server.start().unwrap());
+    );
+    let url = format!("ws://{addr}/wse");
 
     let mut bystander = Client::connect(&url, &[]).await;
     bystander.expect_type("server_ready").await;

@@ -23,22 +23,17 @@ fn publish(id: &str, text: &str) -> Value {
 
 /// A started server whose log writes through `storage`.
 fn start(storage: &FaultyStorage) -> (Server, std::net::SocketAddr, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::new(ServerConfig {
-        host: "127.0.0.1".into(),
-        port: 0,
-        data_dir: Some(dir.path().join("data")),
-        client_publish: true,
-        log: wse_log::LogConfig {
-            durability: Durability::Always,
-            ..Default::default()
+    start_on_storage(
+        storage,
+        ServerConfig {
+            client_publish: true,
+            log: wse_log::LogConfig {
+                durability: Durability::Always,
+                ..Default::default()
+            },
+            ..standalone()
         },
-        ..standalone()
-    })
-    .unwrap()
-    .with_log_storage(Arc::new(storage.clone()));
-    let addr = server.start().unwrap();
-    (server, addr, dir)
+    )
 }
 
 /// Publish through `Server::publish` until it succeeds again (the log

@@ -682,8 +682,12 @@ impl Log {
     /// store) or the writer's backlog is full (the append waits for room).
     /// An async caller hands such an append to a blocking thread.
     pub fn append_may_block(&self, topic: &str) -> bool {
+        self.is_backlogged() || !self.shared.topics.contains_key(topic)
+    }
+
+    /// Is the writer's backlog full (an append would wait for room)?
+    pub fn is_backlogged(&self) -> bool {
         self.shared.pending_bytes.load(Ordering::Acquire) >= self.shared.config.max_pending_bytes
-            || !self.shared.topics.contains_key(topic)
     }
 
     fn wait_for_room(&self) -> Result<()> {

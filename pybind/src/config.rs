@@ -156,20 +156,6 @@ pub struct ServerOptions {
     pub max_open_files: usize,
 }
 
-/// `convert!(v)`, `convert!(v, via f)` or `convert!(v, parse f)`: a
-/// keyword's value as is, converted, or converted by a fallible `f`.
-macro_rules! convert {
-    ($v:expr) => {
-        $v
-    };
-    ($v:expr, via $f:expr) => {
-        ($f)($v)
-    };
-    ($v:expr, parse $f:expr) => {
-        ($f)($v)?
-    };
-}
-
 /// The keywords that map one-to-one onto an option, each written once as
 /// `keyword => c.option_path[, via|parse f]`. The one list yields the code
 /// that applies them ([`apply_keywords`]) and the table of which option
@@ -184,7 +170,7 @@ macro_rules! keywords_map {
 
         /// Apply the one-to-one keywords of `o` to `c`.
         fn apply_keywords(o: &ServerOptions, c: &mut ServerConfig) -> PyResult<()> {
-            $( c.$first $(.$rest)* = convert!(o.$field.clone() $(, $kind $f)?); )*
+            $( c.$first $(.$rest)* = wse::option_value!(o.$field.clone() $(, $kind $f)?); )*
             Ok(())
         }
     };

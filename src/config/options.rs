@@ -505,6 +505,25 @@ fn doc_row(line: &str) -> DocRow {
     }
 }
 
+
+/// `option_value!(v)`, `option_value!(v, via f)` or `option_value!(v, parse
+/// f)`: a surface's value for an option as is, converted, or converted by a
+/// fallible `f` (its error returned with `?`). Shared by the lists that map
+/// `wse serve` settings and Python keywords onto options.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! option_value {
+    ($v:expr) => {
+        $v
+    };
+    ($v:expr, via $f:expr) => {
+        ($f)($v)
+    };
+    ($v:expr, parse $f:expr) => {
+        ($f)($v)?
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -7,9 +7,9 @@
 //! `stop` works while another thread is blocked in `drain_events`.
 
 pub(crate) mod accept;
-pub(crate) mod connections;
+
 mod fd_limit;
-pub(crate) mod lifecycle;
+
 pub(crate) mod ticker;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -35,8 +35,8 @@ use crate::ops::subscribe::SubscriptionLimit;
 use crate::state::ServerState;
 use crate::topics::TopicAcl;
 use crate::ws::frame::close_code;
-use connections::Connections;
-use lifecycle::Lifecycle;
+use crate::state::connections::Connections;
+use crate::state::lifecycle::Lifecycle;
 
 /// Why a server operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -62,7 +62,14 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
             .run()
             .await;
     }
-    cleanup(&state, &conn);
+    if state.presence.is_some() && state.log.is_backlogged() {
+        // Its presence leaves are appended to the log, which would wait
+        // for room: not on a worker.
+        let (s, c) = (state.clone(), conn.clone());
+        let _ = tokio::task::spawn_blocking(move || cleanup(&s, &c)).await;
+    } else {
+        cleanup(&state, &conn);
+    }
 }
 
 /// Read the HTTP upgrade request within the handshake timeout. A request

@@ -47,6 +47,26 @@ impl TestServer {
     }
 }
 
+/// A started server on a free loopback port whose log does its file
+/// operations through `storage` (the seam where tests inject faults), with
+/// its data in a fresh temporary directory.
+pub fn start_on_storage(
+    storage: &wse_log::FaultyStorage,
+    config: ServerConfig,
+) -> (Server, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new(ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        data_dir: Some(dir.path().join("data")),
+        ..config
+    })
+    .unwrap()
+    .with_log_storage(std::sync::Arc::new(storage.clone()));
+    let addr = server.start().unwrap();
+    (server, addr, dir)
+}
+
 /// A standalone-style config: recovery, core subscriptions, `server_ready`
 /// without auth, events discarded.
 pub fn standalone() -> ServerConfig {

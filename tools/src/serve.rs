@@ -191,20 +191,6 @@ struct Settings {
     signature_key_file: Option<PathBuf>,
 }
 
-/// `convert!(v)`, `convert!(v, via f)` or `convert!(v, parse f)`: a
-/// setting's value as is, converted, or converted by a fallible `f`.
-macro_rules! convert {
-    ($v:expr) => {
-        $v
-    };
-    ($v:expr, via $f:expr) => {
-        ($f)($v)
-    };
-    ($v:expr, parse $f:expr) => {
-        ($f)($v)?
-    };
-}
-
 /// The settings that map one-to-one onto an option, each written once as
 /// `setting => c.option_path[, via|parse f]`. The one list yields both the
 /// code that applies them ([`apply_settings`]) and the table saying which
@@ -227,7 +213,7 @@ macro_rules! settings_map {
         ) -> Result<(), CliError> {
             $(
                 if let Some(v) = flags.$field.clone().or_else(|| file.$field.clone()) {
-                    c.$first $(.$rest)* = convert!(v $(, $kind $f)?);
+                    c.$first $(.$rest)* = wse::option_value!(v $(, $kind $f)?);
                 }
             )*
             Ok(())

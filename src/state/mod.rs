@@ -6,6 +6,9 @@
 //! needs one takes that handle (the catch-up reader takes the `Log`, a
 //! channel its `Metrics`).
 
+pub(crate) mod connections;
+pub(crate) mod lifecycle;
+
 use std::sync::Arc;
 
 use wse_log::Log;
@@ -18,8 +21,8 @@ use crate::fanout::feed::Feed;
 use crate::metrics::Metrics;
 use crate::ops::ledger::SendLedger;
 use crate::presence::Presence;
-use crate::server::connections::Connections;
-use crate::server::lifecycle::Lifecycle;
+use connections::Connections;
+use lifecycle::Lifecycle;
 
 /// Everything a running server shares.
 pub(crate) struct ServerState {
