@@ -505,7 +505,6 @@ fn doc_row(line: &str) -> DocRow {
     }
 }
 
-
 /// `option_value!(v)`, `option_value!(v, via f)` or `option_value!(v, parse
 /// f)`: a surface's value for an option as is, converted, or converted by a
 /// fallible `f` (its error returned with `?`). Shared by the lists that map

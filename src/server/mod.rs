@@ -33,10 +33,10 @@ use crate::ops::ledger::SendLedger;
 use crate::ops::recovery::{RecoveryError, RecoveryReport};
 use crate::ops::subscribe::SubscriptionLimit;
 use crate::state::ServerState;
-use crate::topics::TopicAcl;
-use crate::ws::frame::close_code;
 use crate::state::connections::Connections;
 use crate::state::lifecycle::Lifecycle;
+use crate::topics::TopicAcl;
+use crate::ws::frame::close_code;
 
 /// Why a server operation failed.
 #[derive(Debug, thiserror::Error)]
