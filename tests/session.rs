@@ -290,6 +290,28 @@ async fn protocol_violations_close_1002() {
             b.extend(masked(op::TEXT, b"other"));
             b
         }),
+        // Close frames to the letter (RFC 6455 §5.5.1, §7.4).
+        ("close with a 1-byte payload", masked(op::CLOSE, &[0x03])),
+        (
+            "close with reserved code 1005",
+            masked(op::CLOSE, &1005u16.to_be_bytes()),
+        ),
+        (
+            "close with reserved code 1006",
+            masked(op::CLOSE, &1006u16.to_be_bytes()),
+        ),
+        (
+            "close with reserved code 1015",
+            masked(op::CLOSE, &1015u16.to_be_bytes()),
+        ),
+        (
+            "close with code 999",
+            masked(op::CLOSE, &999u16.to_be_bytes()),
+        ),
+        (
+            "close with code 5000",
+            masked(op::CLOSE, &5000u16.to_be_bytes()),
+        ),
     ];
     for (why, bytes) in &cases {
         let mut raw = RawWs::connect(ts.addr, "/wse", &[]).await;
@@ -302,6 +324,22 @@ async fn protocol_violations_close_1002() {
         // No message reached the app: its next event is the disconnect.
         events.disconnect(&id).await;
     }
+    // What was due before the bad frame still goes out before the Close:
+    // a ping's pong, then 1002.
+    let mut raw = RawWs::connect(ts.addr, "/wse", &[]).await;
+    let (id, _) = events.connect().await;
+    let mut bytes = masked(op::PING, b"first");
+    bytes.extend(masked(op::CLOSE, &[0x03]));
+    raw.send_lenient(&bytes).await;
+    let (before, close) = raw.read_until_close().await;
+    assert!(
+        before
+            .iter()
+            .any(|f| f.opcode == 0xA && f.payload == b"first"),
+        "{before:?}"
+    );
+    assert_eq!(close.close_code(), Some(1002));
+    events.disconnect(&id).await;
     // The same bytes right behind the upgrade request (one write).
     let mut first = support::raw::upgrade_request("/wse", &[]).into_bytes();
     first.extend(client_frame(0x80 | op::TEXT, b"x", None));

@@ -71,7 +71,7 @@ impl Session {
                     return Err(End::Close(CloseRequest {
                         code: Some(e.close_code()),
                         reason: e.to_string(),
-                        flush: false,
+                        flush: true,
                     }));
                 }
             }

@@ -160,8 +160,58 @@ impl FrameError {
 /// is buffered.
 pub struct FrameParser {
     max_message: usize,
-    /// A fragmented message being reassembled: (is text, bytes so far).
-    partial: Option<(bool, BytesMut)>,
+    /// A fragmented message being reassembled.
+    partial: Option<Partial>,
+}
+
+/// A fragmented message so far.
+struct Partial {
+    text: bool,
+    bytes: BytesMut,
+    /// For text: bytes known to be valid UTF-8 (a character split across
+    /// fragments waits for the rest), so invalid text fails at the
+    /// fragment that breaks it, not at the end of the message.
+    checked: usize,
+}
+
+impl Partial {
+    /// Check the bytes added since the last check; a sequence cut off at
+    /// the end is fine unless `last`.
+    fn check_utf8(&mut self, last: bool) -> Result<(), FrameError> {
+        if !self.text {
+            return Ok(());
+        }
+        match std::str::from_utf8(&self.bytes[self.checked..]) {
+            Ok(_) => self.checked = self.bytes.len(),
+            Err(e) if e.error_len().is_none() && !last => self.checked += e.valid_up_to(),
+            Err(_) => return Err(FrameError::InvalidUtf8),
+        }
+        Ok(())
+    }
+}
+
+/// Is `code` one a peer may send in a Close frame (RFC 6455 §7.4, and the
+/// IANA registry's 1012-1014)? 1004-1006 and 1015 are reserved, never sent;
+/// 3000-4999 are for libraries and applications.
+fn valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The status code of a client's Close payload: none (empty), or a valid
+/// code followed by a UTF-8 reason.
+fn close_status(payload: &[u8]) -> Result<Option<u16>, FrameError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(FrameError::Protocol("close frame with a 1-byte payload")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !valid_close_code(code) {
+                return Err(FrameError::Protocol("close frame with an invalid code"));
+            }
+            std::str::from_utf8(reason).map_err(|_| FrameError::InvalidUtf8)?;
+            Ok(Some(code))
+        }
+    }
 }
 
 impl FrameParser {
@@ -206,7 +256,7 @@ impl FrameParser {
             if is_control && (len > 125 || !header.is_final) {
                 return Err(FrameError::Protocol("control frame too long or fragmented"));
             }
-            let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len() as u64);
+            let so_far = self.partial.as_ref().map_or(0, |p| p.bytes.len() as u64);
             if !is_control && so_far + len > self.max_message as u64 {
                 return Err(FrameError::TooBig(so_far + len));
             }
@@ -222,9 +272,7 @@ impl FrameParser {
                 }
                 OpCode::Control(Control::Pong) => return Ok(Some(Incoming::Pong)),
                 OpCode::Control(Control::Close) => {
-                    let code =
-                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return Ok(Some(Incoming::Close(code)));
+                    return Ok(Some(Incoming::Close(close_status(&payload)?)));
                 }
                 OpCode::Control(_) => return Err(FrameError::Protocol("reserved control opcode")),
                 OpCode::Data(Data::Text | Data::Binary) if self.partial.is_some() => {
@@ -235,17 +283,28 @@ impl FrameParser {
                     if header.is_final {
                         return finish(text, payload).map(Some);
                     }
-                    self.partial = Some((text, payload));
+                    let mut partial = Partial {
+                        text,
+                        bytes: payload,
+                        checked: 0,
+                    };
+                    partial.check_utf8(false)?;
+                    self.partial = Some(partial);
                 }
                 OpCode::Data(Data::Continue) => {
-                    let Some((text, mut acc)) = self.partial.take() else {
+                    let Some(mut partial) = self.partial.take() else {
                         return Err(FrameError::Protocol("continuation without a message"));
                     };
-                    acc.extend_from_slice(&payload);
+                    partial.bytes.extend_from_slice(&payload);
+                    partial.check_utf8(header.is_final)?;
                     if header.is_final {
-                        return finish(text, acc).map(Some);
+                        return Ok(Some(if partial.text {
+                            Incoming::Text(partial.bytes.freeze())
+                        } else {
+                            Incoming::Binary(partial.bytes.freeze())
+                        }));
                     }
-                    self.partial = Some((text, acc));
+                    self.partial = Some(partial);
                 }
                 OpCode::Data(_) => return Err(FrameError::Protocol("reserved data opcode")),
             }
@@ -318,6 +377,54 @@ mod tests {
             out.push(m);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn close_frames_are_validated_to_the_letter() {
+        let close_with = |payload: &[u8]| parse_all(&client(0x8, true, payload), 100);
+        assert!(matches!(
+            close_with(b"").unwrap()[..],
+            [Incoming::Close(None)]
+        ));
+        for code in [1000u16, 1001, 1003, 1007, 1011, 1012, 1014, 3000, 4999] {
+            let mut p = code.to_be_bytes().to_vec();
+            p.extend_from_slice("bye é".as_bytes());
+            assert!(
+                matches!(close_with(&p).unwrap()[..], [Incoming::Close(Some(c))] if c == code),
+                "{code}"
+            );
+        }
+        assert_eq!(
+            close_with(&[0x03]).unwrap_err().close_code(),
+            1002,
+            "1 byte"
+        );
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ] {
+            let err = close_with(&code.to_be_bytes()).unwrap_err();
+            assert_eq!(err.close_code(), 1002, "code {code}");
+        }
+        let bad_reason = [0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xce, 0xbc, 0xff];
+        assert_eq!(close_with(&bad_reason).unwrap_err().close_code(), 1007);
+    }
+
+    #[test]
+    fn fragmented_text_fails_at_the_fragment_that_breaks_utf8() {
+        // A character split across fragments is fine.
+        let euro = "€".as_bytes();
+        let mut ok = client(0x1, false, &euro[..1]);
+        ok.extend(client(0x0, false, &euro[1..2]));
+        ok.extend(client(0x0, true, &euro[2..]));
+        assert!(matches!(&parse_all(&ok, 100).unwrap()[..], [Incoming::Text(t)] if &t[..] == euro));
+        // An invalid byte fails at once, before the final fragment arrives.
+        let mut p = FrameParser::new(100);
+        let mut buf = BytesMut::from(&client(0x1, false, b"ok \xff")[..]);
+        assert_eq!(p.next(&mut buf).unwrap_err(), FrameError::InvalidUtf8);
+        // A sequence still cut off at the end of the message is invalid.
+        let mut cut = client(0x1, false, b"a");
+        cut.extend(client(0x0, true, &euro[..2]));
+        assert_eq!(parse_all(&cut, 100).unwrap_err(), FrameError::InvalidUtf8);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! JWT sources) and the key. Any bytes the client sent after the request
 //! stay in the buffer for the frame parser.
 
+use base64::Engine as _;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncReadExt;
 
@@ -86,6 +87,10 @@ fn parse(buf: &mut BytesMut) -> Result<Option<UpgradeRequest>, HandshakeError> {
     if req.method != Some("GET") {
         return Err(HandshakeError::NotWebSocket("method is not GET"));
     }
+    // RFC 6455 §4.2.1: an HTTP/1.1 (or later) GET with a Host.
+    if req.version != Some(1) {
+        return Err(HandshakeError::NotWebSocket("not HTTP/1.1"));
+    }
     let header = |name: &str| {
         req.headers
             .iter()
@@ -107,10 +112,22 @@ fn parse(buf: &mut BytesMut) -> Result<Option<UpgradeRequest>, HandshakeError> {
             "Sec-WebSocket-Version is not 13",
         ));
     }
+    if header("host").is_none_or(|h| h.trim().is_empty()) {
+        return Err(HandshakeError::NotWebSocket("no Host"));
+    }
     let key = header("sec-websocket-key")
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .ok_or(HandshakeError::NotWebSocket("no Sec-WebSocket-Key"))?;
+    // The key is a base64-encoded 16-byte nonce.
+    if base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .map_or(true, |nonce| nonce.len() != 16)
+    {
+        return Err(HandshakeError::NotWebSocket(
+            "Sec-WebSocket-Key is not 16 bytes in base64",
+        ));
+    }
     let target = req.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let out = UpgradeRequest {
@@ -175,6 +192,23 @@ mod tests {
                 "13",
             ),
             ("\x16\x03\x01 not http\r\n\r\n", "malformed"),
+            // RFC 6455 §4.2.1, to the letter.
+            (
+                "GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                "HTTP/1.1",
+            ),
+            (
+                "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+                "Host",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n\r\n",
+                "16 bytes",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not base64!\r\n\r\n",
+                "16 bytes",
+            ),
         ] {
             let mut stream = req.as_bytes();
             let err = read_request(&mut stream, &mut BytesMut::new(), 8192)

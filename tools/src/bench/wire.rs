@@ -46,8 +46,8 @@ const MAX_RESPONSE: usize = 16 * 1024;
 /// Time allowed to open one connection and get its greeting.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The upgrade request (any key will do: the server does not check it
-/// beyond its presence, and we do not check the accept value).
+/// The upgrade request (a fixed, valid 16-byte key: we do not check the
+/// accept value).
 const UPGRADE: &[u8] = b"GET /wse HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: d3NlLWJlbmNoLWtleS0wMQ==\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
