@@ -314,6 +314,10 @@ metrics! {
         /// Messages replayed from the log to catch a subscriber up.
         replayed_from_log, "wse_replayed_from_log_total",
             "Messages replayed from the log to catch a subscriber up";
+        /// Presence joins not tracked (data over `presence_max_data_size`,
+        /// topic at `presence_max_members`): subscribed without presence.
+        presence_refused, "wse_presence_refused_total",
+            "Presence joins not tracked (data too large, topic full)";
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::conn::Conn;
 use crate::fanout::channel::{Joined, Start};
 use crate::fanout::{Channel, PatternSub};
+use crate::metrics::Metrics;
 use crate::state::ServerState;
 use crate::topics::{TopicPattern, is_pattern, is_valid_client_topic_with_limit};
 
@@ -39,22 +40,7 @@ pub fn subscribe(
     topics: &[String],
     group: Option<&str>,
 ) -> Result<Vec<String>, SubscriptionLimit> {
-    subscribe_with_presence(state, conn, topics, group, None).map_err(|e| match e {
-        SubscribeError::Limit(l) => l,
-        SubscribeError::Presence(_) => unreachable!("no presence data given"),
-    })
-}
-
-/// Why a subscription with presence failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubscribeError {
-    /// The subscription limit was reached.
-    #[error(transparent)]
-    Limit(#[from] SubscriptionLimit),
-    /// Subscribed, but presence refused the user (data too large, topic
-    /// full).
-    #[error(transparent)]
-    Presence(#[from] crate::presence::PresenceError),
+    subscribe_with_presence(state, conn, topics, group, None)
 }
 
 /// Where a live subscription to `topic` starts: at the log's head now.
@@ -65,22 +51,28 @@ pub(crate) fn live(state: &ServerState, topic: &str) -> Start {
 }
 
 /// `subscribe`, and with `presence` data (and presence enabled) track the
-/// connection's user in each topic subscribed by name. A refused join is
-/// an error after the subscriptions were made.
+/// connection's user in each topic subscribed by name. A join presence
+/// refuses (data over `presence_max_data_size`, topic full) leaves that
+/// topic subscribed without presence, as upstream, with a warning and the
+/// `presence_refused` counter.
 pub fn subscribe_with_presence(
     state: &ServerState,
     conn: &Arc<Conn>,
     topics: &[String],
     group: Option<&str>,
     presence: Option<&serde_json::Value>,
-) -> Result<Vec<String>, SubscribeError> {
+) -> Result<Vec<String>, SubscriptionLimit> {
     let done: Vec<String> = subscribe_from(state, conn, topics, group, |t| live(state, t))?
         .into_iter()
         .map(|(topic, _)| topic)
         .collect();
     if let (Some(data), Some(p), None) = (presence, &state.presence, group) {
         for topic in done.iter().filter(|t| !is_pattern(t)) {
-            p.join(state, conn, topic, data)?;
+            if let Err(e) = p.join(state, conn, topic, data) {
+                Metrics::add(&state.metrics.presence_refused, 1);
+                tracing::warn!(conn = %conn.id_str, topic, error = %e,
+                    "subscribed without presence");
+            }
         }
     }
     Ok(done)

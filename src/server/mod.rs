@@ -539,8 +539,9 @@ impl Server {
     }
 
     /// `subscribe`, and with `presence` data (presence enabled) track the
-    /// connection's user in each topic. A refused join (data too large,
-    /// topic full) is an error, after the subscriptions were made.
+    /// connection's user in each topic. A join presence refuses (data too
+    /// large, topic full) subscribes without presence, as upstream, with a
+    /// warning and the `presence_refused` counter.
     pub fn subscribe_with_presence(
         &self,
         conn: &str,
@@ -551,12 +552,7 @@ impl Server {
         let Ok(Some((s, c))) = self.conn(conn) else {
             return Ok(());
         };
-        ops::subscribe::subscribe_with_presence(&s, &c, topics, group, presence).map_err(|e| {
-            match e {
-                ops::subscribe::SubscribeError::Limit(l) => ServerError::Limit(l),
-                ops::subscribe::SubscribeError::Presence(p) => ServerError::Presence(p),
-            }
-        })?;
+        ops::subscribe::subscribe_with_presence(&s, &c, topics, group, presence)?;
         Ok(())
     }
 

@@ -50,8 +50,11 @@ def test_presence_joins_updates_and_leaves(make_server) -> None:
             assert s.presence_stats("room") == {"num_users": 1, "num_connections": 1}
             s.update_presence(conn, {"status": "away"})
             assert (await events.next("presence_update"))[2]["data"] == {"status": "away"}
-            with pytest.raises(ValueError, match="presence_max_data_size"):
-                s.subscribe_connection(conn, ["other"], {"blob": "x" * 100})
+            # As upstream: too large to track, subscribed without presence.
+            s.subscribe_connection(conn, ["other"], {"blob": "x" * 100})
+            assert s.presence("other") == {}
+            assert s.get_topic_subscriber_count("other") == 1
+            assert s.health_snapshot()["presence_refused"] == 1
             with pytest.raises(RuntimeError):
                 s.update_presence("nobody", {})
         assert (await events.next("presence_leave"))[2] == {"topic": "room", "user_id": conn, "data": {"status": "away"}}
