@@ -1,9 +1,46 @@
-//! Peer replication of WSE log appends.
+//! Replication of WSE topic logs: one Raft group per shard of topics.
 //!
-//! This crate will own the peer links (TCP + mTLS), the peer frame codec,
-//! membership and gossip, interest routing, and shipping/applying log
-//! appends (see `docs/ARCHITECTURE.md`). It ships the record encoding of
-//! `wse-log` unchanged: one encoding on disk, in memory and on the peer wire.
+//! Topics hash into a fixed number of shards; each shard is a Raft group
+//! run by [openraft](https://docs.rs/openraft/0.9) (leader choice, commit,
+//! truncation of divergent suffixes are openraft's, never ours). A publish
+//! is a Raft entry ([`Request`], a batch of [`Publish`]es); the state
+//! machine applies committed entries in log order by appending to the
+//! node's [`wse_log::Log`], so every node holds the same records at the
+//! same offsets.
 //!
-//! Nothing is implemented yet; the crate exists so the dependency arrow
-//! `log <- src <- replication <- pybind/tools` is fixed from the start.
+//! A [`Shard`] is one node's part of one shard: a [`LogStore`] (the Raft
+//! log, in its own file), a [`StateMachine`] (applies to the topic logs),
+//! and a network. The only network so far is [`Loopback`] (in-process); the
+//! peer transport is a later step.
+//!
+//! Epochs are not yet the same on every node: wse-log draws a random epoch
+//! when it creates a topic, and has no way to create one with a given epoch
+//! (see `README.md`). Offsets and payloads are.
+//!
+//! # Layout
+//!
+//! - [`types`]: the Raft type configuration, entry payload and response.
+//! - `log_file`: the Raft log file (frames with a CRC, truncate, rewrite).
+//! - [`log_store`]: openraft's log storage on that file, vote and markers.
+//! - `durable_file`: small state files replaced atomically.
+//! - [`state_machine`]: applying entries to topic logs, exactly once;
+//!   snapshots (positions only).
+//! - [`shard`]: a node's shard handle (start, initialize, publish).
+//! - [`loopback`]: the in-process network with cuttable links.
+//! - [`error`]: what a shard operation can fail with ([`ClusterError`]).
+
+mod durable_file;
+pub mod error;
+mod log_file;
+pub mod log_store;
+pub mod loopback;
+pub mod shard;
+pub mod state_machine;
+pub mod types;
+
+pub use error::ClusterError;
+pub use log_store::LogStore;
+pub use loopback::Loopback;
+pub use shard::{Shard, ShardOptions};
+pub use state_machine::{Applied, StateMachine};
+pub use types::{NodeId, ProducerSeq, Publish, Raft, Receipt, Request, TypeConfig};

@@ -1,0 +1,178 @@
+//! A node's part of one shard: its Raft, log store and state machine, and
+//! the operations the server needs (start, initialize, publish, metrics).
+
+use crate::error::ClusterError;
+use crate::log_store::LogStore;
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, Publish, Raft, Request, TypeConfig};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, RaftMetrics, RaftNetworkFactory, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wse_log::{Log, Position};
+
+/// How a shard's Raft runs.
+#[derive(Clone, Debug)]
+pub struct ShardOptions {
+    /// Leader heartbeat period. Default 100 ms.
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time in this range
+    /// starts an election. Default 300-600 ms: shorter fails over sooner,
+    /// but a slow fsync or a busy machine then causes needless elections.
+    pub election_timeout: (Duration, Duration),
+    /// How long `publish` waits for the commit. Default 5 s.
+    pub publish_timeout: Duration,
+}
+
+impl Default for ShardOptions {
+    fn default() -> Self {
+        ShardOptions {
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ShardOptions {
+    /// openraft's configuration for these options.
+    fn raft_config(&self, shard: u32) -> Result<Config, ClusterError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        let config = Config {
+            cluster_name: format!("wse-shard-{shard}"),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout.0),
+            election_timeout_max: ms(self.election_timeout.1),
+            // Snapshots carry positions, not records (see `state_machine`):
+            // never build one and never purge the log, so a node that is
+            // behind always catches up from the log.
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: u64::MAX,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| ClusterError::Config(Box::new(e)))
+    }
+}
+
+/// One shard on one node.
+pub struct Shard {
+    /// Which shard, for errors and metrics.
+    shard: u32,
+    /// The running Raft of the shard.
+    raft: Raft,
+    /// The state machine, to read what it applied.
+    state_machine: StateMachine,
+    /// How long a publish waits for its commit.
+    publish_timeout: Duration,
+}
+
+impl Shard {
+    /// Start node `node`'s Raft of shard `shard`, with its Raft files in
+    /// `dir` (kept across restarts), applying to `log`, talking through
+    /// `network`.
+    pub async fn start<N>(
+        node: NodeId,
+        shard: u32,
+        dir: &Path,
+        log: Arc<Log>,
+        network: N,
+        options: &ShardOptions,
+    ) -> Result<Shard, ClusterError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        let storage = |source| ClusterError::Storage { shard, source };
+        let log_store = LogStore::open(dir).map_err(storage)?;
+        let state_machine = StateMachine::open(dir, log).map_err(storage)?;
+        let config = Arc::new(options.raft_config(shard)?);
+        let raft = Raft::new(node, config, network, log_store, state_machine.clone())
+            .await
+            .map_err(|source| ClusterError::Stopped {
+                shard,
+                source: Box::new(source),
+            })?;
+        Ok(Shard {
+            shard,
+            raft,
+            state_machine,
+            publish_timeout: options.publish_timeout,
+        })
+    }
+
+    /// Make `members` the first membership of the shard (once, on one node,
+    /// at the cluster's first start).
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), ClusterError> {
+        let shard = self.shard;
+        self.raft.initialize(members).await.map_err(|e| match e {
+            RaftError::APIError(source) => ClusterError::Initialize {
+                shard,
+                source: Box::new(source),
+            },
+            RaftError::Fatal(source) => ClusterError::Stopped {
+                shard,
+                source: Box::new(source),
+            },
+        })
+    }
+
+    /// Publish `batch` as one Raft entry; returns each message's position
+    /// once a majority has it and this node applied it. Only the leader
+    /// accepts: elsewhere [`ClusterError::NotLeader`].
+    pub async fn publish(&self, batch: Vec<Publish>) -> Result<Vec<Position>, ClusterError> {
+        let shard = self.shard;
+        let write = self.raft.client_write(Request { publishes: batch });
+        let response = tokio::time::timeout(self.publish_timeout, write)
+            .await
+            .map_err(|_| ClusterError::Timeout {
+                shard,
+                after: self.publish_timeout,
+            })?;
+        match response {
+            Ok(r) => Ok(r.data.positions),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ClusterError::NotLeader {
+                    shard,
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(source)) => Err(ClusterError::Rejected {
+                shard,
+                source: Box::new(source),
+            }),
+            Err(RaftError::Fatal(source)) => Err(ClusterError::Stopped {
+                shard,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// The shard's Raft figures now (leader, term, log and applied index).
+    pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The openraft handle (to wait for metrics, or register it with a
+    /// network).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// What the state machine applied (last log id, topic offsets).
+    pub fn applied(&self) -> crate::state_machine::Applied {
+        self.state_machine.applied()
+    }
+
+    /// Stop the shard's Raft; its files stay for a restart.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(shard = self.shard, error = %e, "raft shutdown");
+        }
+    }
+}

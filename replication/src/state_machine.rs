@@ -1,0 +1,346 @@
+//! openraft's state machine ([`RaftStateMachine`]) for one shard: committed
+//! entries, in log order, become records of the node's topic logs.
+//!
+//! # Applying exactly once
+//!
+//! A batch of entries is applied by appending each publish to its topic in
+//! the node's [`wse_log::Log`], waiting until the appends are visible (under
+//! `always`: fsynced), and only then storing the applied marker
+//! (`sm-applied.json`: the last applied log id, the membership, and the next
+//! offset of every topic the shard wrote). A crash between the appends and
+//! the marker leaves records the marker does not know; after the restart
+//! openraft applies those entries again. The marker's offsets tell where
+//! each publish must land: when the topic already holds that offset, the
+//! record is there from before the crash (a topic's visible records survive
+//! as a prefix, and only this state machine writes replicated topics), so
+//! it is not appended again.
+//!
+//! # Snapshots
+//!
+//! A snapshot here is positions only: the applied marker. Sending the
+//! records themselves (segment transfer) is a later step, so a node can only
+//! install a snapshot whose records it already has; [`crate::Shard`]
+//! configures openraft never to build snapshots or purge the Raft log, so a
+//! node that is behind always catches up from the log.
+
+// openraft's traits fix the error type (`StorageError`, large); boxing it
+// here would only unbox it again at the trait boundary.
+#![allow(clippy::result_large_err)]
+
+use crate::durable_file;
+use crate::log_file::RaftEntry;
+use crate::types::{NodeId, Receipt, Request, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wse_log::{Appended, Log, Position, RecordKind};
+
+/// The offset wse-log gives the first record of a new topic.
+const FIRST_OFFSET: u64 = 0;
+
+/// What has been applied: stored in `sm-applied.json`, and a snapshot's data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The last entry applied.
+    pub last_applied: Option<LogId<NodeId>>,
+    /// The membership of the last applied membership entry.
+    pub membership: StoredMembership<NodeId, BasicNode>,
+    /// For each topic this shard wrote, the offset its next record gets.
+    pub next_offsets: BTreeMap<String, u64>,
+}
+
+/// A snapshot kept in memory to be sent (a later step stores it).
+#[derive(Clone)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Vec<u8>,
+}
+
+/// The state machine of one shard on one node. Cheap to clone (the
+/// snapshot builder is a clone).
+#[derive(Clone)]
+pub struct StateMachine {
+    /// The node's topic logs, shared with the server.
+    log: Arc<Log>,
+    /// `<dir>/sm-applied.json`.
+    marker: PathBuf,
+    /// What is applied, as the marker stores it.
+    applied: Arc<Mutex<Applied>>,
+    /// The last snapshot built or installed.
+    snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl StateMachine {
+    /// Open the state machine of a shard whose files are in `dir`, applying
+    /// to `log`.
+    pub fn open(dir: impl AsRef<Path>, log: Arc<Log>) -> io::Result<StateMachine> {
+        std::fs::create_dir_all(dir.as_ref())?;
+        let marker = dir.as_ref().join("sm-applied.json");
+        let applied: Applied = durable_file::read(&marker)?.unwrap_or_default();
+        for (topic, &next) in &applied.next_offsets {
+            let have = log.position(topic).map_or(FIRST_OFFSET, |p| p.next_offset);
+            if have < next {
+                return Err(io::Error::other(format!(
+                    "topic {topic:?} ends at offset {have} but {next} were applied: records were lost"
+                )));
+            }
+        }
+        Ok(StateMachine {
+            log,
+            marker,
+            applied: Arc::new(Mutex::new(applied)),
+            snapshot: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// What is applied now.
+    pub fn applied(&self) -> Applied {
+        self.applied.lock().clone()
+    }
+
+    /// Apply `entries` on the calling (blocking) thread; see the module doc.
+    fn apply_blocking(
+        &self,
+        entries: Vec<RaftEntry>,
+    ) -> Result<Vec<Receipt>, StorageError<NodeId>> {
+        let mut next = self.applied();
+        let mut pending: BTreeMap<String, Appended> = BTreeMap::new();
+        let mut receipts = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if Some(entry.log_id) <= next.last_applied {
+                receipts.push(Receipt::default());
+                continue;
+            }
+            let receipt = match entry.payload {
+                EntryPayload::Normal(request) => self
+                    .apply_request(&request, &mut next, &mut pending)
+                    .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
+                EntryPayload::Membership(m) => {
+                    next.membership = StoredMembership::new(Some(entry.log_id), m);
+                    Receipt::default()
+                }
+                EntryPayload::Blank => Receipt::default(),
+            };
+            next.last_applied = Some(entry.log_id);
+            receipts.push(receipt);
+        }
+        for appended in pending.values() {
+            appended
+                .wait()
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        }
+        self.store(next)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        Ok(receipts)
+    }
+
+    /// Append the publishes of `request` that are not there yet.
+    fn apply_request(
+        &self,
+        request: &Request,
+        next: &mut Applied,
+        pending: &mut BTreeMap<String, Appended>,
+    ) -> Result<Receipt, wse_log::LogError> {
+        let mut positions = Vec::with_capacity(request.publishes.len());
+        for p in &request.publishes {
+            let expected = next
+                .next_offsets
+                .get(&p.topic)
+                .copied()
+                .unwrap_or(FIRST_OFFSET);
+            let here = self.log.position(&p.topic);
+            let position = match here {
+                Some(h) if h.next_offset > expected => Position::new(h.epoch, expected),
+                _ => {
+                    let payload = &p.payload;
+                    let a = self.log.append_with(
+                        &p.topic,
+                        RecordKind::Message,
+                        payload.len(),
+                        |_, b| b.extend_from_slice(payload),
+                    )?;
+                    let position = a.position;
+                    pending.insert(p.topic.clone(), a);
+                    position
+                }
+            };
+            next.next_offsets
+                .insert(p.topic.clone(), position.offset + 1);
+            positions.push(position);
+        }
+        Ok(Receipt { positions })
+    }
+
+    /// Store `applied` as the marker, durably, then make it current.
+    fn store(&self, applied: Applied) -> io::Result<()> {
+        durable_file::write(&self.marker, &applied)?;
+        *self.applied.lock() = applied;
+        Ok(())
+    }
+
+    /// Take the snapshot `applied`, if this node holds its records.
+    fn install_blocking(&self, applied: Applied) -> io::Result<()> {
+        for (topic, &next) in &applied.next_offsets {
+            let have = self
+                .log
+                .position(topic)
+                .map_or(FIRST_OFFSET, |p| p.next_offset);
+            if have < next {
+                return Err(io::Error::other(format!(
+                    "snapshot needs topic {topic:?} up to offset {next}, this node has {have}: segment transfer is not implemented yet"
+                )));
+            }
+        }
+        self.store(applied)
+    }
+}
+
+/// Run `f` on tokio's blocking pool: wse-log appends may block for room.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
+) -> Result<T, StorageError<NodeId>> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageIOError::write_state_machine(&e))?
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let applied = self.applied();
+        let data =
+            serde_json::to_vec(&applied).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let snapshot_id = match applied.last_applied {
+            Some(l) => format!("{}-{}", l.leader_id, l.index),
+            None => "empty".to_owned(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership,
+            snapshot_id,
+        };
+        *self.snapshot.lock() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        });
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        let a = self.applied.lock();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Receipt>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = RaftEntry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<RaftEntry> = entries.into_iter().collect();
+        let sm = self.clone();
+        blocking(move || sm.apply_blocking(entries)).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> StateMachine {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let signature = Some(meta.signature());
+        let mut applied: Applied = serde_json::from_slice(&data)
+            .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        applied.last_applied = meta.last_log_id;
+        applied.membership = meta.last_membership.clone();
+        let sm = self.clone();
+        blocking(move || {
+            sm.install_blocking(applied)
+                .map_err(|e| StorageIOError::write_snapshot(signature, &e).into())
+        })
+        .await?;
+        *self.snapshot.lock() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        });
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self.snapshot.lock().clone().map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Publish;
+    use openraft::{CommittedLeaderId, Entry};
+    use wse_log::LogConfig;
+
+    fn entry(index: u64, topic: &str, payload: &str) -> RaftEntry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request {
+                publishes: vec![Publish::new(topic, payload.to_owned())],
+            }),
+        }
+    }
+
+    /// A crash after the topic appends but before the marker: applying the
+    /// same entries again after the restart appends nothing twice.
+    #[test]
+    fn re_apply_after_a_lost_marker_appends_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let open_log =
+            || Arc::new(Log::open(dir.path().join("log"), LogConfig::default()).unwrap());
+        let entries = || vec![entry(1, "t", "a"), entry(2, "u", "b"), entry(3, "t", "c")];
+        let first = {
+            let sm = StateMachine::open(dir.path().join("raft"), open_log()).unwrap();
+            sm.apply_blocking(entries()[..1].to_vec()).unwrap();
+            let before = durable_file::read::<Applied>(&sm.marker).unwrap();
+            let receipts = sm.apply_blocking(entries()[1..].to_vec()).unwrap();
+            // The crash window: records durable, marker still the old one.
+            durable_file::write(&sm.marker, &before).unwrap();
+            receipts
+        };
+        let log = open_log();
+        let sm = StateMachine::open(dir.path().join("raft"), log.clone()).unwrap();
+        let again = sm.apply_blocking(entries()[1..].to_vec()).unwrap();
+        assert_eq!(again, first, "the same positions");
+        assert_eq!(log.position("t").unwrap().next_offset, FIRST_OFFSET + 2);
+        assert_eq!(log.position("u").unwrap().next_offset, FIRST_OFFSET + 1);
+        assert_eq!(sm.applied().last_applied.map(|l| l.index), Some(3));
+    }
+}

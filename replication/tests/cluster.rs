@@ -1,0 +1,96 @@
+//! Three in-process nodes of one shard: every node applies the same
+//! records at the same offsets, through leader failure, restart and
+//! partitions.
+
+mod common;
+
+use common::{Cluster, EVENT_TIMEOUT};
+use wse_replication::ClusterError;
+
+const TOPICS: [&str; 3] = ["chat/a", "chat/b", "chat/c"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_hold_the_same_records() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader(&c.ids).await;
+    let acked = c.publish_many(leader, &TOPICS, "m", 1000, 20).await;
+    assert_eq!(acked.len(), 1000);
+    c.converge(leader, &c.ids).await;
+    c.assert_identical(&c.ids, &TOPICS, &acked);
+    let total: usize = TOPICS.iter().map(|t| c.contents(1, t).len()).sum();
+    assert_eq!(total, 1000, "each publish applied exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_failure_loses_nothing_and_a_restarted_node_catches_up() {
+    let mut c = Cluster::start(3).await;
+    let old = c.leader(&c.ids).await;
+    let mut acked = c.publish_many(old, &TOPICS, "before", 200, 10).await;
+
+    c.stop_node(old).await;
+    let rest: Vec<u64> = c.ids.iter().copied().filter(|&i| i != old).collect();
+    let new = c.leader(&rest).await;
+    assert_ne!(new, old);
+    acked.extend(c.publish_many(new, &TOPICS, "after", 200, 10).await);
+    c.converge(new, &rest).await;
+    c.assert_identical(&rest, &TOPICS, &acked);
+
+    c.start_node(old).await;
+    c.converge(new, &c.ids).await;
+    c.assert_identical(&c.ids, &TOPICS, &acked);
+    let total: usize = TOPICS.iter().map(|t| c.contents(old, t).len()).sum();
+    assert_eq!(total, 400, "the restarted node re-applied nothing twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
+    let c = Cluster::start(3).await;
+    let old = c.leader(&c.ids).await;
+    let mut acked = c.publish_many(old, &TOPICS, "before", 50, 5).await;
+
+    // A follower cut off: it refuses (it does not lead).
+    let follower = c.ids.iter().copied().find(|&i| i != old).unwrap();
+    c.net.isolate(follower, c.ids.clone());
+    let refused = c
+        .publish_on(follower, "chat/a", "from-isolated-follower")
+        .await;
+    assert!(
+        matches!(refused, Err(ClusterError::NotLeader { .. })),
+        "{refused:?}"
+    );
+    c.net.heal();
+    c.converge(old, &c.ids).await;
+
+    // The leader cut off: its publish cannot commit; the majority elects
+    // another leader and goes on.
+    c.net.isolate(old, c.ids.clone());
+    let lost = c.publish_on(old, "chat/a", "from-isolated-leader").await;
+    assert!(
+        matches!(lost, Err(ClusterError::Timeout { .. })),
+        "{lost:?}"
+    );
+    let rest: Vec<u64> = c.ids.iter().copied().filter(|&i| i != old).collect();
+    let new = c.leader(&rest).await;
+    acked.extend(c.publish_many(new, &TOPICS, "during", 50, 5).await);
+
+    c.net.heal();
+    c.node(old)
+        .shard
+        .raft()
+        .wait(Some(EVENT_TIMEOUT))
+        .metrics(
+            |m| m.current_leader == Some(new),
+            "the old leader follows the new one",
+        )
+        .await
+        .unwrap();
+    c.converge(new, &c.ids).await;
+    c.assert_identical(&c.ids, &TOPICS, &acked);
+    for id in c.ids.clone() {
+        let a = c.contents(id, "chat/a");
+        assert!(
+            a.iter().all(|(_, p)| !p.starts_with(b"from-isolated")),
+            "node {id} applied a publish that was never committed"
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! A cluster of in-process nodes for the tests: each node has its own
+//! wse-log data directory and Raft files in a shared temp dir, and talks
+//! through a [`Loopback`] network whose links the tests cut.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use bytes::Bytes;
+use openraft::{BasicNode, ServerState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+use wse_log::{Log, LogConfig, Position, ReadLimits};
+use wse_replication::{ClusterError, Loopback, NodeId, Publish, Shard, ShardOptions};
+
+/// Longest wait for a Raft event before a test fails.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A publish that was acknowledged: where it went and what it held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acked {
+    pub topic: String,
+    pub offset: u64,
+    pub payload: Bytes,
+}
+
+/// One running node.
+pub struct Node {
+    pub log: Arc<Log>,
+    pub shard: Arc<Shard>,
+}
+
+/// Nodes 1..=n of one shard.
+pub struct Cluster {
+    pub net: Loopback,
+    root: TempDir,
+    pub ids: Vec<NodeId>,
+    pub nodes: BTreeMap<NodeId, Node>,
+    pub options: ShardOptions,
+}
+
+/// Options that fail over quickly on a loopback network.
+pub fn fast_options() -> ShardOptions {
+    ShardOptions {
+        heartbeat: Duration::from_millis(50),
+        election_timeout: (Duration::from_millis(200), Duration::from_millis(400)),
+        publish_timeout: Duration::from_secs(2),
+    }
+}
+
+impl Cluster {
+    /// Start `n` nodes and initialize the shard on node 1; returns once a
+    /// leader is elected.
+    pub async fn start(n: u64) -> Cluster {
+        let mut c = Cluster {
+            net: Loopback::new(),
+            root: tempfile::tempdir().unwrap(),
+            ids: (1..=n).collect(),
+            nodes: BTreeMap::new(),
+            options: fast_options(),
+        };
+        for id in c.ids.clone() {
+            c.start_node(id).await;
+        }
+        let members: BTreeMap<NodeId, BasicNode> = c
+            .ids
+            .iter()
+            .map(|&id| (id, BasicNode::new(format!("loopback:{id}"))))
+            .collect();
+        c.node(1).shard.initialize(members).await.unwrap();
+        c.leader(&c.ids.clone()).await;
+        c
+    }
+
+    fn dir(&self, id: NodeId) -> PathBuf {
+        self.root.path().join(format!("node-{id}"))
+    }
+
+    /// Start (or restart, over the same files) node `id`.
+    pub async fn start_node(&mut self, id: NodeId) {
+        let log = Arc::new(Log::open(self.dir(id).join("log"), LogConfig::default()).unwrap());
+        let shard = Shard::start(
+            id,
+            0,
+            &self.dir(id).join("shard-0"),
+            log.clone(),
+            self.net.endpoint(id),
+            &self.options,
+        )
+        .await
+        .unwrap();
+        self.net.register(id, shard.raft().clone());
+        self.nodes.insert(
+            id,
+            Node {
+                log,
+                shard: Arc::new(shard),
+            },
+        );
+    }
+
+    /// Stop node `id` (its Raft and its log); its files stay.
+    pub async fn stop_node(&mut self, id: NodeId) {
+        self.net.unregister(id);
+        let node = self.nodes.remove(&id).expect("running");
+        node.shard.shutdown().await;
+        node.log.close().unwrap();
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[&id]
+    }
+
+    /// Wait until a node of `among` leads, as seen by itself.
+    pub async fn leader(&self, among: &[NodeId]) -> NodeId {
+        let first = self.node(among[0]).shard.raft().clone();
+        let allowed: BTreeSet<NodeId> = among.iter().copied().collect();
+        let m = first
+            .wait(Some(EVENT_TIMEOUT))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| allowed.contains(&l)),
+                "a leader among the nodes",
+            )
+            .await
+            .unwrap();
+        let leader = m.current_leader.unwrap();
+        self.node(leader)
+            .shard
+            .raft()
+            .wait(Some(EVENT_TIMEOUT))
+            .state(ServerState::Leader, "leader sees itself leading")
+            .await
+            .unwrap();
+        leader
+    }
+
+    /// Wait until every node of `ids` applied up to `leader`'s last applied entry.
+    pub async fn converge(&self, leader: NodeId, ids: &[NodeId]) {
+        let last = self
+            .node(leader)
+            .shard
+            .metrics()
+            .last_applied
+            .map(|l| l.index);
+        for &id in ids {
+            self.node(id)
+                .shard
+                .raft()
+                .wait(Some(EVENT_TIMEOUT))
+                .applied_index_at_least(last, "follower applied the leader's entries")
+                .await
+                .unwrap();
+        }
+    }
+
+    /// `count` single-message publishes through `leader`, `parallel` at a
+    /// time, round-robin over `topics`.
+    pub async fn publish_many(
+        &self,
+        leader: NodeId,
+        topics: &[&str],
+        tag: &str,
+        count: usize,
+        parallel: usize,
+    ) -> Vec<Acked> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..parallel {
+            let shard = self.node(leader).shard.clone();
+            let topics: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
+            let tag = tag.to_owned();
+            tasks.spawn(async move {
+                let mut acked = Vec::new();
+                for i in (t..count).step_by(parallel) {
+                    let topic = topics[i % topics.len()].clone();
+                    let payload = Bytes::from(format!("{tag}-{i}"));
+                    let pos = shard
+                        .publish(vec![Publish::new(topic.clone(), payload.clone())])
+                        .await
+                        .unwrap();
+                    acked.push(Acked {
+                        topic,
+                        offset: pos[0].offset,
+                        payload,
+                    });
+                }
+                acked
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            all.extend(r.unwrap());
+        }
+        all
+    }
+
+    /// One publish on node `id`, its result as is.
+    pub async fn publish_on(
+        &self,
+        id: NodeId,
+        topic: &str,
+        payload: &str,
+    ) -> Result<Vec<Position>, ClusterError> {
+        self.node(id)
+            .shard
+            .publish(vec![Publish::new(topic, payload.to_owned())])
+            .await
+    }
+
+    /// Every record of `topic` on node `id`: (offset, payload).
+    pub fn contents(&self, id: NodeId, topic: &str) -> Vec<(u64, Bytes)> {
+        let log = &self.node(id).log;
+        let Some(p) = log.position(topic) else {
+            return Vec::new();
+        };
+        let mut at = Position::new(p.epoch, p.first_offset);
+        let mut out = Vec::new();
+        loop {
+            let batch = log.read(topic, at, ReadLimits::default()).unwrap();
+            out.extend(batch.records.iter().map(|r| (r.offset(), r.payload())));
+            if batch.at_head() {
+                return out;
+            }
+            at.offset = batch.next_offset;
+        }
+    }
+
+    /// Assert every node of `ids` holds the same records of `topics`, and
+    /// each acknowledged publish is there at its offset.
+    pub fn assert_identical(&self, ids: &[NodeId], topics: &[&str], acked: &[Acked]) {
+        for topic in topics {
+            let reference = self.contents(ids[0], topic);
+            let offsets: Vec<u64> = reference.iter().map(|(o, _)| *o).collect();
+            let dense: Vec<u64> = (offsets.first().copied().unwrap_or(0)..)
+                .take(offsets.len())
+                .collect();
+            assert_eq!(offsets, dense, "topic {topic}: offsets are dense");
+            for &id in &ids[1..] {
+                assert_eq!(
+                    self.contents(id, topic),
+                    reference,
+                    "topic {topic}: node {id} differs from node {}",
+                    ids[0]
+                );
+            }
+        }
+        for &id in ids {
+            let held: BTreeMap<(&str, u64), Bytes> = topics
+                .iter()
+                .flat_map(|t| {
+                    self.contents(id, t)
+                        .into_iter()
+                        .map(move |(o, p)| ((*t, o), p))
+                })
+                .collect();
+            for a in acked {
+                assert_eq!(
+                    held.get(&(a.topic.as_str(), a.offset)),
+                    Some(&a.payload),
+                    "node {id}: acked {a:?}"
+                );
+            }
+        }
+    }
+}
