@@ -63,6 +63,21 @@ pub enum LogError {
         /// Why.
         why: String,
     },
+    /// A topic cannot be created with the epoch asked for: it exists with
+    /// another one (`existing`), or had this one before (`existing: None`:
+    /// a retired history never comes back).
+    #[error("topic {topic:?} cannot take epoch {requested}: {}", match existing {
+        Some(e) => format!("it has epoch {e}"),
+        None => "the topic had that epoch before".to_owned(),
+    })]
+    EpochConflict {
+        /// The topic.
+        topic: String,
+        /// The epoch asked for.
+        requested: Epoch,
+        /// The topic's epoch, when it exists.
+        existing: Option<Epoch>,
+    },
     /// No such topic in this log.
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),

@@ -711,6 +711,42 @@ impl Log {
             .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
     }
 
+    /// Create `topic` with the given `epoch` unless it exists: the way
+    /// replicas agree on a topic's epoch (the cluster derives it from the
+    /// replicated log and every node creates the topic with it). Creating a
+    /// topic that already has this epoch is a no-op (`false`); one with
+    /// another epoch, or with an epoch the topic had before (retired: a
+    /// history must never come back), is [`LogError::EpochConflict`].
+    pub fn create_topic(&self, topic: &str, epoch: Epoch) -> Result<bool> {
+        let conflict = |existing: Option<Epoch>| LogError::EpochConflict {
+            topic: topic.to_owned(),
+            requested: epoch,
+            existing,
+        };
+        if let Some(t) = self.shared.topics.get(topic) {
+            return if t.epoch == epoch {
+                Ok(false)
+            } else {
+                Err(conflict(Some(t.epoch)))
+            };
+        }
+        topic_name::validate(topic, self.shared.config.max_topic_bytes)?;
+        let _lifecycle = self.shared.topic_lifecycle.lock();
+        if let Some(t) = self.shared.topics.get(topic) {
+            return if t.epoch == epoch {
+                Ok(false)
+            } else {
+                Err(conflict(Some(t.epoch)))
+            };
+        }
+        self.create_locked(topic, Some(epoch.0))
+            .map(|_| true)
+            .map_err(|e| match e {
+                LogError::EpochConflict { .. } => conflict(None),
+                other => other,
+            })
+    }
+
     /// The topic, created with a fresh epoch if it does not exist.
     fn topic_for_append(&self, name: &str) -> Result<Arc<Topic>> {
         if let Some(t) = self.shared.topics.get(name) {
@@ -723,6 +759,12 @@ impl Log {
         if let Some(t) = self.shared.topics.get(name) {
             return Ok(t.clone());
         }
+        self.create_locked(name, None)
+    }
+
+    /// Create `name` (absent from the map; the lifecycle lock is held) with
+    /// `epoch`, or a fresh one.
+    fn create_locked(&self, name: &str, epoch: Option<u32>) -> Result<Arc<Topic>> {
         let mut meta = self
             .shared
             .meta
@@ -735,7 +777,17 @@ impl Log {
                 retention: None,
             });
         meta.retire();
-        let epoch = open::fresh_epoch(&meta);
+        let epoch = match epoch {
+            Some(e) if meta.has_used(e) => {
+                return Err(LogError::EpochConflict {
+                    topic: name.to_owned(),
+                    requested: Epoch(e),
+                    existing: None,
+                });
+            }
+            Some(e) => e,
+            None => open::fresh_epoch(&meta),
+        };
         meta.epoch = Some(epoch);
         self.shared.meta.put(&meta).map_err(LogError::Meta)?;
         let key = topic_name::topic_key(name);

@@ -389,3 +389,34 @@ async fn watchers_and_listeners_see_each_record_once_visible() {
     let offsets: Vec<u64> = s.iter().map(|(_, o)| *o).collect();
     assert_eq!(offsets, (0..50).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_topic_created_with_a_given_epoch_keeps_it_and_never_takes_a_retired_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let epoch = Epoch(0x00c0ffee);
+    assert!(log.create_topic("t", epoch).unwrap(), "created");
+    assert!(
+        !log.create_topic("t", epoch).unwrap(),
+        "already so: a no-op"
+    );
+    let p = log.append("t", RecordKind::Message, b"a").unwrap();
+    assert_eq!((p.epoch, p.offset), (epoch, 0));
+    assert!(matches!(
+        log.create_topic("t", Epoch(7)),
+        Err(LogError::EpochConflict { existing: Some(e), .. }) if e == epoch
+    ));
+    log.close().unwrap();
+
+    // The epoch survives a restart; once deleted, the history never
+    // comes back under its old epoch.
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.position("t").unwrap().epoch, epoch);
+    assert!(log.delete_topic("t").unwrap());
+    assert!(matches!(
+        log.create_topic("t", epoch),
+        Err(LogError::EpochConflict { existing: None, .. })
+    ));
+    assert!(log.create_topic("t", Epoch(0x0badcafe)).unwrap());
+    assert_eq!(log.position("t").unwrap().epoch, Epoch(0x0badcafe));
+}

@@ -41,10 +41,22 @@ use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wse_log::{Appended, Log, Position, RecordKind};
+use wse_log::{Appended, Epoch, Log, Position, RecordKind};
 
 /// The offset wse-log gives the first record of a new topic.
 const FIRST_OFFSET: u64 = 0;
+
+/// The epoch of a topic the replicated log creates: a function of the
+/// topic and of the committed entry that first wrote it, so every replica
+/// derives the same one, and a topic deleted and written again later gets
+/// another (never 0, which reads as "no epoch" in places).
+pub(crate) fn topic_epoch(topic: &str, log_id: &LogId<NodeId>) -> Epoch {
+    let mut h = crc32fast::Hasher::new();
+    h.update(topic.as_bytes());
+    h.update(&log_id.leader_id.term.to_le_bytes());
+    h.update(&log_id.index.to_le_bytes());
+    Epoch(h.finalize().max(1))
+}
 
 /// What has been applied: stored in `sm-applied.json`, and a snapshot's data.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +133,7 @@ impl StateMachine {
             }
             let receipt = match entry.payload {
                 EntryPayload::Normal(request) => self
-                    .apply_request(&request, &mut next, &mut pending)
+                    .apply_request(&entry.log_id, &request, &mut next, &mut pending)
                     .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
                 EntryPayload::Membership(m) => {
                     next.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -145,6 +157,7 @@ impl StateMachine {
     /// Append the publishes of `request` that are not there yet.
     fn apply_request(
         &self,
+        log_id: &LogId<NodeId>,
         request: &Request,
         next: &mut Applied,
         pending: &mut BTreeMap<String, Appended>,
@@ -159,7 +172,13 @@ impl StateMachine {
             let here = self.log.position(&p.topic);
             let position = match here {
                 Some(h) if h.next_offset > expected => Position::new(h.epoch, expected),
-                _ => {
+                here => {
+                    if here.is_none() {
+                        // Every replica creates the topic with the same
+                        // epoch, derived from the entry that first wrote it.
+                        self.log
+                            .create_topic(&p.topic, topic_epoch(&p.topic, log_id))?;
+                    }
                     let payload = &p.payload;
                     let a = self.log.append_with(
                         &p.topic,

@@ -225,8 +225,8 @@ impl Cluster {
         }
     }
 
-    /// Assert every node of `ids` holds the same records of `topics`, and
-    /// each acknowledged publish is there at its offset.
+    /// Assert every node of `ids` holds the same records of `topics` under
+    /// the same epoch, and each acknowledged publish is there at its offset.
     pub fn assert_identical(&self, ids: &[NodeId], topics: &[&str], acked: &[Acked]) {
         for topic in topics {
             let reference = self.contents(ids[0], topic);
@@ -235,7 +235,14 @@ impl Cluster {
                 .take(offsets.len())
                 .collect();
             assert_eq!(offsets, dense, "topic {topic}: offsets are dense");
+            let epoch = self.node(ids[0]).log.position(topic).map(|p| p.epoch);
             for &id in &ids[1..] {
+                assert_eq!(
+                    self.node(id).log.position(topic).map(|p| p.epoch),
+                    epoch,
+                    "topic {topic}: node {id} has another epoch than node {}",
+                    ids[0]
+                );
                 assert_eq!(
                     self.contents(id, topic),
                     reference,
