@@ -77,6 +77,11 @@ pub enum TokenError {
     /// Not three base64url parts of JSON.
     #[error("malformed token")]
     Malformed,
+    /// The header has a `crit` parameter: it names extensions the
+    /// recipient must understand, and this server understands none (RFC
+    /// 7515 §4.1.11 says reject).
+    #[error("token header has critical extensions (crit) this server does not support")]
+    CriticalExtension,
     /// The header names an algorithm other than the configured one
     /// (including `none`).
     #[error("token algorithm is not the configured one")]

@@ -628,3 +628,26 @@ fn es256_signs_with_a_sec1_key_and_refuses_other_curves() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_token_with_critical_extensions_is_refused_even_when_its_signature_holds() {
+    // RFC 7515 §4.1.11: a recipient that does not understand an extension
+    // listed in `crit` must reject the token. A genuine HS256 signature
+    // over a header with `crit`:
+    let header =
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","crit":["x-bind"],"x-bind":1}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims(json!({"exp": now() + 600})).to_string());
+    let signing_input = format!("{header}.{payload}");
+    let sig = URL_SAFE_NO_PAD.encode(crate::crypto::signing::hmac_sha256(
+        SECRET,
+        signing_input.as_bytes(),
+    ));
+    let token = format!("{signing_input}.{sig}");
+    assert_eq!(
+        hs256().validate(&token).unwrap_err(),
+        TokenError::CriticalExtension
+    );
+    // The same claims without `crit` pass.
+    let plain = sign("HS256", SECRET, &claims(json!({"exp": now() + 600})), None);
+    assert!(hs256().validate(&plain).is_ok());
+}

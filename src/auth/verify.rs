@@ -124,6 +124,19 @@ pub(crate) fn verify(
     }
 }
 
+/// Does the token's header carry `crit`? (`jsonwebtoken` ignores header
+/// parameters it does not know, so this one is read here.)
+fn has_critical_extensions(token: &str) -> Result<bool, TokenError> {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap_or_default();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    Ok(value.get("crit").is_some())
+}
+
 fn verify_once(
     token: &str,
     rules: Rules<'_>,
@@ -132,6 +145,9 @@ fn verify_once(
 ) -> Result<Claims, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLarge);
+    }
+    if has_critical_extensions(token)? {
+        return Err(TokenError::CriticalExtension);
     }
     if let Some(expected) = expected_kid {
         let header = jsonwebtoken::decode_header(token)?;
