@@ -24,8 +24,9 @@ use crate::shared::{AppendListener, Queue, Shared};
 use crate::stats::{Counters, LogStats};
 use crate::storage::{FsStorage, Storage};
 use crate::topic::Topic;
-use crate::topic_name;
 use crate::writer;
+
+mod lifecycle;
 
 /// A set of per-topic logs in one data directory, open for appending.
 ///
@@ -515,60 +516,6 @@ impl Log {
         crate::retention::trim_before(&self.shared, &t, offset)
     }
 
-    /// Delete a topic and its history. The next append starts a new
-    /// history with an epoch the topic never had. Returns false when there
-    /// was no such topic.
-    pub fn delete_topic(&self, topic: &str) -> Result<bool> {
-        let _lifecycle = self.shared.topic_lifecycle.lock();
-        let Some((_, t)) = self.shared.topics.remove(topic) else {
-            return Ok(false);
-        };
-        let dropped = {
-            let mut st = t.state.lock();
-            st.deleted = true;
-            let freed = st.tail.clear();
-            self.shared.add_tail_bytes(-(freed as isize));
-            std::mem::take(&mut st.pending)
-        };
-        let bytes: usize = dropped.iter().map(Record::encoded_len).sum();
-        self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
-        self.shared
-            .pending_records
-            .fetch_sub(dropped.len(), Ordering::AcqRel);
-        {
-            let mut store = t.store.lock();
-            store.deleted = true;
-            self.shared.files.forget_dir(&t.dir);
-            let storage = self.shared.files.storage();
-            match storage.remove_dir_all(&t.dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(LogError::io("remove", &t.dir, e)),
-            }
-            if let Some(parent) = t.dir.parent() {
-                storage
-                    .sync_dir(parent)
-                    .map_err(|e| LogError::io("fsync", parent, e))?;
-            }
-        }
-        let mut meta = self
-            .shared
-            .meta
-            .get(topic)
-            .map_err(LogError::Meta)?
-            .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
-        meta.epoch = Some(t.epoch.0);
-        meta.retire();
-        self.shared
-            .meta
-            .put(&meta)
-            .and_then(|()| self.shared.meta.flush())
-            .map_err(LogError::Meta)?;
-        t.watch.send_modify(|_| {});
-        self.shared.announce_progress();
-        Ok(true)
-    }
-
     /// Wait until everything appended so far is visible and the append
     /// listener has seen it, then fsync every file written since the last
     /// fsync (under `never` nothing is fsynced: that policy leaves
@@ -709,100 +656,6 @@ impl Log {
             .get(name)
             .map(|t| t.clone())
             .ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
-    }
-
-    /// Create `topic` with the given `epoch` unless it exists: the way
-    /// replicas agree on a topic's epoch (the cluster derives it from the
-    /// replicated log and every node creates the topic with it). Creating a
-    /// topic that already has this epoch is a no-op (`false`); one with
-    /// another epoch, or with an epoch the topic had before (retired: a
-    /// history must never come back), is [`LogError::EpochConflict`].
-    pub fn create_topic(&self, topic: &str, epoch: Epoch) -> Result<bool> {
-        let conflict = |existing: Option<Epoch>| LogError::EpochConflict {
-            topic: topic.to_owned(),
-            requested: epoch,
-            existing,
-        };
-        if let Some(t) = self.shared.topics.get(topic) {
-            return if t.epoch == epoch {
-                Ok(false)
-            } else {
-                Err(conflict(Some(t.epoch)))
-            };
-        }
-        topic_name::validate(topic, self.shared.config.max_topic_bytes)?;
-        let _lifecycle = self.shared.topic_lifecycle.lock();
-        if let Some(t) = self.shared.topics.get(topic) {
-            return if t.epoch == epoch {
-                Ok(false)
-            } else {
-                Err(conflict(Some(t.epoch)))
-            };
-        }
-        self.create_locked(topic, Some(epoch.0))
-            .map(|_| true)
-            .map_err(|e| match e {
-                LogError::EpochConflict { .. } => conflict(None),
-                other => other,
-            })
-    }
-
-    /// The topic, created with a fresh epoch if it does not exist.
-    fn topic_for_append(&self, name: &str) -> Result<Arc<Topic>> {
-        if let Some(t) = self.shared.topics.get(name) {
-            return Ok(t.clone());
-        }
-        topic_name::validate(name, self.shared.config.max_topic_bytes)?;
-        // The metadata store is written outside the topic map's locks (see
-        // `Shared::topic_lifecycle`).
-        let _lifecycle = self.shared.topic_lifecycle.lock();
-        if let Some(t) = self.shared.topics.get(name) {
-            return Ok(t.clone());
-        }
-        self.create_locked(name, None)
-    }
-
-    /// Create `name` (absent from the map; the lifecycle lock is held) with
-    /// `epoch`, or a fresh one.
-    fn create_locked(&self, name: &str, epoch: Option<u32>) -> Result<Arc<Topic>> {
-        let mut meta = self
-            .shared
-            .meta
-            .get(name)
-            .map_err(LogError::Meta)?
-            .unwrap_or_else(|| TopicMeta {
-                name: name.to_owned(),
-                epoch: None,
-                retired_epochs: Vec::new(),
-                retention: None,
-            });
-        meta.retire();
-        let epoch = match epoch {
-            Some(e) if meta.has_used(e) => {
-                return Err(LogError::EpochConflict {
-                    topic: name.to_owned(),
-                    requested: Epoch(e),
-                    existing: None,
-                });
-            }
-            Some(e) => e,
-            None => open::fresh_epoch(&meta),
-        };
-        meta.epoch = Some(epoch);
-        self.shared.meta.put(&meta).map_err(LogError::Meta)?;
-        let key = topic_name::topic_key(name);
-        let name: Arc<str> = Arc::from(name);
-        let topic = Arc::new(Topic::new(
-            name.clone(),
-            self.shared.layout.topic_dir(key),
-            Epoch(epoch),
-            Vec::new(),
-            0,
-            meta.retention,
-            self.shared.now_ms(),
-        ));
-        self.shared.topics.insert(name, topic.clone());
-        Ok(topic)
     }
 }
 
