@@ -485,18 +485,9 @@ impl Log {
     /// this returns; applied at the next maintenance pass.
     pub fn set_retention(&self, topic: &str, retention: Option<Retention>) -> Result<()> {
         let t = self.topic(topic)?;
-        let mut meta = self
-            .shared
-            .meta
-            .get(topic)
-            .map_err(LogError::Meta)?
-            .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
+        let mut meta = self.topic_meta(topic, Some(t.epoch.0))?;
         meta.retention = retention;
-        self.shared
-            .meta
-            .put(&meta)
-            .and_then(|()| self.shared.meta.flush())
-            .map_err(LogError::Meta)?;
+        self.store_meta(&meta)?;
         t.store.lock().retention = retention;
         Ok(())
     }
@@ -635,6 +626,27 @@ impl Log {
     /// Is the writer's backlog full (an append would wait for room)?
     pub fn is_backlogged(&self) -> bool {
         self.shared.pending_bytes.load(Ordering::Acquire) >= self.shared.config.max_pending_bytes
+    }
+
+    /// What the metadata store holds for `topic`, or a new entry (with
+    /// `epoch` as its current one) when it holds nothing.
+    fn topic_meta(&self, topic: &str, epoch: Option<u32>) -> Result<TopicMeta> {
+        let stored = self.shared.meta.get(topic).map_err(LogError::Meta)?;
+        Ok(stored.unwrap_or_else(|| TopicMeta {
+            name: topic.to_owned(),
+            epoch,
+            retired_epochs: Vec::new(),
+            retention: None,
+        }))
+    }
+
+    /// Store `meta` and flush the store: durable when this returns.
+    fn store_meta(&self, meta: &TopicMeta) -> Result<()> {
+        self.shared
+            .meta
+            .put(meta)
+            .and_then(|()| self.shared.meta.flush())
+            .map_err(LogError::Meta)
     }
 
     fn wait_for_room(&self) -> Result<()> {

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 
 use super::Log;
 use crate::error::{LogError, Result};
-use crate::meta::TopicMeta;
 use crate::open;
 use crate::position::Epoch;
 use crate::record::Record;
@@ -23,33 +22,17 @@ impl Log {
     /// another epoch, or with an epoch the topic had before (retired: a
     /// history must never come back), is [`LogError::EpochConflict`].
     pub fn create_topic(&self, topic: &str, epoch: Epoch) -> Result<bool> {
-        let conflict = |existing: Option<Epoch>| LogError::EpochConflict {
-            topic: topic.to_owned(),
-            requested: epoch,
-            existing,
-        };
-        if let Some(t) = self.shared.topics.get(topic) {
-            return if t.epoch == epoch {
-                Ok(false)
-            } else {
-                Err(conflict(Some(t.epoch)))
-            };
-        }
         topic_name::validate(topic, self.shared.config.max_topic_bytes)?;
         let _lifecycle = self.shared.topic_lifecycle.lock();
-        if let Some(t) = self.shared.topics.get(topic) {
-            return if t.epoch == epoch {
-                Ok(false)
-            } else {
-                Err(conflict(Some(t.epoch)))
-            };
+        match self.shared.topics.get(topic).map(|t| t.epoch) {
+            Some(existing) if existing == epoch => Ok(false),
+            Some(existing) => Err(LogError::EpochConflict {
+                topic: topic.to_owned(),
+                requested: epoch,
+                existing: Some(existing),
+            }),
+            None => self.create_locked(topic, Some(epoch.0)).map(|_| true),
         }
-        self.create_locked(topic, Some(epoch.0))
-            .map(|_| true)
-            .map_err(|e| match e {
-                LogError::EpochConflict { .. } => conflict(None),
-                other => other,
-            })
     }
 
     /// The topic, created with a fresh epoch if it does not exist.
@@ -70,17 +53,7 @@ impl Log {
     /// Create `name` (absent from the map; the lifecycle lock is held) with
     /// `epoch`, or a fresh one.
     fn create_locked(&self, name: &str, epoch: Option<u32>) -> Result<Arc<Topic>> {
-        let mut meta = self
-            .shared
-            .meta
-            .get(name)
-            .map_err(LogError::Meta)?
-            .unwrap_or_else(|| TopicMeta {
-                name: name.to_owned(),
-                epoch: None,
-                retired_epochs: Vec::new(),
-                retention: None,
-            });
+        let mut meta = self.topic_meta(name, None)?;
         meta.retire();
         let epoch = match epoch {
             Some(e) if meta.has_used(e) => {
@@ -146,19 +119,10 @@ impl Log {
                     .map_err(|e| LogError::io("fsync", parent, e))?;
             }
         }
-        let mut meta = self
-            .shared
-            .meta
-            .get(topic)
-            .map_err(LogError::Meta)?
-            .unwrap_or_else(|| TopicMeta::new(topic, t.epoch.0));
+        let mut meta = self.topic_meta(topic, Some(t.epoch.0))?;
         meta.epoch = Some(t.epoch.0);
         meta.retire();
-        self.shared
-            .meta
-            .put(&meta)
-            .and_then(|()| self.shared.meta.flush())
-            .map_err(LogError::Meta)?;
+        self.store_meta(&meta)?;
         t.watch.send_modify(|_| {});
         self.shared.announce_progress();
         Ok(true)
