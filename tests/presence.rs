@@ -253,7 +253,7 @@ async fn presence_events_are_not_messages_and_disconnect_comes_after_the_leave()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_compact_the_presence_stream_off_the_workers() {
+async fn snapshots_compact_the_presence_stream() {
     let mut cfg = jwt_config();
     cfg.log.segment_max_bytes = 4096;
     let ts = TestServer::start(cfg);
