@@ -34,6 +34,7 @@ pub mod error;
 mod log_file;
 pub mod log_store;
 pub mod loopback;
+pub mod net;
 pub mod shard;
 pub mod state_machine;
 pub mod types;
@@ -41,6 +42,10 @@ pub mod types;
 pub use error::ClusterError;
 pub use log_store::LogStore;
 pub use loopback::Loopback;
+pub use net::{
+    ForwardError, ForwardRefused, ListenerHandle, NetError, NetOptions, PeerListener, PeerService,
+    Peers, ShardNetwork, query_status,
+};
 pub use shard::{Shard, ShardOptions};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeId, ProducerSeq, Publish, Raft, Receipt, Request, TypeConfig};

@@ -1,0 +1,50 @@
+//! What a frame carries: requests one node sends another, and their
+//! responses. Raft RPCs name their shard (one connection serves every
+//! shard); their responses are openraft's own result types, so a remote
+//! Raft error arrives as it was raised.
+
+use super::error::ForwardRefused;
+use crate::types::{NodeId, Publish, TypeConfig};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use wse_log::Position;
+
+/// A request, answered by exactly one [`PeerResponse`] with its id.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerRequest {
+    /// openraft's log replication (and heartbeat) for a shard.
+    AppendEntries(u32, AppendEntriesRequest<TypeConfig>),
+    /// openraft's vote request for a shard.
+    Vote(u32, VoteRequest<NodeId>),
+    /// A chunk of a snapshot for a shard.
+    InstallSnapshot(u32, InstallSnapshotRequest<TypeConfig>),
+    /// A publish batch for a shard, sent to its leader by a node that does
+    /// not lead it.
+    Forward(u32, Vec<Publish>),
+    /// The node's status, for `wse cluster status`.
+    Status,
+}
+
+/// The answer to a [`PeerRequest`] of the same name.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerResponse {
+    /// The shard's Raft answer to `AppendEntries`.
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// The shard's Raft answer to `Vote`.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// The shard's Raft answer to `InstallSnapshot`.
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// Where the forwarded publishes went, or why not.
+    Forward(Result<Vec<Position>, ForwardRefused>),
+    /// The node's status.
+    Status(serde_json::Value),
+    /// The request could not be served at all (e.g. the node has no such
+    /// shard, or the answer could not be encoded).
+    Failed(String),
+}

@@ -1,0 +1,257 @@
+//! The outgoing side of the transport: one connection per peer, shared by
+//! every shard of this node, opened when first needed and again after it
+//! broke.
+//!
+//! A connection attempt runs in its own task, so a caller that gives up
+//! (openraft drops an RPC at its deadline) does not abort it halfway, and
+//! callers that arrive meanwhile wait for the same attempt. After a failed
+//! attempt the peer is reported unreachable without a new one until
+//! [`NetOptions::reconnect_backoff`] has passed since it started: a dead
+//! peer costs one connect per backoff, not one per RPC of every shard.
+
+use super::NetOptions;
+use super::error::{ForwardError, NetError};
+use super::message::{PeerRequest, PeerResponse};
+use super::outbound::Connection;
+use super::raft_network::ShardNetwork;
+use crate::types::{NodeId, Publish};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use wse_log::Position;
+
+/// This node's connections to its peers. Cheap to clone (one shared set).
+#[derive(Clone)]
+pub struct Peers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Our node id, sent in each handshake.
+    me: NodeId,
+    /// Timeouts, limits, cluster name.
+    options: Arc<NetOptions>,
+    /// Each peer's connection state, by node id.
+    peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+}
+
+/// The outcome of a connection attempt, once it has one.
+type Outcome = Option<Result<Arc<Connection>, Arc<NetError>>>;
+
+/// One peer: its address and its latest connection attempt.
+struct Peer {
+    /// Where the peer listens ("host:port").
+    addr: String,
+    /// The latest attempt; `None` before the first.
+    attempt: Mutex<Option<Attempt>>,
+}
+
+/// One connection attempt: when it started and, once known, its outcome.
+struct Attempt {
+    /// For the backoff between attempts.
+    started: Instant,
+    /// Set once by the attempt's task.
+    outcome: watch::Receiver<Outcome>,
+}
+
+impl Peers {
+    /// The peer connections of node `me`; none is opened yet.
+    pub fn new(me: NodeId, options: NetOptions) -> Peers {
+        Peers {
+            inner: Arc::new(Inner {
+                me,
+                options: Arc::new(options),
+                peers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The openraft network of shard `shard` of this node.
+    pub fn network(&self, shard: u32) -> ShardNetwork {
+        ShardNetwork::new(self.clone(), shard)
+    }
+
+    /// The options the connections use.
+    pub(crate) fn options(&self) -> &NetOptions {
+        &self.inner.options
+    }
+
+    /// Our node id.
+    pub(crate) fn me(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// Send `batch` for `shard` to node `to` at `addr` (its leader) and
+    /// wait up to `timeout` for the positions it got. Batches sent one
+    /// after another to the same node reach its service in that order.
+    pub async fn forward(
+        &self,
+        to: NodeId,
+        addr: &str,
+        shard: u32,
+        batch: Vec<Publish>,
+        timeout: Duration,
+    ) -> Result<Vec<Position>, ForwardError> {
+        let request = PeerRequest::Forward(shard, batch);
+        match self.call(to, addr, &request, timeout).await {
+            Ok(PeerResponse::Forward(Ok(positions))) => Ok(positions),
+            Ok(PeerResponse::Forward(Err(refused))) => Err(ForwardError::Refused(refused)),
+            Ok(PeerResponse::Failed(reason)) => {
+                Err(ForwardError::Unreachable(NetError::Failed(reason)))
+            }
+            Ok(_) => Err(ForwardError::Unreachable(NetError::Unexpected("forward"))),
+            Err(NetError::Timeout(_)) => Err(ForwardError::Timeout(timeout)),
+            Err(e) => Err(ForwardError::Unreachable(e)),
+        }
+    }
+
+    /// Send `request` to node `to` at `addr` and wait up to `timeout` for
+    /// its answer, connecting first if needed.
+    pub(crate) async fn call(
+        &self,
+        to: NodeId,
+        addr: &str,
+        request: &PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerResponse, NetError> {
+        let deadline = Instant::now() + timeout;
+        let connection = self.peer(to, addr).connection(self, deadline).await?;
+        connection.call(request, deadline).await
+    }
+
+    /// Node `to`'s entry, replaced if it moved to another address.
+    fn peer(&self, to: NodeId, addr: &str) -> Arc<Peer> {
+        let mut peers = self.inner.peers.lock();
+        let peer = peers.entry(to).or_insert_with(|| Peer::new(addr));
+        if peer.addr != addr {
+            *peer = Peer::new(addr);
+        }
+        peer.clone()
+    }
+}
+
+impl Peer {
+    fn new(addr: &str) -> Arc<Peer> {
+        Arc::new(Peer {
+            addr: addr.to_owned(),
+            attempt: Mutex::new(None),
+        })
+    }
+
+    /// An open connection: the current one, or the outcome of a new (or
+    /// running) attempt, waited for until `deadline`.
+    async fn connection(
+        &self,
+        peers: &Peers,
+        deadline: Instant,
+    ) -> Result<Arc<Connection>, NetError> {
+        let mut outcome = self.current_attempt(peers)?;
+        let waited = tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await;
+        let timeout = || NetError::ConnectTimeout {
+            addr: self.addr.clone(),
+            after: peers.options().connect_timeout,
+        };
+        match waited {
+            Err(_) => Err(timeout()),
+            // The attempt's task ended without an outcome (runtime
+            // shutting down).
+            Ok(Err(_)) => Err(timeout()),
+            Ok(Ok(done)) => match done.as_ref() {
+                Some(Ok(connection)) => Ok(connection.clone()),
+                Some(Err(e)) => Err(NetError::Backoff {
+                    addr: self.addr.clone(),
+                    last: e.clone(),
+                }),
+                None => Err(timeout()),
+            },
+        }
+    }
+
+    /// The attempt to wait on: the latest one if it is running or gave an
+    /// open connection; a new one if it failed (or its connection broke)
+    /// at least a backoff ago; otherwise the peer is unreachable for now.
+    fn current_attempt(&self, peers: &Peers) -> Result<watch::Receiver<Outcome>, NetError> {
+        let mut attempt = self.attempt.lock();
+        if let Some(a) = attempt.as_ref() {
+            let last = match &*a.outcome.borrow() {
+                None => return Ok(a.outcome.clone()),
+                Some(Ok(c)) if c.is_open() => return Ok(a.outcome.clone()),
+                Some(Ok(_)) => None,
+                Some(Err(e)) => Some(e.clone()),
+            };
+            if a.started.elapsed() < peers.options().reconnect_backoff {
+                return Err(match last {
+                    Some(last) => NetError::Backoff {
+                        addr: self.addr.clone(),
+                        last,
+                    },
+                    None => NetError::Lost {
+                        addr: self.addr.clone(),
+                        reason: "reconnecting after the backoff".to_owned(),
+                    },
+                });
+            }
+        }
+        let fresh = Attempt::start(self.addr.clone(), peers);
+        let outcome = fresh.outcome.clone();
+        *attempt = Some(fresh);
+        Ok(outcome)
+    }
+}
+
+impl Attempt {
+    /// Spawn a connection attempt to `addr`.
+    fn start(addr: String, peers: &Peers) -> Attempt {
+        let (tx, outcome) = watch::channel(None);
+        let me = peers.me();
+        let options = peers.inner.options.clone();
+        tokio::spawn(async move {
+            let result = open(&addr, me, &options).await;
+            if let Err(e) = &result {
+                tracing::debug!(%addr, error = %e, "peer connection attempt failed");
+            }
+            let _ = tx.send(Some(result.map(Arc::new).map_err(Arc::new)));
+        });
+        Attempt {
+            started: Instant::now(),
+            outcome,
+        }
+    }
+}
+
+/// A connection to `addr` within the connect timeout.
+async fn open(addr: &str, me: NodeId, options: &NetOptions) -> Result<Connection, NetError> {
+    tokio::time::timeout(options.connect_timeout, Connection::open(addr, me, options))
+        .await
+        .unwrap_or_else(|_| {
+            Err(NetError::ConnectTimeout {
+                addr: addr.to_owned(),
+                after: options.connect_timeout,
+            })
+        })
+}
+
+/// Ask the node at `addr` for its status (what `wse cluster status`
+/// shows), over a connection of its own that is closed afterwards. We
+/// introduce ourselves as node 0: a tool, not a node.
+pub async fn query_status(
+    addr: &str,
+    options: &NetOptions,
+    timeout: Duration,
+) -> Result<serde_json::Value, NetError> {
+    let deadline = Instant::now() + timeout;
+    let connection = tokio::time::timeout_at(deadline, Connection::open(addr, 0, options))
+        .await
+        .map_err(|_| NetError::ConnectTimeout {
+            addr: addr.to_owned(),
+            after: timeout,
+        })??;
+    match connection.call(&PeerRequest::Status, deadline).await? {
+        PeerResponse::Status(status) => Ok(status),
+        PeerResponse::Failed(reason) => Err(NetError::Failed(reason)),
+        _ => Err(NetError::Unexpected("status")),
+    }
+}

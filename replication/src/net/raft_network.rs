@@ -1,0 +1,171 @@
+//! openraft's network for one shard of this node, over the node's shared
+//! peer connections ([`Peers`]).
+//!
+//! Errors are mapped so openraft reacts as it should: a peer we cannot
+//! connect to, or whose connection broke, is
+//! [`RPCError::Unreachable`] (openraft backs off before retrying); a peer
+//! that got the request but did not answer in time is
+//! [`RPCError::Timeout`] (retried at once, as when openraft's own deadline
+//! fires); an error raised by the remote Raft is
+//! [`RPCError::RemoteError`]; an `AppendEntries` too large for one frame is
+//! [`RPCError::PayloadTooLarge`], so openraft sends fewer entries.
+
+use super::error::{FrameError, NetError};
+use super::message::{PeerRequest, PeerResponse};
+use super::peers::Peers;
+use crate::types::{NodeId, TypeConfig};
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use std::time::Duration;
+
+/// The network factory of one shard: links to the shard's peers.
+pub struct ShardNetwork {
+    peers: Peers,
+    shard: u32,
+}
+
+impl ShardNetwork {
+    pub(crate) fn new(peers: Peers, shard: u32) -> ShardNetwork {
+        ShardNetwork { peers, shard }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for ShardNetwork {
+    type Network = PeerLink;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerLink {
+        PeerLink {
+            peers: self.peers.clone(),
+            shard: self.shard,
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+/// One shard's link to one peer (openraft's network client).
+pub struct PeerLink {
+    /// The node's connections, shared with its other shards.
+    peers: Peers,
+    /// The shard this link's requests are for.
+    shard: u32,
+    /// The peer's node id.
+    target: NodeId,
+    /// The peer's address, from its membership entry.
+    addr: String,
+}
+
+/// An RPC error of this network.
+type LinkError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+impl PeerLink {
+    /// Send `request`, waiting no longer than openraft allows (its soft
+    /// deadline, so we answer before it cancels) nor `rpc_timeout`.
+    async fn send<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        request: PeerRequest,
+        option: &RPCOption,
+    ) -> Result<PeerResponse, LinkError<E>> {
+        let timeout = option.soft_ttl().min(self.peers.options().rpc_timeout);
+        let sent = self
+            .peers
+            .call(self.target, &self.addr, &request, timeout)
+            .await;
+        sent.map_err(|e| self.rpc_error(action, e, &request, timeout))
+    }
+
+    /// What openraft is told about a request that got no answer.
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        e: NetError,
+        request: &PeerRequest,
+        timeout: Duration,
+    ) -> LinkError<E> {
+        match (e, request) {
+            (NetError::Timeout(_), _) => RPCError::Timeout(Timeout {
+                action,
+                id: self.peers.me(),
+                target: self.target,
+                timeout,
+            }),
+            (
+                e @ NetError::Frame(FrameError::TooLarge { .. }),
+                PeerRequest::AppendEntries(_, r),
+            ) => {
+                let hint = (r.entries.len() as u64 / 2).max(1);
+                RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(hint).with_source_error(&e),
+                )
+            }
+            (e, _) => RPCError::Unreachable(Unreachable::new(&e)),
+        }
+    }
+
+    /// A remote Raft's error as openraft's.
+    fn remote<E: std::error::Error>(&self, e: RaftError<NodeId, E>) -> LinkError<E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+
+    /// A response of the wrong kind, or the peer's refusal to serve.
+    fn unserved<E: std::error::Error>(
+        &self,
+        response: PeerResponse,
+        kind: &'static str,
+    ) -> LinkError<E> {
+        let e = match response {
+            PeerResponse::Failed(reason) => NetError::Failed(reason),
+            _ => NetError::Unexpected(kind),
+        };
+        RPCError::Unreachable(Unreachable::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerLink {
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, LinkError> {
+        let request = PeerRequest::AppendEntries(self.shard, req);
+        match self.send(RPCTypes::AppendEntries, request, &option).await? {
+            PeerResponse::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unserved(other, "append-entries")),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, LinkError<InstallSnapshotError>> {
+        let request = PeerRequest::InstallSnapshot(self.shard, req);
+        match self
+            .send(RPCTypes::InstallSnapshot, request, &option)
+            .await?
+        {
+            PeerResponse::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unserved(other, "install-snapshot")),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        req: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, LinkError> {
+        let request = PeerRequest::Vote(self.shard, req);
+        match self.send(RPCTypes::Vote, request, &option).await? {
+            PeerResponse::Vote(r) => r.map_err(|e| self.remote(e)),
+            other => Err(self.unserved(other, "vote")),
+        }
+    }
+}
