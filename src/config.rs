@@ -9,6 +9,7 @@
 //! value, and the other surfaces (`wse serve`, the Python constructor, the
 //! docs) are derived from or tested against that table.
 
+pub mod cluster;
 pub mod options;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use wse_log::LogConfig;
 
 use crate::auth::JwtConfig;
+pub use cluster::ClusterConfig;
 
 /// What happens to a connection whose unsent backlog passes
 /// `max_outbound_bytes`.
@@ -163,6 +165,8 @@ pub struct ServerConfig {
     pub signature_key: Option<SignatureKey>,
     /// Tokio worker threads (default 2).
     pub worker_threads: usize,
+    /// This node's part in a cluster (default: none, a single node).
+    pub cluster: ClusterConfig,
 }
 
 /// The key inbound `sig`s are checked with (kept out of `Debug` output).
@@ -218,6 +222,7 @@ impl Default for ServerConfig {
             e2e_rekey_interval: None,
             signature_key: None,
             worker_threads: 2,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -300,6 +305,7 @@ impl ServerConfig {
         {
             return Err(ConfigError("rate limits must be positive".into()));
         }
+        self.cluster.validate()?;
         self.log.validate().map_err(ConfigError)
     }
 }

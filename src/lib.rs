@@ -30,10 +30,13 @@
 //! - [`ops`]: subscribe, recover, send, broadcast, and the client messages
 //!   the core answers.
 //! - [`events`]: application events and their bounded queue.
+//! - [`cluster`]: the seam a cluster plugs into (a replicated publish
+//!   path); the replication crate implements it.
 //! - [`metrics`]: every metric declared once (`metrics!`): the counters,
 //!   the health snapshot, Prometheus text.
 
 pub mod auth;
+pub mod cluster;
 pub mod compression;
 pub mod config;
 pub(crate) mod conn;
@@ -53,7 +56,8 @@ pub mod toolkit;
 pub mod topics;
 pub mod ws;
 
-pub use config::{EventDelivery, ServerConfig, SlowConsumerPolicy};
+pub use cluster::PublishError;
+pub use config::{ClusterConfig, EventDelivery, ServerConfig, SlowConsumerPolicy};
 pub use conn::ConnId;
 pub use events::AppEvent;
 pub use metrics::Health;

@@ -6,14 +6,17 @@
 //! | `ServerError::AlreadyRunning`, `NotRunning`, `Limit`, `Recovery`, `Runtime` | `RuntimeError` (upstream's messages) |
 //! | `ServerError::Bind` | `OSError(errno, "cannot bind host:port: ...")` |
 //! | `ServerError::Config`, configuration errors | `ValueError` |
-//! | `ServerError::Timeout` (`flush`) | `TimeoutError` |
+//! | `ServerError::Timeout` (`flush`), a cluster publish not committed in time | `TimeoutError` |
+//! | a cluster publish with no reachable leader | `ConnectionError` |
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
 //! | `LogError::Unavailable` (a storage fault) | `OSError(errno, message)` |
 //! | `LogError::Damaged` (records the disk lost) | `OSError(EIO, message naming the file and offsets)` |
 //! | other `LogError`s | `RuntimeError` |
 
-use pyo3::exceptions::{PyLookupError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyLookupError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError,
+};
 use pyo3::prelude::*;
 use wse::ServerError;
 use wse_log::{LogError, NotRecoverable, NotRecoverableReason};
@@ -35,8 +38,13 @@ pub fn server_error(py: Python<'_>, err: ServerError) -> PyErr {
         // The bare message, as upstream (`ping_interval (30s) must be less
         // than idle_timeout (10s)`), without the Rust error's prefix.
         ServerError::Config(e) => PyValueError::new_err(e.0),
-        ServerError::Log(e) => log_error(py, e),
-        e @ ServerError::Timeout(_) => PyTimeoutError::new_err(e.to_string()),
+        ServerError::Log(e) | ServerError::Publish(wse::PublishError::Log(e)) => log_error(py, e),
+        e @ (ServerError::Timeout(_) | ServerError::Publish(wse::PublishError::Timeout { .. })) => {
+            PyTimeoutError::new_err(e.to_string())
+        }
+        e @ ServerError::Publish(wse::PublishError::Unavailable { .. }) => {
+            PyConnectionError::new_err(e.to_string())
+        }
         ServerError::Presence(e @ wse::presence::PresenceError::DataTooLarge { .. }) => {
             PyValueError::new_err(e.to_string())
         }

@@ -35,6 +35,7 @@ mod log_file;
 pub mod log_store;
 pub mod loopback;
 pub mod net;
+pub mod node;
 pub mod shard;
 pub mod state_machine;
 pub mod types;
@@ -46,6 +47,7 @@ pub use net::{
     ForwardError, ForwardRefused, ListenerHandle, NetError, NetOptions, PeerListener, PeerService,
     Peers, ShardNetwork, query_status,
 };
+pub use node::{ClusterNode, Starter, shard_of};
 pub use shard::{Shard, ShardOptions};
 pub use state_machine::{Applied, StateMachine};
 pub use types::{NodeId, ProducerSeq, Publish, Raft, Receipt, Request, TypeConfig};

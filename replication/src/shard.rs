@@ -5,16 +5,17 @@ use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, Publish, Raft, Request, TypeConfig};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, RaftMetrics, RaftNetworkFactory, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use wse::cluster::RecordEncoder;
 use wse_log::{Log, Position};
 
 /// How a shard's Raft runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ShardOptions {
     /// Leader heartbeat period. Default 100 ms.
     pub heartbeat: Duration,
@@ -24,6 +25,25 @@ pub struct ShardOptions {
     pub election_timeout: (Duration, Duration),
     /// How long `publish` waits for the commit. Default 5 s.
     pub publish_timeout: Duration,
+    /// How a committed publish becomes its record's bytes, given the
+    /// position it gets. Default: the payload as it is. The server passes
+    /// its own, which stamps the position into the message.
+    pub encode: RecordEncoder,
+}
+
+impl std::fmt::Debug for ShardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardOptions")
+            .field("heartbeat", &self.heartbeat)
+            .field("election_timeout", &self.election_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default encoding: a record holds the payload as it is.
+pub fn verbatim() -> RecordEncoder {
+    Arc::new(|_topic, payload, _position, buf| buf.extend_from_slice(payload))
 }
 
 impl Default for ShardOptions {
@@ -32,6 +52,7 @@ impl Default for ShardOptions {
             heartbeat: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             publish_timeout: Duration::from_secs(5),
+            encode: verbatim(),
         }
     }
 }
@@ -50,6 +71,10 @@ impl ShardOptions {
             // behind always catches up from the log.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
+            // Entries per AppendEntries: an entry holds at most about 1 MiB
+            // of publishes (one larger message goes alone), so a catch-up
+            // message stays well under the peer link's 64 MiB frame limit.
+            max_payload_entries: 32,
             ..Default::default()
         };
         config
@@ -87,7 +112,8 @@ impl Shard {
     {
         let storage = |source| ClusterError::Storage { shard, source };
         let log_store = LogStore::open(dir).map_err(storage)?;
-        let state_machine = StateMachine::open(dir, log).map_err(storage)?;
+        let state_machine =
+            StateMachine::open(dir, log, options.encode.clone()).map_err(storage)?;
         let config = Arc::new(options.raft_config(shard)?);
         let raft = Raft::new(node, config, network, log_store, state_machine.clone())
             .await
@@ -122,35 +148,101 @@ impl Shard {
         })
     }
 
+    /// Make `members` the first membership of the shard unless it has
+    /// one. Every node may call this with the same members at its first
+    /// start (openraft allows identical initializations on several nodes:
+    /// the vote decides); a node that has a log or a vote skips it.
+    pub async fn initialize_if_new(
+        &self,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), ClusterError> {
+        let shard = self.shard;
+        let initialized =
+            self.raft
+                .is_initialized()
+                .await
+                .map_err(|source| ClusterError::Stopped {
+                    shard,
+                    source: Box::new(source),
+                })?;
+        if initialized {
+            return Ok(());
+        }
+        match self.initialize(members).await {
+            // Raced with an entry from a leader: initialized after all.
+            Err(ClusterError::Initialize { source, .. })
+                if matches!(*source, InitializeError::NotAllowed(_)) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Publish `batch` as one Raft entry; returns each message's position
     /// once a majority has it and this node applied it. Only the leader
     /// accepts: elsewhere [`ClusterError::NotLeader`].
     pub async fn publish(&self, batch: Vec<Publish>) -> Result<Vec<Position>, ClusterError> {
+        self.submit(batch).await?.await
+    }
+
+    /// Hand `batch` to the shard's Raft as one entry, and return what waits
+    /// for its commit. Entries submitted one after another are in that
+    /// order in the log (the submission is done when this returns), so a
+    /// caller can pipeline: submit in order, wait in any order. The wait
+    /// ends with [`ClusterError::NotLeader`] when this node does not lead,
+    /// or [`ClusterError::Timeout`] after `publish_timeout`.
+    pub async fn submit(
+        &self,
+        batch: Vec<Publish>,
+    ) -> Result<
+        impl Future<Output = Result<Vec<Position>, ClusterError>> + Send + 'static,
+        ClusterError,
+    > {
         let shard = self.shard;
-        let write = self.raft.client_write(Request { publishes: batch });
-        let response = tokio::time::timeout(self.publish_timeout, write)
+        let timeout = self.publish_timeout;
+        let responder = self
+            .raft
+            .client_write_ff(Request { publishes: batch })
             .await
-            .map_err(|_| ClusterError::Timeout {
+            .map_err(|source| ClusterError::Stopped {
                 shard,
-                after: self.publish_timeout,
+                source: Box::new(source),
             })?;
-        match response {
-            Ok(r) => Ok(r.data.positions),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(ClusterError::NotLeader {
+        Ok(async move {
+            let answer = tokio::time::timeout(timeout, responder)
+                .await
+                .map_err(|_| ClusterError::Timeout {
+                    shard,
+                    after: timeout,
+                })?
+                // The responder is dropped only when the Raft core stops.
+                .map_err(|_| ClusterError::Stopped {
+                    shard,
+                    source: Box::new(Fatal::Stopped),
+                })?;
+            match answer {
+                Ok(r) => Ok(r.data.positions),
+                Err(ClientWriteError::ForwardToLeader(f)) => Err(ClusterError::NotLeader {
                     shard,
                     leader: f.leader_id,
-                })
+                }),
+                Err(source) => Err(ClusterError::Rejected {
+                    shard,
+                    source: Box::new(source),
+                }),
             }
-            Err(RaftError::APIError(source)) => Err(ClusterError::Rejected {
-                shard,
-                source: Box::new(source),
-            }),
-            Err(RaftError::Fatal(source)) => Err(ClusterError::Stopped {
-                shard,
-                source: Box::new(source),
-            }),
-        }
+        })
+    }
+
+    /// The leader this node knows of (itself included), if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Which shard this is.
+    pub fn id(&self) -> u32 {
+        self.shard
     }
 
     /// The shard's Raft figures now (leader, term, log and applied index).

@@ -41,6 +41,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wse::cluster::RecordEncoder;
 use wse_log::{Appended, Epoch, Log, Position, RecordKind};
 
 /// The offset wse-log gives the first record of a new topic.
@@ -82,6 +83,8 @@ struct StoredSnapshot {
 pub struct StateMachine {
     /// The node's topic logs, shared with the server.
     log: Arc<Log>,
+    /// How a publish becomes its record's bytes.
+    encode: RecordEncoder,
     /// `<dir>/sm-applied.json`.
     marker: PathBuf,
     /// What is applied, as the marker stores it.
@@ -92,8 +95,12 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Open the state machine of a shard whose files are in `dir`, applying
-    /// to `log`.
-    pub fn open(dir: impl AsRef<Path>, log: Arc<Log>) -> io::Result<StateMachine> {
+    /// to `log`, encoding each record with `encode`.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        log: Arc<Log>,
+        encode: RecordEncoder,
+    ) -> io::Result<StateMachine> {
         std::fs::create_dir_all(dir.as_ref())?;
         let marker = dir.as_ref().join("sm-applied.json");
         let applied: Applied = durable_file::read(&marker)?.unwrap_or_default();
@@ -107,6 +114,7 @@ impl StateMachine {
         }
         Ok(StateMachine {
             log,
+            encode,
             marker,
             applied: Arc::new(Mutex::new(applied)),
             snapshot: Arc::new(Mutex::new(None)),
@@ -183,8 +191,8 @@ impl StateMachine {
                     let a = self.log.append_with(
                         &p.topic,
                         RecordKind::Message,
-                        payload.len(),
-                        |_, b| b.extend_from_slice(payload),
+                        payload.len() + p.topic.len() + 48,
+                        |position, b| (self.encode)(&p.topic, payload, position, b),
                     )?;
                     let position = a.position;
                     pending.insert(p.topic.clone(), a);
@@ -346,7 +354,12 @@ mod tests {
             || Arc::new(Log::open(dir.path().join("log"), LogConfig::default()).unwrap());
         let entries = || vec![entry(1, "t", "a"), entry(2, "u", "b"), entry(3, "t", "c")];
         let first = {
-            let sm = StateMachine::open(dir.path().join("raft"), open_log()).unwrap();
+            let sm = StateMachine::open(
+                dir.path().join("raft"),
+                open_log(),
+                crate::shard::verbatim(),
+            )
+            .unwrap();
             sm.apply_blocking(entries()[..1].to_vec()).unwrap();
             let before = durable_file::read::<Applied>(&sm.marker).unwrap();
             let receipts = sm.apply_blocking(entries()[1..].to_vec()).unwrap();
@@ -355,7 +368,12 @@ mod tests {
             receipts
         };
         let log = open_log();
-        let sm = StateMachine::open(dir.path().join("raft"), log.clone()).unwrap();
+        let sm = StateMachine::open(
+            dir.path().join("raft"),
+            log.clone(),
+            crate::shard::verbatim(),
+        )
+        .unwrap();
         let again = sm.apply_blocking(entries()[1..].to_vec()).unwrap();
         assert_eq!(again, first, "the same positions");
         assert_eq!(log.position("t").unwrap().next_offset, FIRST_OFFSET + 2);

@@ -15,7 +15,12 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(Log::open(dir.path().join("log"), LogConfig::default()).unwrap());
         let store = LogStore::open(dir.path().join("raft")).unwrap();
-        let sm = StateMachine::open(dir.path().join("raft"), log).unwrap();
+        let sm = StateMachine::open(
+            dir.path().join("raft"),
+            log,
+            wse_replication::shard::verbatim(),
+        )
+        .unwrap();
         Ok((dir, store, sm))
     }
 }

@@ -289,6 +289,38 @@ pub const OPTIONS: &[OptionDoc] = &[
         path,
         "where the kernel's boot id is read (tests override it)"
     ),
+    option!(
+        cluster.node_id,
+        none_or,
+        "this node's id in a cluster (none: a single node)"
+    ),
+    option!(cluster.listen, none_or, "address of the peer listener"),
+    option!(
+        cluster.peers,
+        peers,
+        "every member at the cluster's first start"
+    ),
+    option!(
+        cluster.insecure,
+        plain,
+        "allow the peer link in plaintext (required until mTLS)"
+    ),
+    option!(
+        cluster.shards,
+        count,
+        "Raft groups topics are hashed into (fixed for life)"
+    ),
+    option!(cluster.heartbeat, dur, "leader heartbeat period"),
+    option!(
+        cluster.election_timeout,
+        dur,
+        "silence before a follower starts an election (up to 2x)"
+    ),
+    option!(
+        cluster.publish_timeout,
+        dur,
+        "a publish not committed this soon fails (it may commit later)"
+    ),
 ];
 
 // Formatters: how each kind of value reads in the docs and in `--help`.
@@ -296,6 +328,21 @@ pub const OPTIONS: &[OptionDoc] = &[
 /// As `Display` writes it.
 fn plain<T: Display>(v: &T) -> String {
     v.to_string()
+}
+
+/// A value that may be absent.
+fn none_or<T: Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "none".into(), ToString::to_string)
+}
+
+/// A peer list as `--cluster-peers` takes it.
+fn peers(p: &[(u64, String)]) -> String {
+    if p.is_empty() {
+        return "none".into();
+    }
+    let parts: Vec<String> = p.iter().map(|(id, a)| format!("{id}={a}")).collect();
+    parts.join(",")
 }
 
 /// With thousands separators: `131,072`.
@@ -529,6 +576,7 @@ mod tests {
 
     use wse_log::{LogConfig, Retention, TailConfig};
 
+    use super::super::ClusterConfig;
     use super::*;
 
     /// The field names of a struct, from a pattern without `..`: a field
@@ -583,6 +631,7 @@ mod tests {
             e2e_rekey_interval,
             signature_key,
             worker_threads,
+            cluster,
         });
         let log = fields!(LogConfig {
             durability,
@@ -610,6 +659,16 @@ mod tests {
             memory_budget,
             idle_ttl
         });
+        let cluster = fields!(ClusterConfig {
+            node_id,
+            listen,
+            peers,
+            insecure,
+            shards,
+            heartbeat,
+            election_timeout,
+            publish_timeout,
+        });
         let nested = |prefix: &str, names: &[&str]| -> Vec<String> {
             names.iter().map(|n| format!("{prefix}{n}")).collect()
         };
@@ -620,6 +679,8 @@ mod tests {
         all.remove("log.tail");
         all.extend(nested("log.retention.", &retention));
         all.extend(nested("log.tail.", &tail));
+        all.remove("cluster");
+        all.extend(nested("cluster.", &cluster));
         all
     }
 

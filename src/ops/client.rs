@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use wse_log::{Appended, LogError};
+use wse_log::LogError;
 
+use super::broadcast::{Broadcast, broadcast};
 use super::recovery::{RecoveryError, subscribe_with_recovery};
-use super::send::{broadcast_local, send_text};
+use super::send::send_text;
 use super::subscribe::unsubscribe;
+use crate::cluster::PublishError;
 use crate::config::ServerConfig;
 use crate::conn::Conn;
 use crate::state::ServerState;
@@ -106,26 +108,37 @@ pub enum Published {
 pub struct PendingAck {
     id: Value,
     topic: String,
-    appended: Appended,
+    broadcast: Broadcast,
 }
 
 impl PendingAck {
-    /// Wait until the record is durable by the policy, then give the
-    /// `publish_ack` (or the error if storage failed it).
+    /// Wait until the record is durable by the policy (in a cluster:
+    /// committed by a majority), then give the `publish_ack` (or the error
+    /// saying why it is not acknowledged).
     pub async fn settle(self) -> Value {
-        match self.appended.visible().await {
-            Ok(()) => {
-                let pos = self.appended.position;
+        match self.broadcast.acknowledged().await {
+            Ok(pos) => {
                 json!({"c": "WSE", "t": "publish_ack", "p": {"id": self.id, "topic": self.topic,
                     "epoch": pos.epoch.to_string(), "offset": pos.offset}, "v": 1})
             }
             Err(e) => publish_error(
-                publish_error_code(&e),
+                acknowledgement_error_code(&e),
                 &e.to_string(),
                 &self.id,
                 &self.topic,
             ),
         }
+    }
+}
+
+/// The error code a client sees when its publish was taken but is not
+/// acknowledged.
+fn acknowledgement_error_code(e: &PublishError) -> &'static str {
+    match e {
+        PublishError::Log(e) => publish_error_code(e),
+        PublishError::Unavailable { .. } => "CLUSTER_UNAVAILABLE",
+        PublishError::Timeout { .. } => "PUBLISH_TIMEOUT",
+        PublishError::Stopped => "STORAGE_UNAVAILABLE",
     }
 }
 
@@ -164,12 +177,14 @@ pub fn publish(state: &ServerState, conn: &Conn, msg: &Value) -> Published {
         Ok(message) => message,
         Err(refused) => return error(refused.code(), &refused.message(topic)),
     };
-    match broadcast_local(state, topic, &message.to_string()) {
+    match broadcast(state, topic, &message.to_string()) {
+        // Without an `id` no ack is wanted; a replicated publish is still
+        // handed on (dropping its future does not cancel it).
         Ok(_) if id.is_null() => Published::Reply(None),
-        Ok(appended) => Published::Pending(PendingAck {
+        Ok(broadcast) => Published::Pending(PendingAck {
             id,
             topic: topic.to_owned(),
-            appended,
+            broadcast,
         }),
         Err(e) => error(publish_error_code(&e), &e.to_string()),
     }

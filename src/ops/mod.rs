@@ -3,6 +3,7 @@
 //! itself. The public [`crate::Server`] and the connection tasks both call
 //! these.
 
+pub mod broadcast;
 pub mod client;
 pub(crate) mod ledger;
 pub mod recovery;

@@ -1,13 +1,12 @@
-//! Sending: to one connection (`send`, `send_bytes`, `send_event`), to all
-//! (`broadcast_all`), and to a topic (`broadcast_local`: an append to the
-//! topic's log, which the fan-out then delivers).
+//! Sending: to one connection (`send`, `send_bytes`, `send_event`) and to
+//! all (`broadcast_all`). A broadcast to a topic is an append to its log:
+//! see [`super::broadcast`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{Map, Value};
-use wse_log::{Appended, LogError, RecordKind};
 
 use crate::compression::{msgpack, zlib};
 use crate::conn::Conn;
@@ -16,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::ops::ledger::SendLedger;
 use crate::protocol::category::{category_for, inject_category};
 use crate::protocol::clock::rfc3339_millis;
-use crate::protocol::{control, stamp};
+use crate::protocol::control;
 use crate::state::ServerState;
 use crate::ws::frame;
 
@@ -164,28 +163,6 @@ pub fn broadcast_all(state: &ServerState, text: &str) {
 pub fn broadcast_all_bytes(state: &ServerState, data: &[u8]) {
     let f = frame::binary(data);
     state.conns.for_each(|c| queue(state, c, f.clone()));
-}
-
-/// Publish `text` on `topic`: append it (with `c` injected, and stamped
-/// with `tp`/`e`/`o` when recovery is on) to the topic's log. The fan-out
-/// delivers the stored record once the log makes it visible.
-pub fn broadcast_local(state: &ServerState, topic: &str, text: &str) -> Result<Appended, LogError> {
-    let stamp = state.config.recovery_enabled;
-    let a = state.log.append_with(
-        topic,
-        RecordKind::Message,
-        text.len() + topic.len() + 48,
-        |pos, buf: &mut BytesMut| {
-            if stamp {
-                stamp::write_stamped_with_category(buf, text, topic, pos.epoch.0, pos.offset);
-            } else {
-                buf.put_slice(inject_category(text).as_bytes());
-            }
-        },
-    )?;
-    Metrics::add(&state.metrics.broadcasts, 1);
-    state.metrics.count_topic(topic);
-    Ok(a)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use wse_log::{Log, LogError, Position, ReadBatch, ReadLimits, TopicPosition};
 
+use crate::cluster::{ClusterStarter, PublishError};
 use crate::config::{ConfigError, ServerConfig};
 use crate::conn::{CloseRequest, Conn, ConnId};
 use crate::events::{AppEvent, InboundQueue};
@@ -29,6 +30,7 @@ use crate::fanout::Fanout;
 use crate::fanout::feed::Feed;
 use crate::metrics::{self, Health, Metrics};
 use crate::ops;
+use crate::ops::broadcast::Broadcast;
 use crate::ops::ledger::SendLedger;
 use crate::ops::recovery::{RecoveryError, RecoveryReport};
 use crate::ops::subscribe::SubscriptionLimit;
@@ -77,6 +79,14 @@ pub enum ServerError {
     /// Presence refused a join or an update.
     #[error(transparent)]
     Presence(crate::presence::PresenceError),
+    /// A publish was taken but not acknowledged (the cluster had no
+    /// majority, or did not commit in time).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The cluster could not start, or the options ask for a cluster and
+    /// none was plugged in.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// The state and the connection an operation addresses.
@@ -99,6 +109,8 @@ pub struct Server {
     /// The file operations of the log (real files unless a test injects
     /// faults through [`Server::with_log_storage`]).
     log_storage: Option<Arc<dyn wse_log::Storage>>,
+    /// What starts this node's part of a cluster, when the options name one.
+    cluster: Option<Arc<dyn ClusterStarter>>,
 }
 
 impl Server {
@@ -113,7 +125,16 @@ impl Server {
             config,
             running: Mutex::new(None),
             log_storage: None,
+            cluster: None,
         })
+    }
+
+    /// Replicate broadcasts through the cluster `starter` starts (the
+    /// `wse-replication` crate provides one) when `config.cluster` names
+    /// this node. Without it a clustered configuration does not start.
+    pub fn with_cluster(mut self, starter: Arc<dyn ClusterStarter>) -> Self {
+        self.cluster = Some(starter);
+        self
     }
 
     /// Open the log through `storage` instead of real files directly (the
@@ -214,7 +235,7 @@ impl Server {
         if let Some(storage) = &self.log_storage {
             builder = builder.storage(storage.clone());
         }
-        let log = builder.open()?;
+        let log = Arc::new(builder.open()?);
         self.events.reopen();
         let (presence, cleanup) = if self.config.presence_enabled {
             let (p, cleanup) = crate::presence::Presence::load(&log)?;
@@ -222,6 +243,7 @@ impl Server {
         } else {
             (None, Vec::new())
         };
+        let cluster = self.start_cluster(runtime, &log)?;
         let mut config = self.config.clone();
         let fds = fd_limit::raise_soft_limit();
         if let Some(allowed) = fd_limit::connections_allowed(fds, config.log.max_open_files)
@@ -238,7 +260,7 @@ impl Server {
         let state = Arc::new(ServerState {
             conns: Connections::new(config.max_connections, config.max_pending_handshakes),
             config,
-            log: Arc::new(log),
+            log,
             fanout,
             feed,
             events: self.events.clone(),
@@ -246,6 +268,7 @@ impl Server {
             life: Lifecycle::new(),
             sends: SendLedger::new(),
             presence,
+            cluster,
         });
         if let Some(p) = &state.presence {
             // Entries earlier runs of this node left behind: their leaves
@@ -262,6 +285,34 @@ impl Server {
         }
         tracing::info!(%addr, data_dir = %dir.display(), "WSE server started");
         Ok((state, addr, tempdir))
+    }
+
+    /// Start this node's part of the cluster the options name, on
+    /// `runtime`, replicating into `log`. Waits for the start (opening the
+    /// shards' files), not for elections: a publish before a leader is
+    /// known waits for one, up to `cluster.publish_timeout`.
+    fn start_cluster(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        log: &Arc<Log>,
+    ) -> Result<Option<Arc<dyn crate::cluster::Replicator>>, ServerError> {
+        if !self.config.cluster.enabled() {
+            return Ok(None);
+        }
+        let Some(starter) = &self.cluster else {
+            return Err(ServerError::Cluster(
+                "the options name a cluster node, but this server was built without replication"
+                    .into(),
+            ));
+        };
+        let encode = ops::broadcast::record_encoder(self.config.recovery_enabled);
+        match wait_on(runtime.handle(), starter.start(log.clone(), encode), None) {
+            Some(Ok(replicator)) => Ok(Some(replicator)),
+            Some(Err(e)) => Err(ServerError::Cluster(e.to_string())),
+            None => Err(ServerError::Cluster(
+                "the cluster start was abandoned".into(),
+            )),
+        }
     }
 
     /// Stop: no new connections, every client gets Close 1012 (service
@@ -282,6 +333,14 @@ impl Server {
         state
             .conns
             .wait_all_gone(Instant::now() + Duration::from_secs(3));
+        if let Some(cluster) = &state.cluster {
+            // Before the log closes: the shards stop applying to it.
+            let c = cluster.clone();
+            let stopped = async move { c.shutdown().await };
+            if wait_on(run.runtime.handle(), stopped, Some(Duration::from_secs(3))).is_none() {
+                tracing::warn!("the cluster did not stop within 3 s");
+            }
+        }
         if tokio::runtime::Handle::try_current().is_ok() {
             // Called from async code (a test, an app's event loop): the
             // runtime cannot block here; its tasks are done or abandoned.
@@ -429,15 +488,32 @@ impl Server {
     /// Publish on `topic` and wait until the record is acknowledged:
     /// durable by the log's policy (`always`: covered by an fsync;
     /// `interval`/`never`: written to its file, so a crash of this process
-    /// cannot take it back). Returns the record's position. Blocks the
+    /// cannot take it back), and in a cluster committed by a majority of
+    /// the topic's shard and applied on this node. Returns the record's
+    /// position. Blocks the
     /// calling thread (concurrent publishers share the log's fsyncs); an
     /// error means the record is not acknowledged and will not be
     /// delivered.
     pub fn publish(&self, topic: &str, text: &str) -> Result<Position, ServerError> {
         let state = self.state()?;
-        let appended = ops::send::broadcast_local(&state, topic, text)?;
-        appended.wait()?;
-        Ok(appended.position)
+        match ops::broadcast::broadcast(&state, topic, text)? {
+            Broadcast::Appended(appended) => {
+                appended.wait()?;
+                Ok(appended.position)
+            }
+            Broadcast::Replicating(commit) => {
+                let handle = self.runtime_handle()?;
+                Ok(wait_on(&handle, commit, None).ok_or(ServerError::NotRunning)??)
+            }
+        }
+    }
+
+    /// The runtime of the running server.
+    fn runtime_handle(&self) -> Result<tokio::runtime::Handle, ServerError> {
+        match self.running.lock().as_ref() {
+            Some(r) => Ok(r.runtime.handle().clone()),
+            None => Err(ServerError::NotRunning),
+        }
     }
 
     /// Wait until everything published or broadcast before this call is
@@ -465,7 +541,8 @@ impl Server {
     /// `broadcast_local`): the record has its position and is delivered
     /// once durable, but a crash in the next moments, or a storage fault,
     /// can still lose it. Returns the position; `None` when the server is
-    /// not running. Use [`Server::publish`] (or [`Server::flush`]) for an
+    /// not running, and in a cluster (the position is given at commit).
+    /// Use [`Server::publish`] (or [`Server::flush`]) for an
     /// acknowledgement.
     pub fn broadcast_local(
         &self,
@@ -475,9 +552,9 @@ impl Server {
         let Ok(state) = self.state() else {
             return Ok(None);
         };
-        Ok(Some(
-            ops::send::broadcast_local(&state, topic, text)?.position,
-        ))
+        // In a cluster the position is given at commit: `None` here, and
+        // dropping the commit does not cancel the publish.
+        Ok(ops::broadcast::broadcast(&state, topic, text)?.position())
     }
 
     // ---- connections -----------------------------------------------------
@@ -717,6 +794,26 @@ impl Server {
             Ok(s) => metrics::prometheus(&s.metrics, &h),
             Err(_) => metrics::prometheus(&Metrics::default(), &h),
         }
+    }
+}
+
+/// Run `fut` on `runtime` and wait for it on this thread, at most `timeout`
+/// (`None`: as long as it takes). `None` when it did not finish: the
+/// deadline passed, or the runtime shut down. Callers may be on any thread,
+/// async ones included, because the waiting is on a channel and the work on
+/// the server's own runtime.
+fn wait_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+    timeout: Option<Duration>,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    match timeout {
+        Some(t) => rx.recv_timeout(t).ok(),
+        None => rx.recv().ok(),
     }
 }
 

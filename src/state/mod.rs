@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use wse_log::Log;
 
+use crate::cluster::Replicator;
 use crate::config::ServerConfig;
 use crate::conn::{Conn, ConnId};
 use crate::events::InboundQueue;
@@ -46,6 +47,8 @@ pub(crate) struct ServerState {
     pub(crate) sends: SendLedger,
     /// Presence, when enabled.
     pub(crate) presence: Option<Presence>,
+    /// The cluster broadcasts are replicated through (none: a single node).
+    pub(crate) cluster: Option<Arc<dyn Replicator>>,
 }
 
 impl ServerState {

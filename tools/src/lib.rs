@@ -18,7 +18,9 @@
 //! - `log_cmd`: `wse log topics|inspect|dump|tail|verify|append`, one file
 //!   per subcommand, on top of `wse_log::DirReader` (read-only, lock-free)
 //!   and `wse_log::Log` (append).
-//! - `serve`: `wse serve`, the standalone server.
+//! - `serve`: `wse serve`, the standalone server (and a cluster node with
+//!   `--node-id`, through `wse-replication`).
+//! - `cluster_cmd`: `wse cluster status`, asked of a node's peer port.
 //! - `serve_bench_app`: the counting app behind `wse serve --bench-app`
 //!   (hidden), which `wse bench inbound` measures.
 //! - `bench`: `wse bench ...`, the figures of docs/BENCHMARKS.md:
@@ -82,6 +84,7 @@ macro_rules! subcommands {
 }
 
 mod bench;
+mod cluster_cmd;
 mod error;
 mod log_cmd;
 mod output;
@@ -111,6 +114,9 @@ subcommands! {
         /// Benchmarks: the log, fan-out, inbound messages, idle connections.
         #[command(subcommand)]
         Bench(bench::BenchCommand),
+        /// Look at a running cluster through a node's peer port.
+        #[command(subcommand)]
+        Cluster(cluster_cmd::ClusterCommand),
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use wse::auth::{DEFAULT_COOKIE_NAME, JwtConfig, JwtOptions, algorithm_from_config};
-use wse::config::{SignatureKey, options};
+use wse::config::{ClusterConfig, SignatureKey, options};
 use wse::{EventDelivery, Server, ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -189,6 +189,33 @@ struct Settings {
     /// this file (its bytes as they are).
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
     signature_key_file: Option<PathBuf>,
+    /// This node's id in a cluster (with --cluster-listen and
+    /// --cluster-peers).
+    #[arg(long, env = "WSE_NODE_ID")]
+    node_id: Option<u64>,
+    /// Address of the peer listener, host:port (never the client port).
+    #[arg(long, env = "WSE_CLUSTER_LISTEN")]
+    cluster_listen: Option<String>,
+    /// Every member at the cluster's first start: id=host:port,...
+    #[arg(long, env = "WSE_CLUSTER_PEERS")]
+    cluster_peers: Option<String>,
+    /// Run the peer link in plaintext (required until mutual TLS lands).
+    #[arg(long, env = "WSE_CLUSTER_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    cluster_insecure: Option<bool>,
+    /// Shards (Raft groups) topics are hashed into; fixed for the
+    /// cluster's life.
+    #[arg(long, env = "WSE_CLUSTER_SHARDS")]
+    cluster_shards: Option<u32>,
+    /// Milliseconds between leader heartbeats.
+    #[arg(long, env = "WSE_CLUSTER_HEARTBEAT_MS")]
+    cluster_heartbeat_ms: Option<u64>,
+    /// Milliseconds without a leader before a follower starts an election
+    /// (randomised up to twice this).
+    #[arg(long, env = "WSE_CLUSTER_ELECTION_TIMEOUT_MS")]
+    cluster_election_timeout_ms: Option<u64>,
+    /// Milliseconds a publish waits for its commit.
+    #[arg(long, env = "WSE_CLUSTER_PUBLISH_TIMEOUT_MS")]
+    cluster_publish_timeout_ms: Option<u64>,
 }
 
 /// The settings that map one-to-one onto an option, each written once as
@@ -262,6 +289,15 @@ settings_map! {
     e2e_hello_wait_ms => c.e2e_hello_wait, via Duration::from_millis;
     signature_key_file => c.signature_key,
         parse |path: PathBuf| read_file(&path).map(|key| Some(SignatureKey(key)));
+    node_id => c.cluster.node_id, via Some;
+    cluster_listen => c.cluster.listen, via Some;
+    cluster_peers => c.cluster.peers,
+        parse |v: String| ClusterConfig::parse_peers(&v).map_err(|e| CliError::Config(e.to_string()));
+    cluster_insecure => c.cluster.insecure;
+    cluster_shards => c.cluster.shards;
+    cluster_heartbeat_ms => c.cluster.heartbeat, via Duration::from_millis;
+    cluster_election_timeout_ms => c.cluster.election_timeout, via Duration::from_millis;
+    cluster_publish_timeout_ms => c.cluster.publish_timeout, via Duration::from_millis;
 }
 
 /// `disconnect` or `drop`.
@@ -364,7 +400,12 @@ impl Run for Box<ServeArgs> {
         let durability = config.log.durability.name();
         let auth = config.jwt.is_some();
         let publish = config.client_publish;
-        let server = Arc::new(Server::new(config).map_err(|e| CliError::Config(e.to_string()))?);
+        let cluster = config.cluster.clone();
+        let mut server = Server::new(config).map_err(|e| CliError::Config(e.to_string()))?;
+        if cluster.enabled() {
+            server = server.with_cluster(Arc::new(wse_replication::Starter::new(cluster.clone())));
+        }
+        let server = Arc::new(server);
         let addr = server.start()?;
         let app = if bench_app {
             Some(crate::serve_bench_app::spawn(server.clone())?)
@@ -390,6 +431,12 @@ impl Run for Box<ServeArgs> {
         if publish {
             println!(
                 r#"publish: {{"t":"publish","p":{{"topic":"chat","message":{{"t":"chat_message","p":{{"text":"hi"}}}}}}}}"#
+            );
+        }
+        if let (Some(id), Some(listen)) = (cluster.node_id, &cluster.listen) {
+            println!(
+                "cluster: node {id}, peers on {listen}, {} shards (status: wse cluster status {listen})",
+                cluster.shards
             );
         }
         println!(

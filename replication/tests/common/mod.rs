@@ -46,6 +46,7 @@ pub fn fast_options() -> ShardOptions {
         heartbeat: Duration::from_millis(50),
         election_timeout: (Duration::from_millis(200), Duration::from_millis(400)),
         publish_timeout: Duration::from_secs(2),
+        ..ShardOptions::default()
     }
 }
 
