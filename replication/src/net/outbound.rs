@@ -145,7 +145,8 @@ impl Connection {
             shared: &self.shared,
             id,
         };
-        let timeout = || NetError::Timeout(deadline.saturating_duration_since(Instant::now()));
+        let started = Instant::now();
+        let timeout = || NetError::Timeout(started.elapsed());
         tokio::time::timeout_at(deadline, self.outbox.send(frame))
             .await
             .map_err(|_| timeout())?
