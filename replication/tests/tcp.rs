@@ -423,3 +423,52 @@ async fn a_node_without_the_shard_is_unreachable_for_it() {
     let err = probe(&peers, 1, 9, addr).await.unwrap_err();
     assert!(err.contains("no shard 0"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_larger_than_a_frame_asks_openraft_for_fewer_entries() {
+    use openraft::raft::AppendEntriesRequest;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use wse_replication::Request;
+
+    let (_service, addr, _listener) = recorder(true).await;
+    let options = NetOptions {
+        max_frame: 16 << 10,
+        ..NetOptions::default()
+    };
+    let peers = Peers::new(1, options);
+    let mut link = peers
+        .network(0)
+        .new_client(9, &BasicNode::new(addr.to_string()))
+        .await;
+    // Incompressible payloads, so zstd cannot bring them under the limit.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let entries: Vec<Entry<_>> = (1..=8)
+        .map(|index| {
+            let payload: Vec<u8> = (0..4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(Request {
+                    publishes: vec![Publish::new("t", payload)],
+                }),
+            }
+        })
+        .collect();
+    let request = AppendEntriesRequest {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: None,
+        leader_commit: None,
+        entries,
+    };
+    let option = RPCOption::new(Duration::from_secs(2));
+    match link.append_entries(request, option).await {
+        Err(RPCError::PayloadTooLarge(e)) => assert_eq!(e.entries_hint(), 4),
+        other => panic!("expected PayloadTooLarge, got {other:?}"),
+    }
+}

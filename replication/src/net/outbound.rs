@@ -42,6 +42,8 @@ pub(crate) struct Connection {
 
 /// The requests waiting for their answer, and whether the connection broke.
 struct Shared {
+    /// Locked briefly by callers (register, forget), the reader (hand an
+    /// answer over) and whoever sees the break; never across an await.
     state: Mutex<Waiting>,
     /// Wakes the writer task when the reader saw the connection break.
     broke: Notify,
