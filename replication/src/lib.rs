@@ -10,8 +10,9 @@
 //!
 //! A [`Shard`] is one node's part of one shard: a [`LogStore`] (the Raft
 //! log, in its own file), a [`StateMachine`] (applies to the topic logs),
-//! and a network. The only network so far is [`Loopback`] (in-process); the
-//! peer transport is a later step.
+//! and a network: [`net`] (TCP between nodes: one peer listener and one
+//! connection per peer, shared by all of a node's shards, see [`Peers`] and
+//! [`PeerListener`]) or [`Loopback`] (in-process, for tests).
 //!
 //! Epochs are not yet the same on every node: wse-log draws a random epoch
 //! when it creates a topic, and has no way to create one with a given epoch
@@ -27,6 +28,9 @@
 //!   snapshots (positions only).
 //! - [`shard`]: a node's shard handle (start, initialize, publish).
 //! - [`loopback`]: the in-process network with cuttable links.
+//! - [`net`]: the TCP peer transport: frames, handshake, per-peer
+//!   connections, each shard's openraft network, forwarding, the peer
+//!   listener and the service it serves.
 //! - [`error`]: what a shard operation can fail with ([`ClusterError`]).
 
 mod durable_file;

@@ -42,6 +42,8 @@ pub(crate) struct Connection {
 
 /// The requests waiting for their answer, and whether the connection broke.
 struct Shared {
+    /// Locked briefly by callers (register, forget), the reader (hand an
+    /// answer over) and whoever sees the break; never across an await.
     state: Mutex<Waiting>,
     /// Wakes the writer task when the reader saw the connection break.
     broke: Notify,
@@ -145,7 +147,8 @@ impl Connection {
             shared: &self.shared,
             id,
         };
-        let timeout = || NetError::Timeout(deadline.saturating_duration_since(Instant::now()));
+        let started = Instant::now();
+        let timeout = || NetError::Timeout(started.elapsed());
         tokio::time::timeout_at(deadline, self.outbox.send(frame))
             .await
             .map_err(|_| timeout())?

@@ -148,24 +148,28 @@ impl Peer {
         peers: &Peers,
         deadline: Instant,
     ) -> Result<Arc<Connection>, NetError> {
+        let started = Instant::now();
         let mut outcome = self.current_attempt(peers)?;
         let waited = tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await;
-        let timeout = || NetError::ConnectTimeout {
+        // The attempt's task ended without an outcome (the runtime is
+        // shutting down).
+        let abandoned = || NetError::Lost {
             addr: self.addr.clone(),
-            after: peers.options().connect_timeout,
+            reason: "connection attempt abandoned".to_owned(),
         };
         match waited {
-            Err(_) => Err(timeout()),
-            // The attempt's task ended without an outcome (runtime
-            // shutting down).
-            Ok(Err(_)) => Err(timeout()),
-            Ok(Ok(done)) => match done.as_ref() {
+            Err(_) => Err(NetError::ConnectTimeout {
+                addr: self.addr.clone(),
+                after: started.elapsed(),
+            }),
+            Ok(Err(_)) => Err(abandoned()),
+            Ok(Ok(done)) => match &*done {
                 Some(Ok(connection)) => Ok(connection.clone()),
                 Some(Err(e)) => Err(NetError::Backoff {
                     addr: self.addr.clone(),
                     last: e.clone(),
                 }),
-                None => Err(timeout()),
+                None => Err(abandoned()),
             },
         }
     }

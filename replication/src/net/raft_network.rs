@@ -27,7 +27,9 @@ use std::time::Duration;
 
 /// The network factory of one shard: links to the shard's peers.
 pub struct ShardNetwork {
+    /// The node's connections, shared by all of its shards.
     peers: Peers,
+    /// The shard whose Raft uses this network.
     shard: u32,
 }
 

@@ -1,8 +1,11 @@
 //! A cluster of in-process nodes for the tests: each node has its own
 //! wse-log data directory and Raft files in a shared temp dir, and talks
-//! through a [`Loopback`] network whose links the tests cut.
+//! through a [`Loopback`] network whose links the tests cut. `tcp` holds
+//! the same over the TCP peer transport.
 
 #![allow(dead_code)] // each test binary uses part of it
+
+pub mod tcp;
 
 use bytes::Bytes;
 use openraft::{BasicNode, ServerState};
@@ -165,34 +168,8 @@ impl Cluster {
         count: usize,
         parallel: usize,
     ) -> Vec<Acked> {
-        let mut tasks = tokio::task::JoinSet::new();
-        for t in 0..parallel {
-            let shard = self.node(leader).shard.clone();
-            let topics: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
-            let tag = tag.to_owned();
-            tasks.spawn(async move {
-                let mut acked = Vec::new();
-                for i in (t..count).step_by(parallel) {
-                    let topic = topics[i % topics.len()].clone();
-                    let payload = Bytes::from(format!("{tag}-{i}"));
-                    let pos = shard
-                        .publish(vec![Publish::new(topic.clone(), payload.clone())])
-                        .await
-                        .unwrap();
-                    acked.push(Acked {
-                        topic,
-                        offset: pos[0].offset,
-                        payload,
-                    });
-                }
-                acked
-            });
-        }
-        let mut all = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            all.extend(r.unwrap());
-        }
-        all
+        let shard = self.node(leader).shard.clone();
+        publish_many(&shard, topics, tag, count, parallel).await
     }
 
     /// One publish on node `id`, its result as is.
@@ -210,64 +187,113 @@ impl Cluster {
 
     /// Every record of `topic` on node `id`: (offset, payload).
     pub fn contents(&self, id: NodeId, topic: &str) -> Vec<(u64, Bytes)> {
-        let log = &self.node(id).log;
-        let Some(p) = log.position(topic) else {
-            return Vec::new();
-        };
-        let mut at = Position::new(p.epoch, p.first_offset);
-        let mut out = Vec::new();
-        loop {
-            let batch = log.read(topic, at, ReadLimits::default()).unwrap();
-            out.extend(batch.records.iter().map(|r| (r.offset(), r.payload())));
-            if batch.at_head() {
-                return out;
-            }
-            at.offset = batch.next_offset;
-        }
+        log_contents(&self.node(id).log, topic)
     }
 
     /// Assert every node of `ids` holds the same records of `topics` under
     /// the same epoch, and each acknowledged publish is there at its offset.
     pub fn assert_identical(&self, ids: &[NodeId], topics: &[&str], acked: &[Acked]) {
-        for topic in topics {
-            let reference = self.contents(ids[0], topic);
-            let offsets: Vec<u64> = reference.iter().map(|(o, _)| *o).collect();
-            let dense: Vec<u64> = (offsets.first().copied().unwrap_or(0)..)
-                .take(offsets.len())
-                .collect();
-            assert_eq!(offsets, dense, "topic {topic}: offsets are dense");
-            let epoch = self.node(ids[0]).log.position(topic).map(|p| p.epoch);
-            for &id in &ids[1..] {
-                assert_eq!(
-                    self.node(id).log.position(topic).map(|p| p.epoch),
-                    epoch,
-                    "topic {topic}: node {id} has another epoch than node {}",
-                    ids[0]
-                );
-                assert_eq!(
-                    self.contents(id, topic),
-                    reference,
-                    "topic {topic}: node {id} differs from node {}",
-                    ids[0]
-                );
+        let logs: Vec<(NodeId, &Log)> = ids.iter().map(|&id| (id, &*self.node(id).log)).collect();
+        assert_identical_logs(&logs, topics, acked);
+    }
+}
+
+/// `count` single-message publishes through `shard` (its leader),
+/// `parallel` at a time, round-robin over `topics`.
+pub async fn publish_many(
+    shard: &Arc<Shard>,
+    topics: &[&str],
+    tag: &str,
+    count: usize,
+    parallel: usize,
+) -> Vec<Acked> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..parallel {
+        let shard = shard.clone();
+        let topics: Vec<String> = topics.iter().map(|s| s.to_string()).collect();
+        let tag = tag.to_owned();
+        tasks.spawn(async move {
+            let mut acked = Vec::new();
+            for i in (t..count).step_by(parallel) {
+                let topic = topics[i % topics.len()].clone();
+                let payload = Bytes::from(format!("{tag}-{i}"));
+                let pos = shard
+                    .publish(vec![Publish::new(topic.clone(), payload.clone())])
+                    .await
+                    .unwrap();
+                acked.push(Acked {
+                    topic,
+                    offset: pos[0].offset,
+                    payload,
+                });
             }
+            acked
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    all
+}
+
+/// Every record of `topic` in `log`: (offset, payload).
+pub fn log_contents(log: &Log, topic: &str) -> Vec<(u64, Bytes)> {
+    let Some(p) = log.position(topic) else {
+        return Vec::new();
+    };
+    let mut at = Position::new(p.epoch, p.first_offset);
+    let mut out = Vec::new();
+    loop {
+        let batch = log.read(topic, at, ReadLimits::default()).unwrap();
+        out.extend(batch.records.iter().map(|r| (r.offset(), r.payload())));
+        if batch.at_head() {
+            return out;
         }
-        for &id in ids {
-            let held: BTreeMap<(&str, u64), Bytes> = topics
-                .iter()
-                .flat_map(|t| {
-                    self.contents(id, t)
-                        .into_iter()
-                        .map(move |(o, p)| ((*t, o), p))
-                })
-                .collect();
-            for a in acked {
-                assert_eq!(
-                    held.get(&(a.topic.as_str(), a.offset)),
-                    Some(&a.payload),
-                    "node {id}: acked {a:?}"
-                );
-            }
+        at.offset = batch.next_offset;
+    }
+}
+
+/// Assert every log of `logs` holds the same records of `topics` under the
+/// same epoch, and each acknowledged publish is there at its offset.
+pub fn assert_identical_logs(logs: &[(NodeId, &Log)], topics: &[&str], acked: &[Acked]) {
+    let (first, first_log) = logs[0];
+    for topic in topics {
+        let reference = log_contents(first_log, topic);
+        let offsets: Vec<u64> = reference.iter().map(|(o, _)| *o).collect();
+        let dense: Vec<u64> = (offsets.first().copied().unwrap_or(0)..)
+            .take(offsets.len())
+            .collect();
+        assert_eq!(offsets, dense, "topic {topic}: offsets are dense");
+        let epoch = first_log.position(topic).map(|p| p.epoch);
+        for &(id, log) in &logs[1..] {
+            assert_eq!(
+                log.position(topic).map(|p| p.epoch),
+                epoch,
+                "topic {topic}: node {id} has another epoch than node {first}"
+            );
+            assert_eq!(
+                log_contents(log, topic),
+                reference,
+                "topic {topic}: node {id} differs from node {first}"
+            );
+        }
+    }
+    for &(id, log) in logs {
+        let held: BTreeMap<(&str, u64), Bytes> = topics
+            .iter()
+            .flat_map(|t| {
+                log_contents(log, t)
+                    .into_iter()
+                    .map(move |(o, p)| ((*t, o), p))
+            })
+            .collect();
+        for a in acked {
+            assert_eq!(
+                held.get(&(a.topic.as_str(), a.offset)),
+                Some(&a.payload),
+                "node {id}: acked {a:?}"
+            );
         }
     }
 }
