@@ -10,8 +10,8 @@ use std::time::Duration;
 /// An error of a [`crate::Shard`] operation.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// This node does not lead the shard; publish on the leader (forwarding
-    /// comes with the peer transport). `leader` is `None` while none is
+    /// This node does not lead the shard; a [`crate::ClusterNode`]
+    /// forwards to the leader instead. `leader` is `None` while none is
     /// known, e.g. during an election or in a minority partition.
     #[error("shard {shard}: this node is not the leader (leader: {leader:?})")]
     NotLeader {
@@ -21,8 +21,7 @@ pub enum ClusterError {
         leader: Option<NodeId>,
     },
     /// The publish was not committed in time (e.g. the leader lost its
-    /// majority). It may still be committed later: retry with the same
-    /// producer sequence once idempotence lands.
+    /// majority). It may still be committed later.
     #[error("shard {shard}: publish not committed within {after:?}")]
     Timeout {
         /// The shard.

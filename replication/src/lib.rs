@@ -14,9 +14,12 @@
 //! connection per peer, shared by all of a node's shards, see [`Peers`] and
 //! [`PeerListener`]) or [`Loopback`] (in-process, for tests).
 //!
-//! Epochs are not yet the same on every node: wse-log draws a random epoch
-//! when it creates a topic, and has no way to create one with a given epoch
-//! (see `README.md`). Offsets and payloads are.
+//! A [`ClusterNode`] is a node's part of the whole cluster: every shard,
+//! the peer listener, and the publish path the server calls through
+//! `wse::cluster::Replicator` (`wse serve` starts one with [`Starter`]).
+//! Every replica creates a topic with the same epoch, derived from the
+//! entry that first wrote it, so records have the same (epoch, offset) on
+//! every node.
 //!
 //! # Layout
 //!
@@ -26,7 +29,9 @@
 //! - `durable_file`: small state files replaced atomically.
 //! - [`state_machine`]: applying entries to topic logs, exactly once;
 //!   snapshots (positions only).
-//! - [`shard`]: a node's shard handle (start, initialize, publish).
+//! - [`shard`]: a node's shard handle (start, initialize, submit, publish).
+//! - [`node`]: the node: topic → shard, a batching queue per shard,
+//!   forwarding to leaders, status; the server's `Replicator`.
 //! - [`loopback`]: the in-process network with cuttable links.
 //! - [`net`]: the TCP peer transport: frames, handshake, per-peer
 //!   connections, each shard's openraft network, forwarding, the peer

@@ -71,8 +71,7 @@ pub struct Request {
 
 /// What applying a [`Request`] gave: one position per publish, in order.
 ///
-/// Offsets are the same on every node. Epochs are not yet (wse-log picks a
-/// random epoch when it creates a topic; see the crate doc).
+/// Positions (epoch and offset) are the same on every node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     /// Where each publish went.
