@@ -63,14 +63,17 @@ pub enum PublishError {
 /// A cluster's publish path, as the server uses it.
 pub trait Replicator: Send + Sync + 'static {
     /// Replicate `text` on `topic` (already checked: a valid topic, a
-    /// record within the size limit). The publish is handed on before this
+    /// record within the size limit). With an `id`, a publish of the same
+    /// id already stored on the topic (within the cluster's idempotence
+    /// window) is not stored again: the future gives the first copy's
+    /// position. The publish is handed on before this
     /// returns, so publishes handed in one after another by one caller are
     /// committed in that order, and dropping the future does not cancel it
     /// (fire-and-forget). The future resolves with the record's position
     /// once a majority of the topic's shard committed it and this node
     /// applied it (so this node's subscribers already got it, or are about
     /// to from its log).
-    fn publish(&self, topic: &str, text: &str) -> Commit;
+    fn publish(&self, topic: &str, text: &str, id: Option<&str>) -> Commit;
 
     /// The cluster as the health report shows it (members, and per shard
     /// the leader, term, commit and applied index), a JSON object.

@@ -27,6 +27,7 @@
 //! - `log_file`: the Raft log file (frames with a CRC, truncate, rewrite).
 //! - [`log_store`]: openraft's log storage on that file, vote and markers.
 //! - `durable_file`: small state files replaced atomically.
+//! - `dedup`: the idempotence window (publish ids seen per topic).
 //! - [`state_machine`]: applying entries to topic logs, exactly once;
 //!   snapshots (positions only).
 //! - [`shard`]: a node's shard handle (start, initialize, submit, publish).
@@ -38,6 +39,7 @@
 //!   listener and the service it serves.
 //! - [`error`]: what a shard operation can fail with ([`ClusterError`]).
 
+mod dedup;
 mod durable_file;
 pub mod error;
 mod log_file;
@@ -59,4 +61,4 @@ pub use net::{
 pub use node::{ClusterNode, Starter, shard_of};
 pub use shard::{Shard, ShardOptions};
 pub use state_machine::{Applied, StateMachine};
-pub use types::{NodeId, ProducerSeq, Publish, Raft, Receipt, Request, TypeConfig};
+pub use types::{NodeId, Publish, Raft, Receipt, Request, TypeConfig};

@@ -51,6 +51,11 @@ pub struct LogStore {
 }
 
 impl LogStore {
+    /// The entries held now, in log order (a copy).
+    pub fn entries(&self) -> Vec<RaftEntry> {
+        self.entries.read().values().cloned().collect()
+    }
+
     /// Open (or create) the Raft log in `dir`.
     pub fn open(dir: impl AsRef<Path>) -> io::Result<LogStore> {
         let dir = dir.as_ref().to_owned();

@@ -145,6 +145,7 @@ impl ClusterNode {
             heartbeat: config.heartbeat,
             election_timeout: (config.election_timeout, config.election_timeout * 2),
             publish_timeout: config.publish_timeout,
+            dedup_window: config.dedup_window,
             encode,
         };
         let root = log.dir().join("cluster");
@@ -228,9 +229,10 @@ impl Inner {
 
     /// Hand `batch` to the leader of `shard` (see the module doc). A batch
     /// that certainly did not reach a leader (no connection, or refused as
-    /// "not the leader") is tried again until its deadline; one whose fate
-    /// is unknown (the connection broke after sending, no answer in time)
-    /// is reported as failed, never sent twice.
+    /// "not the leader") is tried again until its deadline, and so is one
+    /// whose fate is unknown (the connection broke after sending, no answer
+    /// in time) when every publish in it has an id; without ids such a
+    /// batch is reported as failed, never sent twice.
     async fn route(&self, shard: u32, batch: Vec<Submission>) {
         let s = &self.shards[shard as usize];
         let deadline = batch
@@ -275,25 +277,29 @@ impl Inner {
                 .flat_map(|b| b.publishes.iter().cloned())
                 .collect();
             let wait = deadline.saturating_duration_since(Instant::now());
-            let retry = match self
+            // Sending again cannot store anything twice when every publish
+            // has an id: the shard's idempotence window absorbs a copy.
+            let identified = local
+                .iter()
+                .all(|b| b.publishes.iter().all(|p| p.id.is_some()));
+            let answer = self
                 .peers
                 .forward(leader, &addr, shard, publishes, wait)
-                .await
-            {
+                .await;
+            match answer {
                 Ok(positions) => return deliver(local, positions),
                 Err(ForwardError::Refused(ForwardRefused::NotLeader { leader: next })) => {
                     hint = next.filter(|&n| n != leader);
-                    true
                 }
-                Err(ForwardError::Unreachable(e)) if not_sent(&e) => true,
+                Err(ForwardError::Unreachable(e)) if not_sent(&e) || identified => {}
                 Err(ForwardError::Refused(why)) => return fail(local, &why),
                 Err(ForwardError::Timeout(_)) => {
                     let after_ms = self.publish_timeout.as_millis() as u64;
                     return fail(local, &ForwardRefused::Timeout { after_ms });
                 }
                 Err(e) => return fail(local, &ForwardRefused::Unavailable(e.to_string())),
-            };
-            if retry && Instant::now() + RETRY_PAUSE >= deadline {
+            }
+            if Instant::now() + RETRY_PAUSE >= deadline {
                 let reason = format!("leader {leader} of shard {shard} not reachable in time");
                 return fail(local, &ForwardRefused::Unavailable(reason));
             }
@@ -312,12 +318,13 @@ impl Inner {
             .iter()
             .flat_map(|b| b.publishes.iter().cloned())
             .collect();
+        let queue = self.queues[s.id() as usize].clone();
         match s.submit(publishes).await {
             Ok(commit) => {
                 tokio::spawn(async move {
                     match commit.await {
                         Ok(positions) => deliver(batch, positions),
-                        Err(e) => fail(batch, &refusal(&e)),
+                        Err(e) => retry_or_fail(batch, &refusal(&e), &queue),
                     }
                 });
             }
@@ -378,6 +385,29 @@ fn deliver(batch: Vec<Submission>, positions: Vec<Position>) {
     for b in batch {
         let mine: Vec<Position> = rest.by_ref().take(b.publishes.len()).collect();
         let _ = b.reply.send(Ok(mine));
+    }
+}
+
+/// After this node lost the lead (or the commit timed out) with `batch` in
+/// flight, the entry may or may not be committed by the next leader. Each
+/// submission whose publishes all have ids goes back into the queue (the
+/// idempotence window absorbs a copy if the first one is committed), until
+/// its deadline; the others are told why they failed. A publish sent again
+/// this way may be stored after publishes made later.
+fn retry_or_fail(
+    batch: Vec<Submission>,
+    why: &ForwardRefused,
+    queue: &mpsc::UnboundedSender<Submission>,
+) {
+    let now = Instant::now();
+    let (again, failed): (Vec<_>, Vec<_>) = batch.into_iter().partition(|b| {
+        b.deadline > now + RETRY_PAUSE && b.publishes.iter().all(|p| p.id.is_some())
+    });
+    fail(failed, why);
+    for b in again {
+        if let Err(mpsc::error::SendError(b)) = queue.send(b) {
+            fail(vec![b], why);
+        }
     }
 }
 
@@ -489,9 +519,10 @@ fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> Value {
 }
 
 impl Replicator for ClusterNode {
-    fn publish(&self, topic: &str, text: &str) -> Commit {
+    fn publish(&self, topic: &str, text: &str, id: Option<&str>) -> Commit {
         let shard = self.shard_of(topic);
-        let publish = Publish::new(topic, Bytes::copy_from_slice(text.as_bytes()));
+        let mut publish = Publish::new(topic, Bytes::copy_from_slice(text.as_bytes()));
+        publish.id = id.map(str::to_owned);
         let rx = self.inner.enqueue(shard, vec![publish], false);
         let topic = topic.to_owned();
         let timeout = self.inner.publish_timeout;

@@ -25,6 +25,9 @@ pub struct ShardOptions {
     pub election_timeout: (Duration, Duration),
     /// How long `publish` waits for the commit. Default 5 s.
     pub publish_timeout: Duration,
+    /// Publish ids remembered per shard for the idempotent producer
+    /// (default 10,000; 0: none).
+    pub dedup_window: usize,
     /// How a committed publish becomes its record's bytes, given the
     /// position it gets. Default: the payload as it is. The server passes
     /// its own, which stamps the position into the message.
@@ -37,6 +40,7 @@ impl std::fmt::Debug for ShardOptions {
             .field("heartbeat", &self.heartbeat)
             .field("election_timeout", &self.election_timeout)
             .field("publish_timeout", &self.publish_timeout)
+            .field("dedup_window", &self.dedup_window)
             .finish_non_exhaustive()
     }
 }
@@ -52,6 +56,7 @@ impl Default for ShardOptions {
             heartbeat: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             publish_timeout: Duration::from_secs(5),
+            dedup_window: 10_000,
             encode: verbatim(),
         }
     }
@@ -113,7 +118,11 @@ impl Shard {
         let storage = |source| ClusterError::Storage { shard, source };
         let log_store = LogStore::open(dir).map_err(storage)?;
         let state_machine =
-            StateMachine::open(dir, log, options.encode.clone()).map_err(storage)?;
+            StateMachine::open(dir, log, options.encode.clone(), options.dedup_window)
+                .map_err(storage)?;
+        // The idempotence window is replicated state: rebuilt from the
+        // applied entries, which the Raft log keeps (it is never purged).
+        state_machine.rebuild_window(log_store.entries().iter());
         let config = Arc::new(options.raft_config(shard)?);
         let raft = Raft::new(node, config, network, log_store, state_machine.clone())
             .await

@@ -27,6 +27,7 @@
 // here would only unbox it again at the trait boundary.
 #![allow(clippy::result_large_err)]
 
+use crate::dedup::Dedup;
 use crate::durable_file;
 use crate::log_file::RaftEntry;
 use crate::types::{NodeId, Receipt, Request, TypeConfig};
@@ -85,6 +86,8 @@ pub struct StateMachine {
     log: Arc<Log>,
     /// How a publish becomes its record's bytes.
     encode: RecordEncoder,
+    /// Publish ids recently stored (see [`crate::dedup`]).
+    dedup: Arc<Mutex<Dedup>>,
     /// `<dir>/sm-applied.json`.
     marker: PathBuf,
     /// What is applied, as the marker stores it.
@@ -96,10 +99,13 @@ pub struct StateMachine {
 impl StateMachine {
     /// Open the state machine of a shard whose files are in `dir`, applying
     /// to `log`, encoding each record with `encode`.
+    /// `dedup_window` publish ids are remembered (0: none); call
+    /// [`StateMachine::rebuild_window`] with the Raft log before applying.
     pub fn open(
         dir: impl AsRef<Path>,
         log: Arc<Log>,
         encode: RecordEncoder,
+        dedup_window: usize,
     ) -> io::Result<StateMachine> {
         std::fs::create_dir_all(dir.as_ref())?;
         let marker = dir.as_ref().join("sm-applied.json");
@@ -115,6 +121,7 @@ impl StateMachine {
         Ok(StateMachine {
             log,
             encode,
+            dedup: Arc::new(Mutex::new(Dedup::new(dedup_window))),
             marker,
             applied: Arc::new(Mutex::new(applied)),
             snapshot: Arc::new(Mutex::new(None)),
@@ -171,7 +178,12 @@ impl StateMachine {
         pending: &mut BTreeMap<String, Appended>,
     ) -> Result<Receipt, wse_log::LogError> {
         let mut positions = Vec::with_capacity(request.publishes.len());
+        let mut dedup = self.dedup.lock();
         for p in &request.publishes {
+            if let Some(first) = p.id.as_deref().and_then(|id| dedup.get(&p.topic, id)) {
+                positions.push(first);
+                continue;
+            }
             let expected = next
                 .next_offsets
                 .get(&p.topic)
@@ -201,9 +213,59 @@ impl StateMachine {
             };
             next.next_offsets
                 .insert(p.topic.clone(), position.offset + 1);
+            if let Some(id) = &p.id {
+                dedup.insert(&p.topic, id, position);
+            }
             positions.push(position);
         }
         Ok(Receipt { positions })
+    }
+
+    /// Build the idempotence window again after a restart from `entries`,
+    /// the Raft log from its start: every entry up to the last applied one
+    /// goes through the window exactly as [`Self::apply_request`] did (the
+    /// same ids suppressed, the same ones evicted), without appending. The
+    /// offsets follow by counting: the `k`-th record the shard stored in a
+    /// topic, of `n` in all, is at `next_offset - n + k`.
+    pub fn rebuild_window<'a>(&self, entries: impl IntoIterator<Item = &'a RaftEntry>) {
+        let applied = self.applied();
+        let Some(last) = applied.last_applied else {
+            return;
+        };
+        let mut dedup = self.dedup.lock();
+        let mut stored: BTreeMap<&str, u64> = BTreeMap::new();
+        for entry in entries
+            .into_iter()
+            .take_while(|e| e.log_id.index <= last.index)
+        {
+            let EntryPayload::Normal(request) = &entry.payload else {
+                continue;
+            };
+            for p in &request.publishes {
+                if p.id
+                    .as_deref()
+                    .is_some_and(|id| dedup.get(&p.topic, id).is_some())
+                {
+                    continue;
+                }
+                let k = stored.entry(p.topic.as_str()).or_default();
+                if let Some(id) = &p.id {
+                    // Its index among the topic's records, for now.
+                    dedup.insert(&p.topic, id, Position::new(Epoch(0), *k));
+                }
+                *k += 1;
+            }
+        }
+        dedup.map_positions(|topic, counted| {
+            let n = stored.get(topic).copied().unwrap_or(0);
+            let next = applied
+                .next_offsets
+                .get(topic)
+                .copied()
+                .unwrap_or(FIRST_OFFSET);
+            let epoch = self.log.position(topic).map_or(Epoch(0), |p| p.epoch);
+            Position::new(epoch, (next + counted.offset).saturating_sub(n))
+        });
     }
 
     /// Store `applied` as the marker, durably, then make it current.
@@ -358,6 +420,7 @@ mod tests {
                 dir.path().join("raft"),
                 open_log(),
                 crate::shard::verbatim(),
+                0,
             )
             .unwrap();
             sm.apply_blocking(entries()[..1].to_vec()).unwrap();
@@ -372,6 +435,7 @@ mod tests {
             dir.path().join("raft"),
             log.clone(),
             crate::shard::verbatim(),
+            0,
         )
         .unwrap();
         let again = sm.apply_blocking(entries()[1..].to_vec()).unwrap();

@@ -36,29 +36,28 @@ pub struct Publish {
     pub topic: String,
     /// The message, stored as the record's payload unchanged.
     pub payload: Bytes,
-    /// Who sent it, for the idempotent producer of a later step: a retried
-    /// publish with the same `(producer, seq)` will not be appended twice.
-    /// Carried but not yet checked.
-    pub producer: Option<ProducerSeq>,
-}
-
-/// An idempotence key: a producer and its sequence number.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProducerSeq {
-    /// The producer, unique in the cluster.
-    pub producer_id: u64,
-    /// Its sequence number, increasing per producer.
-    pub seq: u64,
+    /// The publisher's id for this message, when it gave one: a publish
+    /// whose id is already stored on its topic (within the shard's
+    /// idempotence window) is not stored again, and gets the first copy's
+    /// position. Lets a publish whose commit timed out be sent again.
+    pub id: Option<String>,
 }
 
 impl Publish {
-    /// A publish without an idempotence key.
+    /// A publish without an id (never deduplicated).
     pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
         Publish {
             topic: topic.into(),
             payload: payload.into(),
-            producer: None,
+            id: None,
         }
+    }
+
+    /// The same publish, identified by `id` (see [`Publish::id`]).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 }
 

@@ -94,3 +94,71 @@ async fn a_partitioned_minority_cannot_commit_and_converges_after_healing() {
         );
     }
 }
+
+/// The idempotent producer: a publish sent again with its id is stored
+/// once, and the copy's answer is the first position; after every node
+/// restarts (the window is rebuilt from the Raft log) it still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publish_sent_again_with_its_id_is_stored_once_even_after_restarts() {
+    use wse_replication::Publish;
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader(&c.ids).await;
+    let shard = |c: &Cluster, id| c.node(id).shard.clone();
+    let first = shard(&c, leader)
+        .publish(vec![
+            Publish::new("chat/a", "one").with_id("p-1"),
+            Publish::new("chat/a", "two").with_id("p-2"),
+            // Ids are per topic: the same id elsewhere is another message.
+            Publish::new("chat/b", "one-b").with_id("p-1"),
+        ])
+        .await
+        .unwrap();
+    // Again, in one entry with a new message and a copy of a copy.
+    let again = shard(&c, leader)
+        .publish(vec![
+            Publish::new("chat/a", "two").with_id("p-2"),
+            Publish::new("chat/a", "three").with_id("p-3"),
+            Publish::new("chat/a", "three").with_id("p-3"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        again[0], first[1],
+        "the copy answers with the first position"
+    );
+    assert_eq!(again[1], again[2]);
+    c.converge(leader, &c.ids).await;
+    for id in c.ids.clone() {
+        let a: Vec<_> = c
+            .contents(id, "chat/a")
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(a, ["one", "two", "three"], "node {id}");
+        assert_eq!(c.contents(id, "chat/b").len(), 1, "node {id}");
+    }
+    for id in c.ids.clone() {
+        c.stop_node(id).await;
+    }
+    for id in c.ids.clone() {
+        c.start_node(id).await;
+    }
+    let leader = c.leader(&c.ids).await;
+    let after = shard(&c, leader)
+        .publish(vec![
+            Publish::new("chat/a", "one").with_id("p-1"),
+            Publish::new("chat/a", "four").with_id("p-4"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(after[0], first[0], "the rebuilt window still knows p-1");
+    c.converge(leader, &c.ids).await;
+    for id in c.ids.clone() {
+        let a: Vec<_> = c
+            .contents(id, "chat/a")
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(a, ["one", "two", "three", "four"], "node {id}");
+    }
+}

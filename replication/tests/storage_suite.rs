@@ -19,6 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
             dir.path().join("raft"),
             log,
             wse_replication::shard::verbatim(),
+            0,
         )
         .unwrap();
         Ok((dir, store, sm))

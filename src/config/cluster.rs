@@ -39,6 +39,12 @@ pub struct ClusterConfig {
     /// failed (default 5 s). A publish that timed out may still be
     /// committed later.
     pub publish_timeout: Duration,
+    /// Publish ids remembered per shard (default 10,000; 0: none). A
+    /// publish that carries an id already stored on its topic within this
+    /// window is not stored again (the idempotent producer): a retry after
+    /// a timeout must come before that many other identified publishes of
+    /// its shard.
+    pub dedup_window: usize,
 }
 
 impl Default for ClusterConfig {
@@ -52,6 +58,7 @@ impl Default for ClusterConfig {
             heartbeat: Duration::from_millis(150),
             election_timeout: Duration::from_secs(1),
             publish_timeout: Duration::from_secs(5),
+            dedup_window: 10_000,
         }
     }
 }

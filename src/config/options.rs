@@ -321,6 +321,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         dur,
         "a publish not committed this soon fails (it may commit later)"
     ),
+    option!(
+        cluster.dedup_window,
+        count,
+        "publish ids remembered per shard (idempotent producer)"
+    ),
 ];
 
 // Formatters: how each kind of value reads in the docs and in `--help`.
@@ -668,6 +673,7 @@ mod tests {
             heartbeat,
             election_timeout,
             publish_timeout,
+            dedup_window,
         });
         let nested = |prefix: &str, names: &[&str]| -> Vec<String> {
             names.iter().map(|n| format!("{prefix}{n}")).collect()

@@ -53,7 +53,17 @@ impl Broadcast {
 /// the cluster when there is one. Errors that the message itself causes
 /// (an invalid topic, too large) are found here, before anything is
 /// replicated: a committed entry must apply on every node.
-pub fn broadcast(state: &ServerState, topic: &str, text: &str) -> Result<Broadcast, LogError> {
+///
+/// `id` is the publisher's id for the message; in a cluster a publish whose
+/// id is already stored on the topic is not stored again (the idempotent
+/// producer). A single node has no retries to absorb (a publish there is
+/// either stored or refused) and ignores it.
+pub fn broadcast(
+    state: &ServerState,
+    topic: &str,
+    text: &str,
+    id: Option<&str>,
+) -> Result<Broadcast, LogError> {
     let stamp = state.config.recovery_enabled;
     let taken = match &state.cluster {
         None => Broadcast::Appended(state.log.append_with(
@@ -64,7 +74,7 @@ pub fn broadcast(state: &ServerState, topic: &str, text: &str) -> Result<Broadca
         )?),
         Some(cluster) => {
             check_replicable(state, stamp, topic, text)?;
-            Broadcast::Replicating(cluster.publish(topic, text))
+            Broadcast::Replicating(cluster.publish(topic, text, id))
         }
     };
     Metrics::add(&state.metrics.broadcasts, 1);

@@ -177,7 +177,12 @@ pub fn publish(state: &ServerState, conn: &Conn, msg: &Value) -> Published {
         Ok(message) => message,
         Err(refused) => return error(refused.code(), &refused.message(topic)),
     };
-    match broadcast(state, topic, &message.to_string()) {
+    let key = match &id {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match broadcast(state, topic, &message.to_string(), key.as_deref()) {
         // Without an `id` no ack is wanted; a replicated publish is still
         // handed on (dropping its future does not cancel it).
         Ok(_) if id.is_null() => Published::Reply(None),

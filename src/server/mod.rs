@@ -496,7 +496,7 @@ impl Server {
     /// delivered.
     pub fn publish(&self, topic: &str, text: &str) -> Result<Position, ServerError> {
         let state = self.state()?;
-        match ops::broadcast::broadcast(&state, topic, text)? {
+        match ops::broadcast::broadcast(&state, topic, text, None)? {
             Broadcast::Appended(appended) => {
                 appended.wait()?;
                 Ok(appended.position)
@@ -554,7 +554,7 @@ impl Server {
         };
         // In a cluster the position is given at commit: `None` here, and
         // dropping the commit does not cancel the publish.
-        Ok(ops::broadcast::broadcast(&state, topic, text)?.position())
+        Ok(ops::broadcast::broadcast(&state, topic, text, None)?.position())
     }
 
     // ---- connections -----------------------------------------------------

@@ -216,6 +216,10 @@ struct Settings {
     /// Milliseconds a publish waits for its commit.
     #[arg(long, env = "WSE_CLUSTER_PUBLISH_TIMEOUT_MS")]
     cluster_publish_timeout_ms: Option<u64>,
+    /// Publish ids remembered per shard: a publish whose id is already
+    /// stored on its topic is not stored again.
+    #[arg(long, env = "WSE_CLUSTER_DEDUP_WINDOW")]
+    cluster_dedup_window: Option<usize>,
 }
 
 /// The settings that map one-to-one onto an option, each written once as
@@ -298,6 +302,7 @@ settings_map! {
     cluster_heartbeat_ms => c.cluster.heartbeat, via Duration::from_millis;
     cluster_election_timeout_ms => c.cluster.election_timeout, via Duration::from_millis;
     cluster_publish_timeout_ms => c.cluster.publish_timeout, via Duration::from_millis;
+    cluster_dedup_window => c.cluster.dedup_window;
 }
 
 /// `disconnect` or `drop`.

@@ -119,9 +119,7 @@ fn check_delivery(acks: &AckMap, received: &[Received]) {
 async fn three_nodes_deliver_every_acknowledged_publish_once_in_one_order() {
     let mut cluster = Cluster::start(3, 2);
     let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
-    for shard in 0..2 {
-        cluster.leader(shard, &ids).await;
-    }
+    cluster.stable(&ids).await;
     let per = messages_per_publisher();
     let total = ids.len() * PUBLISHERS_PER_NODE * per;
     let mut subs = Vec::new();

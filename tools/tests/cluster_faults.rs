@@ -25,7 +25,7 @@ async fn cluster(proxies: bool) -> (Cluster, u64) {
         Cluster::start(3, 2)
     };
     let ids: Vec<u64> = c.nodes.keys().copied().collect();
-    c.leader(1, &ids).await;
+    c.stable(&ids).await;
     let leader = c.leader(0, &ids).await;
     (c, leader)
 }

@@ -18,7 +18,7 @@ use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
-use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -132,6 +132,16 @@ impl PeerLink {
 }
 
 impl RaftNetwork<TypeConfig> for PeerLink {
+    /// How long openraft waits before it tries an unreachable follower
+    /// again: the link's reconnect backoff, not openraft's default 500 ms.
+    /// A follower that was down (or not yet started) then hears from the
+    /// leader within one backoff of coming up, well inside its election
+    /// timeout, instead of starting an election that deposes a healthy
+    /// leader. A dead peer still costs one connect attempt per backoff.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.peers.options().reconnect_backoff))
+    }
+
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,

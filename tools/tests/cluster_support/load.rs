@@ -12,13 +12,16 @@ use tokio::sync::watch;
 
 use super::{Client, Cluster, stored};
 
+/// Times a publisher sends one message before it gives up on it.
+const ATTEMPTS: usize = 3;
+
 /// What publishers saw acknowledged: marker → (topic, epoch, offset).
 pub type AckMap = BTreeMap<String, (String, String, u64)>;
 
 /// Publishers running against a cluster.
 pub struct Load {
     acks: Arc<Mutex<AckMap>>,
-    /// Publishes that failed or whose answer was lost (their fate is
+    /// Publishes given up after every attempt failed (their fate is
     /// unknown: they may be committed, never twice).
     pub failed: Arc<AtomicUsize>,
     acked: watch::Receiver<usize>,
@@ -32,7 +35,8 @@ pub fn topics() -> Vec<String> {
 
 impl Load {
     /// One publisher per node of `cluster`, each publishing `count`
-    /// messages one at a time, round-robin over [`topics`].
+    /// messages one at a time, round-robin over [`topics`], each with a
+    /// unique id, sent again with that id when it fails.
     pub fn start(cluster: &Cluster, count: usize) -> Load {
         let acks = Arc::new(Mutex::new(AckMap::new()));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -48,35 +52,39 @@ impl Load {
                     let topics = topics();
                     let mut client: Option<Client> = None;
                     for i in 0..count {
-                        let c = match client.as_mut() {
-                            Some(c) => c,
-                            None => match Client::try_connect(&url).await {
-                                Some(c) => client.insert(c),
-                                None => {
-                                    // Down or paused: this publish is not made.
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                            },
-                        };
                         let topic = &topics[i % topics.len()];
                         let marker = format!("{name}-{i}");
-                        match c.publish(topic, &marker).await {
-                            Ok((epoch, offset)) => {
-                                let n = {
-                                    let mut a = acks.lock();
-                                    a.insert(marker, (topic.clone(), epoch, offset));
-                                    a.len()
-                                };
-                                tx.send_replace(n);
-                            }
-                            Err(e) => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                if !e.is_object() {
-                                    client = None; // the connection ended
+                        // A failed publish is sent again with the same id
+                        // (guarantee 4: never stored twice), a few times.
+                        let mut acked = None;
+                        for _ in 0..ATTEMPTS {
+                            let c = match client.as_mut() {
+                                Some(c) => c,
+                                None => match Client::try_connect(&url).await {
+                                    Some(c) => client.insert(c),
+                                    None => continue, // down or paused
+                                },
+                            };
+                            match c.publish(topic, &marker).await {
+                                Ok(position) => {
+                                    acked = Some(position);
+                                    break;
                                 }
+                                // No frame: the connection ended or hung.
+                                Err(e) if !e.is_object() => client = None,
+                                Err(_) => {}
                             }
                         }
+                        let Some((epoch, offset)) = acked else {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        let n = {
+                            let mut a = acks.lock();
+                            a.insert(marker, (topic.clone(), epoch, offset));
+                            a.len()
+                        };
+                        tx.send_replace(n);
                     }
                 })
             })

@@ -29,13 +29,25 @@ use wse_log::{DirReader, ReadLimits};
 /// a commit, a catch-up) before a test fails.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, below the kernel's
+/// ephemeral range (32768 and up), so no outgoing connection of another
+/// test takes it before the node binds it; each call of this process gets
+/// another one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 500) as u16 * 20,
+        std::sync::atomic::Ordering::SeqCst,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(port < 32_000, "no free port below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One `wse serve` node of a test cluster.
@@ -161,7 +173,7 @@ impl Cluster {
                 None => n.peer_addr(),
                 Some(links) => {
                     // Peers reach this node through its proxy.
-                    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                    let listener = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
                     listener.set_nonblocking(true).unwrap();
                     let addr = listener.local_addr().unwrap();
                     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -266,6 +278,36 @@ impl Cluster {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no leader of shard {shard} among {among:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling a remote status
+        }
+    }
+
+    /// Wait until every node of `ids` names the same leader, in the same
+    /// term, for every shard (the first elections are over).
+    pub async fn stable(&self, ids: &[u64]) {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let mut views = Vec::new();
+            for &id in ids {
+                views.push(self.status(id).await.map(|s| {
+                    let shards = s["shards"].as_array().cloned().unwrap_or_default();
+                    shards
+                        .iter()
+                        .map(|sh| (sh["leader"].clone(), sh["term"].clone()))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            let agreed = views.iter().all(|v| {
+                v.as_ref()
+                    .is_some_and(|v| v.iter().all(|(l, _)| !l.is_null()))
+            }) && views.windows(2).all(|w| w[0] == w[1]);
+            if agreed {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no stable leaders: {views:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await; // polling a remote status
         }
