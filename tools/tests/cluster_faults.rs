@@ -149,3 +149,28 @@ async fn randomised_fault_schedules_lose_nothing() {
     }
     settle_and_check(c, load, sub, watched).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_every_node_under_load_loses_nothing() {
+    let (mut c, _) = cluster(false).await;
+    let ids: Vec<u64> = c.nodes.keys().copied().collect();
+    // Its node restarts too: it reconnects and recovers (guarantee 2).
+    let watched = 1;
+    let sub = Subscriber::start(&c.node(watched).url()).await;
+    let per_step = COUNT / 3;
+    let mut load = Load::start(&c, per_step * (ids.len() + 2));
+    let mut acked = per_step;
+    load.acked_at_least(acked).await;
+    for &id in &ids {
+        c.node_mut(id).stop();
+        let rest: Vec<u64> = ids.iter().copied().filter(|&i| i != id).collect();
+        for shard in 0..2 {
+            c.leader(shard, &rest).await;
+        }
+        acked += per_step;
+        load.acked_at_least(acked).await;
+        c.start_node(id);
+        c.stable(&ids).await;
+    }
+    settle_and_check(c, load, sub, watched).await;
+}

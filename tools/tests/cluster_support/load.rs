@@ -28,6 +28,20 @@ pub struct Load {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A client of `url`, waiting for its node while it is down or paused (a
+/// real client's reconnect loop), up to the event timeout.
+async fn connect_when_back(url: &str) -> Option<Client> {
+    let deadline = tokio::time::Instant::now() + super::EVENT_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(c) = Client::try_connect(url).await {
+            return Some(c);
+        }
+        // Reconnect backoff, as clients do; nothing to await instead.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// The topics the load publishes on.
 pub fn topics() -> Vec<String> {
     (0..4).map(|i| format!("room/{i}")).collect()
@@ -60,9 +74,9 @@ impl Load {
                         for _ in 0..ATTEMPTS {
                             let c = match client.as_mut() {
                                 Some(c) => c,
-                                None => match Client::try_connect(&url).await {
+                                None => match connect_when_back(&url).await {
                                     Some(c) => client.insert(c),
-                                    None => continue, // down or paused
+                                    None => continue,
                                 },
                             };
                             match c.publish(topic, &marker).await {
@@ -192,6 +206,9 @@ pub fn check_histories(cluster: &Cluster, acks: &AckMap) -> (usize, usize, usize
 }
 
 /// A subscriber to the load's topics on one node, collecting what it gets.
+/// When its node goes away it connects again (to the same node, once it is
+/// back) and recovers from the last position it got on each topic, so what
+/// it collects must still be the log exactly (guarantees 1 and 2).
 pub struct Subscriber {
     got: Arc<Mutex<History>>,
     count: watch::Receiver<usize>,
@@ -199,26 +216,43 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Subscribe on `url` (a node that stays up through the faults).
+    /// Subscribe on `url`.
     pub async fn start(url: &str) -> Subscriber {
-        let mut c = Client::connect(url).await;
-        c.subscribe(&topics()).await;
+        let mut first = Client::connect(url).await;
+        first.subscribe(&topics()).await;
         let got = Arc::new(Mutex::new(History::new()));
         let (tx, count) = watch::channel(0usize);
-        let g = got.clone();
+        let (g, url) = (got.clone(), url.to_owned());
         let task = tokio::spawn(async move {
-            let mut n = 0;
-            while let Some(v) = c.next().await {
-                if v["t"] != "m" {
-                    continue;
-                }
+            let record = |v: Value| {
                 let topic = v["tp"].as_str().unwrap_or_default().to_owned();
                 let epoch =
                     u32::from_str_radix(v["e"].as_str().unwrap_or_default(), 16).unwrap_or(0);
                 let offset = v["o"].as_u64().unwrap_or(u64::MAX);
-                g.lock().entry(topic).or_default().push((epoch, offset, v));
-                n += 1;
-                tx.send_replace(n);
+                let mut g = g.lock();
+                g.entry(topic).or_default().push((epoch, offset, v));
+                tx.send_replace(g.values().map(Vec::len).sum());
+            };
+            let mut client = Some(first);
+            loop {
+                let mut c = match client.take() {
+                    Some(c) => c,
+                    None => match connect_when_back(&url).await {
+                        Some(mut c) => {
+                            let from = last_positions(&g.lock());
+                            for v in c.subscribe_recovering(&topics(), &from).await {
+                                record(v);
+                            }
+                            c
+                        }
+                        None => continue,
+                    },
+                };
+                while let Some(v) = c.next().await {
+                    if v["t"] == "m" {
+                        record(v);
+                    }
+                }
             }
         });
         Subscriber {
@@ -238,8 +272,26 @@ impl Subscriber {
             .await
             .is_err()
         {
-            let got: usize = self.got.lock().values().map(Vec::len).sum();
-            panic!("the subscriber got {got} of {total} committed records");
+            let got = self.got.lock().clone();
+            let n: usize = got.values().map(Vec::len).sum();
+            let mut missing = Vec::new();
+            for (topic, records) in history {
+                let have: std::collections::BTreeSet<u64> = got
+                    .get(topic)
+                    .map(|r| r.iter().map(|x| x.1).collect())
+                    .unwrap_or_default();
+                let gaps: Vec<u64> = records
+                    .iter()
+                    .map(|r| r.1)
+                    .filter(|o| !have.contains(o))
+                    .collect();
+                missing.push(format!(
+                    "{topic}: {} missing from {:?}",
+                    gaps.len(),
+                    gaps.first()
+                ));
+            }
+            panic!("the subscriber got {n} of {total} committed records: {missing:?}");
         }
         let got = self.got.lock().clone();
         for (topic, records) in history {
@@ -255,4 +307,15 @@ impl Subscriber {
             );
         }
     }
+}
+
+/// The last (epoch, offset) received on each topic, as a recovery request
+/// names them.
+fn last_positions(got: &History) -> BTreeMap<String, (String, u64)> {
+    got.iter()
+        .filter_map(|(t, r)| {
+            r.last()
+                .map(|(e, o, _)| (t.clone(), (format!("{e:08x}"), *o)))
+        })
+        .collect()
 }

@@ -398,6 +398,7 @@ impl Client {
                 .await
                 .ok()??;
             if v["t"] == "server_ready" {
+                c.hello().await;
                 return Some(c);
             }
         }
@@ -411,7 +412,19 @@ impl Client {
             .expect("connect");
         let mut c = Client { ws };
         c.expect("server_ready").await;
+        c.hello().await;
         c
+    }
+
+    /// Say hello as the wse-client packages do (without encryption), so
+    /// topic data flows at once rather than after the server's wait for a
+    /// hello (`e2e_hello_wait`).
+    async fn hello(&mut self) {
+        self.send(
+            &json!({"t":"client_hello","p":{"client_version":"cluster-test",
+            "protocol_version":2,"features":{"encryption":false}}}),
+        )
+        .await;
     }
 
     pub async fn send(&mut self, v: &Value) {
@@ -453,6 +466,44 @@ impl Client {
         self.send(&json!({"t":"subscription_update","p":{"action":"subscribe","topics":topics}}))
             .await;
         self.expect("subscription_update").await;
+    }
+
+    /// Subscribe to `topics`, recovering each topic of `from` after the
+    /// (epoch, offset) given; panics unless every recovery succeeded.
+    /// Returns the replayed messages, which come before the reply.
+    pub async fn subscribe_recovering(
+        &mut self,
+        topics: &[String],
+        from: &BTreeMap<String, (String, u64)>,
+    ) -> Vec<Value> {
+        let recovery: serde_json::Map<String, Value> = from
+            .iter()
+            .map(|(t, (e, o))| (t.clone(), json!({"epoch": e, "offset": o})))
+            .collect();
+        self.send(
+            &json!({"t":"subscription_update","p":{"action":"subscribe","topics":topics,
+            "recover":true,"recovery":recovery}}),
+        )
+        .await;
+        let mut replayed = Vec::new();
+        let reply = loop {
+            let v = tokio::time::timeout(EVENT_TIMEOUT, self.next())
+                .await
+                .expect("no recovery reply in time")
+                .expect("connection ended before the recovery reply");
+            match v["t"].as_str() {
+                Some("subscription_update") => break v,
+                Some("m") => replayed.push(v),
+                _ => {}
+            }
+        };
+        for t in from.keys() {
+            assert_eq!(
+                reply["p"]["recovery"][t]["recovered"], true,
+                "recovery of {t}: {reply}"
+            );
+        }
+        replayed
     }
 
     /// Publish `marker` on `topic` and wait for its answer: the acknowledged
