@@ -12,6 +12,8 @@
 //! arrow stays `log ← server ← replication`, and `wse serve` or the Python
 //! module plug a cluster in through [`crate::Server::with_cluster`].
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -75,9 +77,9 @@ pub trait Replicator: Send + Sync + 'static {
     /// to from its log).
     fn publish(&self, topic: &str, text: &str, id: Option<&str>) -> Commit;
 
-    /// The cluster as the health report shows it (members, and per shard
-    /// the leader, term, commit and applied index), a JSON object.
-    fn status(&self) -> serde_json::Value;
+    /// The node's view of the cluster now: members, and per shard its
+    /// role, leader, term, log and applied index, followers' lag.
+    fn status(&self) -> ClusterStatus;
 
     /// Stop replicating (shards, peer listener). Called by `Server::stop`
     /// before the log closes; the Raft files stay for a restart.
@@ -95,4 +97,147 @@ pub trait ClusterStarter: Send + Sync + 'static {
         log: Arc<Log>,
         encode: RecordEncoder,
     ) -> BoxFuture<'static, Result<Arc<dyn Replicator>, Box<dyn std::error::Error + Send + Sync>>>;
+}
+
+/// A node's view of the cluster (`wse cluster status`, `Server::cluster_status`,
+/// the `wse_cluster_shard_*` Prometheus series).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: u64,
+    /// The members of the first shard's membership, id → peer address.
+    pub members: BTreeMap<u64, String>,
+    /// Every shard, in order.
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard as this node sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardStatus {
+    /// The shard.
+    pub shard: u32,
+    /// This node's role: `leader`, `follower`, `candidate`, `learner` or
+    /// `shutdown`.
+    pub state: String,
+    /// The leader this node knows of.
+    pub leader: Option<u64>,
+    /// The current term; it grows by one or more with every election.
+    pub term: u64,
+    /// The last entry in this node's Raft log.
+    pub last_log_index: Option<u64>,
+    /// The last entry applied to the topic logs (committed, by definition).
+    pub applied: Option<u64>,
+    /// On the leader: how long ago a majority last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+    /// On the leader: entries each follower lacks.
+    pub lag: Option<BTreeMap<u64, u64>>,
+}
+
+/// A per-shard Prometheus series: name, type, help, and its value for a
+/// shard (absent: not reported for that shard).
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ShardStatus) -> Option<f64>,
+);
+
+/// The `wse_cluster_shard_*` series of `status`, in Prometheus text.
+pub(crate) fn write_prometheus(out: &mut String, status: &ClusterStatus) {
+    let series: [Series; 5] = [
+        (
+            "wse_cluster_shard_leader",
+            "gauge",
+            "The shard's leader as this node knows it (0: none)",
+            |s| Some(s.leader.unwrap_or(0) as f64),
+        ),
+        (
+            "wse_cluster_shard_term",
+            "counter",
+            "The shard's Raft term (each election adds at least one)",
+            |s| Some(s.term as f64),
+        ),
+        (
+            "wse_cluster_shard_last_log_index",
+            "gauge",
+            "Last entry of this node's Raft log of the shard",
+            |s| s.last_log_index.map(|v| v as f64),
+        ),
+        (
+            "wse_cluster_shard_applied_index",
+            "gauge",
+            "Last entry of the shard applied (committed) on this node",
+            |s| s.applied.map(|v| v as f64),
+        ),
+        (
+            "wse_cluster_shard_quorum_ack_age_seconds",
+            "gauge",
+            "On the leader: time since a majority last acknowledged it",
+            |s| s.millis_since_quorum_ack.map(|v| v as f64 / 1000.0),
+        ),
+    ];
+    for (name, kind, help, read) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in &status.shards {
+            if let Some(v) = read(s) {
+                let _ = writeln!(out, "{name}{{shard=\"{}\"}} {v}", s.shard);
+            }
+        }
+    }
+    let lag = "wse_cluster_follower_lag_entries";
+    let _ = writeln!(
+        out,
+        "# HELP {lag} On the leader: entries a follower lacks\n# TYPE {lag} gauge"
+    );
+    for s in &status.shards {
+        for (node, n) in s.lag.iter().flatten() {
+            let _ = writeln!(out, "{lag}{{shard=\"{}\",node=\"{node}\"}} {n}", s.shard);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shard_and_follower_is_a_series() {
+        let status = ClusterStatus {
+            node_id: 1,
+            members: BTreeMap::from([(1, "a:1".into()), (2, "b:2".into())]),
+            shards: vec![
+                ShardStatus {
+                    shard: 0,
+                    state: "leader".into(),
+                    leader: Some(1),
+                    term: 3,
+                    last_log_index: Some(9),
+                    applied: Some(9),
+                    millis_since_quorum_ack: Some(1500),
+                    lag: Some(BTreeMap::from([(2, 4)])),
+                },
+                ShardStatus {
+                    shard: 1,
+                    state: "follower".into(),
+                    term: 2,
+                    ..ShardStatus::default()
+                },
+            ],
+        };
+        let mut out = String::new();
+        write_prometheus(&mut out, &status);
+        for line in [
+            "wse_cluster_shard_leader{shard=\"0\"} 1",
+            "wse_cluster_shard_leader{shard=\"1\"} 0",
+            "wse_cluster_shard_term{shard=\"1\"} 2",
+            "wse_cluster_shard_quorum_ack_age_seconds{shard=\"0\"} 1.5",
+            "wse_cluster_follower_lag_entries{shard=\"0\",node=\"2\"} 4",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
+        }
+        assert!(
+            !out.contains("wse_cluster_shard_applied_index{shard=\"1\"}"),
+            "absent values are left out"
+        );
+    }
 }

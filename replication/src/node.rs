@@ -21,9 +21,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use openraft::{BasicNode, RaftMetrics, ServerState};
 use parking_lot::Mutex;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
-use wse::cluster::{BoxFuture, ClusterStarter, Commit, PublishError, RecordEncoder, Replicator};
+use wse::cluster::{
+    BoxFuture, ClusterStarter, ClusterStatus, Commit, PublishError, RecordEncoder, Replicator,
+    ShardStatus,
+};
 use wse::config::ClusterConfig;
 use wse_log::{Log, Position};
 
@@ -461,42 +464,45 @@ impl PeerService for Inner {
     }
 
     fn status(&self) -> Value {
-        status(self)
+        serde_json::to_value(status(self)).unwrap_or_default()
     }
 }
 
 /// The node and each shard, as `wse cluster status` and the health report
 /// show them.
-fn status(inner: &Inner) -> Value {
-    let shards: Vec<Value> = inner
+fn status(inner: &Inner) -> ClusterStatus {
+    let members = inner
         .shards
-        .iter()
-        .map(|s| shard_status(s.id(), &s.metrics()))
-        .collect();
-    let members = inner.shards.first().map(|s| {
-        let m = s.metrics();
-        let nodes: BTreeMap<String, String> = m
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, n)| (id.to_string(), n.addr.clone()))
-            .collect();
-        nodes
-    });
-    json!({"node_id": inner.me, "members": members, "shards": shards})
+        .first()
+        .map(|s| {
+            s.metrics()
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    ClusterStatus {
+        node_id: inner.me,
+        members,
+        shards: inner
+            .shards
+            .iter()
+            .map(|s| shard_status(s.id(), &s.metrics()))
+            .collect(),
+    }
 }
 
 /// One shard's figures: who leads, term, last log and applied index (an
 /// entry is applied only once committed), and on the leader how many
 /// entries each follower lags and how long ago a quorum last answered.
-fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> Value {
+fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> ShardStatus {
     let last = m.last_log_index.unwrap_or(0);
-    let lag: Option<BTreeMap<String, u64>> = m.replication.as_ref().map(|r| {
+    let lag = m.replication.as_ref().map(|r| {
         r.iter()
-            .map(|(id, matched)| {
-                let have = matched.map_or(0, |l| l.index);
-                (id.to_string(), last.saturating_sub(have))
-            })
+            .filter(|(id, _)| **id != m.id)
+            .map(|(id, matched)| (*id, last.saturating_sub(matched.map_or(0, |l| l.index))))
             .collect()
     });
     let state = match m.state {
@@ -506,16 +512,16 @@ fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> Value {
         ServerState::Learner => "learner",
         ServerState::Shutdown => "shutdown",
     };
-    json!({
-        "shard": shard,
-        "state": state,
-        "leader": m.current_leader,
-        "term": m.current_term,
-        "last_log_index": m.last_log_index,
-        "applied": m.last_applied.map(|l| l.index),
-        "millis_since_quorum_ack": m.millis_since_quorum_ack,
-        "lag": lag,
-    })
+    ShardStatus {
+        shard,
+        state: state.into(),
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        applied: m.last_applied.map(|l| l.index),
+        millis_since_quorum_ack: m.millis_since_quorum_ack,
+        lag,
+    }
 }
 
 impl Replicator for ClusterNode {
@@ -539,7 +545,7 @@ impl Replicator for ClusterNode {
         })
     }
 
-    fn status(&self) -> Value {
+    fn status(&self) -> ClusterStatus {
         status(&self.inner)
     }
 

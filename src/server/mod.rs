@@ -791,9 +791,21 @@ impl Server {
     pub fn prometheus_metrics(&self) -> String {
         let h = self.health();
         match self.state() {
-            Ok(s) => metrics::prometheus(&s.metrics, &h),
+            Ok(s) => {
+                let mut out = metrics::prometheus(&s.metrics, &h);
+                if let Some(cluster) = &s.cluster {
+                    crate::cluster::write_prometheus(&mut out, &cluster.status());
+                }
+                out
+            }
             Err(_) => metrics::prometheus(&Metrics::default(), &h),
         }
+    }
+
+    /// This node's view of its cluster (`None`: not running, or a single
+    /// node).
+    pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
+        self.state().ok()?.cluster.as_ref().map(|c| c.status())
     }
 }
 
