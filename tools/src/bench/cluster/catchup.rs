@@ -184,3 +184,36 @@ async fn wait_applied(cluster: &ClusterProcs, i: usize, target: &[u64]) -> Resul
         tokio::time::sleep(POLL).await; // polling a remote status
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::cluster::nodes::ShardView;
+
+    fn leading(shards: &[bool]) -> Status {
+        Status {
+            shards: shards
+                .iter()
+                .map(|&leading| ShardView {
+                    leader: Some(1),
+                    term: 1,
+                    leading,
+                    last_log_index: 0,
+                    applied: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_node_leading_fewest_shards_is_stopped() {
+        let views = [
+            leading(&[true, false, true]),
+            leading(&[false, false, false]),
+            leading(&[false, true, false]),
+        ];
+        assert_eq!(pick(&views), 1);
+        let tie = [leading(&[true, false]), leading(&[false, true])];
+        assert_eq!(pick(&tie), 1);
+    }
+}

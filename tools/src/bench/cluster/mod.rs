@@ -254,9 +254,7 @@ impl ClusterBenchArgs {
     ) -> Spec {
         Spec {
             topic: static_topic(format!("fan-{n}")),
-            subscribers: (0..servers)
-                .map(|i| n / servers + usize::from(i < n % servers))
-                .collect(),
+            subscribers: split(n, servers),
             publisher_at: 0,
             pace: Pace::Window(self.window),
             pad,
@@ -346,4 +344,24 @@ impl ClusterBenchArgs {
 /// greeting takes a `&'static str`, and a run makes a handful of them.
 fn static_topic(name: String) -> &'static str {
     Box::leak(name.into_boxed_str())
+}
+
+/// `n` subscribers over `servers` servers, as evenly as they go (the first
+/// ones get one more).
+fn split(n: usize, servers: usize) -> Vec<usize> {
+    (0..servers)
+        .map(|i| n / servers + usize::from(i < n % servers))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribers_are_split_evenly() {
+        assert_eq!(split(100, 3), [34, 33, 33]);
+        assert_eq!(split(1000, 1), [1000]);
+        assert_eq!(split(2, 3), [1, 1, 0]);
+    }
 }
