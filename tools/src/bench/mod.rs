@@ -13,6 +13,8 @@
 //! - `disk`: the disk's sequential write bandwidth (what `dd ...
 //!   conv=fdatasync` reports), the yardstick for append throughput.
 //! - `fanout`: `wse bench fanout`, one publisher to N subscribers.
+//! - `cluster`: `wse bench cluster`, the same and more on a cluster of
+//!   `wse serve` processes, against a single node.
 //! - `inbound`: `wse bench inbound`, N clients to the application.
 //! - `idle`: `wse bench idle`, memory per idle connection.
 //! - `presence`: `wse bench presence`, presence operations/s and memory per
@@ -26,6 +28,7 @@
 //! - this file: the subcommand list and [`Machine`], printed with every
 //!   result.
 
+mod cluster;
 mod disk;
 mod fanout;
 mod hist;
@@ -105,6 +108,30 @@ subcommands! {
         /// room's subscribers. Memory per member is the RSS growth over the
         /// joins divided by the members.
         Presence(presence::PresenceBenchArgs),
+        /// A cluster of `wse serve` processes on 127.0.0.1 (3 by default,
+        /// each with its own data directory): acknowledged publishes,
+        /// latency across nodes, fan-out against a single node, catch-up of
+        /// a restarted node, and write amplification.
+        ///
+        /// Phases (--phases), in this order: `fanout`: one publisher, N
+        /// subscribers split over the nodes, first on a single `wse serve`
+        /// then on the cluster, with the same load generator: deliveries/s
+        /// and the servers' CPU time per delivery, summed over the nodes and
+        /// per node. `acks`: P connections spread over the nodes, each
+        /// publishing with an id and waiting for its `publish_ack` before the
+        /// next, on --topics topics: acks/s and ack latency, and what each
+        /// node wrote to disk (/proc/<pid>/io, and the growth of its Raft
+        /// files and topic logs) per payload byte acknowledged. `latency`:
+        /// a publisher on node 1, a subscriber on node 2, at --latency-rate
+        /// and at the most the subscriber keeps up with: publish-to-delivery
+        /// latency. `catchup`: the node leading the fewest shards is stopped
+        /// (--stop-signal) while acknowledged publishers load the others for
+        /// --down-seconds, then restarted with the load stopped: the time
+        /// until it has applied, on every shard, what the others applied.
+        /// The nodes wait for agreed leaders of every shard before any
+        /// measurement; on a small machine they share its CPUs with each
+        /// other and with the load generator.
+        Cluster(cluster::ClusterBenchArgs),
     }
 }
 

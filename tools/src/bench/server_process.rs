@@ -93,15 +93,6 @@ impl ServerProcess {
     /// variables of this process are not passed on, so they cannot change
     /// what is measured.
     pub fn start(setup: &Setup, extra: &[&str]) -> Result<Self, CliError> {
-        let (bin, leading) = match (&setup.server_bin, crate::self_command()) {
-            (Some(b), _) => (b.clone(), Vec::new()),
-            (None, Some((program, leading))) => (program.clone(), leading.clone()),
-            (None, None) => (
-                std::env::current_exe()
-                    .map_err(|e| CliError::io("find the wse binary to run the server", e))?,
-                Vec::new(),
-            ),
-        };
         let base = setup.dir.clone().unwrap_or_else(|| PathBuf::from("."));
         let scratch = tempfile::Builder::new()
             .prefix("wse-bench-server-")
@@ -109,7 +100,7 @@ impl ServerProcess {
             .map_err(|e| CliError::io(format!("create a directory in {}", base.display()), e))?;
         let mut last = None;
         for _ in 0..BIND_TRIES {
-            match Self::spawn(&bin, &leading, setup, extra, &scratch)? {
+            match Self::spawn(setup, extra, &scratch)? {
                 Attempt::Started(child, addr, stderr) => {
                     return Ok(Self {
                         child,
@@ -126,8 +117,6 @@ impl ServerProcess {
 
     /// One attempt on a fresh port.
     fn spawn(
-        bin: &std::path::Path,
-        leading: &[std::ffi::OsString],
         setup: &Setup,
         extra: &[&str],
         scratch: &tempfile::TempDir,
@@ -137,29 +126,15 @@ impl ServerProcess {
         let stderr = scratch.path().join("server.stderr");
         let err_file = File::create(&stderr)
             .map_err(|e| CliError::io(format!("create {}", stderr.display()), e))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(leading)
-            .arg("serve")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        let mut cmd = serve_command(setup)?;
+        cmd.args(["--port", &port.to_string()])
             .arg("--data-dir")
             .arg(scratch.path().join("data"))
-            .args(["--client-publish", "true"])
-            .args(["--inbound-rate", "1e9", "--inbound-burst", "1e9"])
-            .args(["--max-connections", "200000"])
-            .args(["--worker-threads", &setup.server_threads.to_string()])
-            .args(["--write-coalesce-us", &setup.write_coalesce_us.to_string()])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err_file);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("WSE_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| CliError::io(format!("run {} serve", bin.display()), e))?;
+        let mut child = cmd.spawn().map_err(|e| CliError::io("run wse serve", e))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = child
@@ -258,9 +233,41 @@ impl Drop for ServerProcess {
     }
 }
 
+/// `wse serve` on 127.0.0.1 with the benchmark settings (no port, data
+/// directory or standard streams yet): the binary of --server-bin or this
+/// one, clients may publish, no inbound rate limit or connection cap, the
+/// worker threads and write coalescing of `setup`. `WSE_*` variables of
+/// this process are not passed on, so they cannot change what is measured.
+pub fn serve_command(setup: &Setup) -> Result<Command, CliError> {
+    let (bin, leading) = match (&setup.server_bin, crate::self_command()) {
+        (Some(b), _) => (b.clone(), Vec::new()),
+        (None, Some((program, leading))) => (program.clone(), leading.clone()),
+        (None, None) => (
+            std::env::current_exe()
+                .map_err(|e| CliError::io("find the wse binary to run the server", e))?,
+            Vec::new(),
+        ),
+    };
+    let mut cmd = Command::new(bin);
+    cmd.args(leading)
+        .arg("serve")
+        .args(["--host", "127.0.0.1"])
+        .args(["--client-publish", "true"])
+        .args(["--inbound-rate", "1e9", "--inbound-burst", "1e9"])
+        .args(["--max-connections", "200000"])
+        .args(["--worker-threads", &setup.server_threads.to_string()])
+        .args(["--write-coalesce-us", &setup.write_coalesce_us.to_string()]);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WSE_") {
+            cmd.env_remove(key);
+        }
+    }
+    Ok(cmd)
+}
+
 /// A loopback port nobody listens on right now (bound and released; the
 /// caller retries if another process takes it in between).
-fn free_port() -> Result<u16, CliError> {
+pub fn free_port() -> Result<u16, CliError> {
     let l = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| CliError::io("find a free port on 127.0.0.1", e))?;
     l.local_addr()
@@ -269,7 +276,7 @@ fn free_port() -> Result<u16, CliError> {
 }
 
 /// The last lines the server wrote to stderr.
-fn tail(path: &std::path::Path) -> String {
+pub fn tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(5).collect();
     let joined = lines.into_iter().rev().collect::<Vec<_>>().join(" | ");
