@@ -61,7 +61,7 @@ impl LogStore {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir)?;
         let marks: VoteFile = durable_file::read(&dir.join("raft-vote.json"))?.unwrap_or_default();
-        let committed = durable_file::read(&dir.join("raft-committed.json"))?.flatten();
+        let committed = durable_file::read_hint(&dir.join("raft-committed.json"))?.flatten();
         let (file, found) = LogFile::open(&dir)?;
         let purged = marks.last_purged.map(|l| l.index);
         let entries = found
@@ -154,7 +154,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let slot = self.committed.clone();
         let path = self.dir.join("raft-committed.json");
         blocking(move || {
-            durable_file::write(&path, &committed)?;
+            // A hint: openraft re-derives the commit index when it is lost.
+            durable_file::write_hint(&path, &committed)?;
             *slot.lock() = committed;
             Ok(())
         })

@@ -441,6 +441,11 @@ impl Client {
                     if v["t"] != "ping" {
                         return Some(v);
                     }
+                    // Answer the server's heartbeat with one of ours, as
+                    // the clients do: a client that only listens would
+                    // otherwise be closed as idle (`idle_timeout`).
+                    let ping = json!({"t":"ping","p":{"timestamp":0}}).to_string();
+                    self.ws.send(Message::text(ping)).await.ok()?;
                 }
                 Ok(Message::Close(_)) | Err(_) => return None,
                 Ok(_) => {}
