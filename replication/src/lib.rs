@@ -33,6 +33,8 @@
 //! - [`shard`]: a node's shard handle (start, initialize, submit, publish).
 //! - [`membership`]: adding and removing nodes at run time (through each
 //!   shard's leader), and whether a starting node founds or joins.
+//! - [`force`]: forcing a membership offline when a majority of a shard's
+//!   replicas lost their data; the shard's topics start a new epoch.
 //! - [`node`]: the node: topic → shard, a batching queue per shard,
 //!   forwarding to leaders, status; the server's `Replicator`.
 //! - [`loopback`]: the in-process network with cuttable links.
@@ -44,6 +46,7 @@
 mod dedup;
 mod durable_file;
 pub mod error;
+pub mod force;
 mod log_file;
 pub mod log_store;
 pub mod loopback;

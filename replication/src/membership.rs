@@ -52,6 +52,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// whether it founds the cluster.
 const JOIN_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A member as a shard's membership stores it: its peer address.
+pub type Node = BasicNode;
+
 /// The environment variable that makes a starting node join (see the
 /// module doc). Temporary, until the server has an option for it.
 pub const JOIN_ENV: &str = "WSE_CLUSTER_JOIN";

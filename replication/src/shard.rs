@@ -225,7 +225,7 @@ impl Shard {
         let timeout = self.publish_timeout;
         let responder = self
             .raft
-            .client_write_ff(Request { publishes: batch })
+            .client_write_ff(Request::new(batch))
             .await
             .map_err(|source| ClusterError::Stopped {
                 shard,

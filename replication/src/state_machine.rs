@@ -147,6 +147,11 @@ impl StateMachine {
                 continue;
             }
             let receipt = match entry.payload {
+                EntryPayload::Normal(request) if request.new_epoch => {
+                    self.start_new_epochs(&entry.log_id, &mut next, &mut pending)
+                        .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+                    Receipt::default()
+                }
                 EntryPayload::Normal(request) => self
                     .apply_request(&entry.log_id, &request, &mut next, &mut pending)
                     .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
@@ -221,6 +226,48 @@ impl StateMachine {
         Ok(Receipt { positions })
     }
 
+    /// The entry `log_id` starts a new epoch for every topic of the shard
+    /// (see [`Request::new_epoch`]): each topic is deleted and created
+    /// again with the epoch derived from this entry, empty, and the
+    /// idempotence window forgets them.
+    ///
+    /// Crash safety: the appends before this entry are waited for and the
+    /// marker is stored first, with this shard's topics at offset 0 and
+    /// the previous entry as the last applied; a crash after it re-applies
+    /// this entry, and a topic that already has the new epoch is left
+    /// alone.
+    fn start_new_epochs(
+        &self,
+        log_id: &LogId<NodeId>,
+        next: &mut Applied,
+        pending: &mut BTreeMap<String, Appended>,
+    ) -> io::Result<()> {
+        for (_, appended) in std::mem::take(pending) {
+            appended.wait().map_err(io::Error::other)?;
+        }
+        for offset in next.next_offsets.values_mut() {
+            *offset = FIRST_OFFSET;
+        }
+        self.store(next.clone())?;
+        for topic in next.next_offsets.keys() {
+            let epoch = topic_epoch(topic, log_id);
+            if self.log.position(topic).is_some_and(|p| p.epoch == epoch) {
+                continue;
+            }
+            self.log.delete_topic(topic).map_err(io::Error::other)?;
+            self.log
+                .create_topic(topic, epoch)
+                .map_err(io::Error::other)?;
+        }
+        self.dedup.lock().clear();
+        tracing::warn!(
+            %log_id,
+            topics = next.next_offsets.len(),
+            "forced membership: every topic of the shard starts a new epoch"
+        );
+        Ok(())
+    }
+
     /// Build the idempotence window again after a restart from `entries`,
     /// the Raft log from its start: every entry up to the last applied one
     /// goes through the window exactly as [`Self::apply_request`] did (the
@@ -241,6 +288,11 @@ impl StateMachine {
             let EntryPayload::Normal(request) = &entry.payload else {
                 continue;
             };
+            if request.new_epoch {
+                dedup.clear();
+                stored.clear();
+                continue;
+            }
             for p in &request.publishes {
                 if p.id
                     .as_deref()
@@ -401,9 +453,10 @@ mod tests {
     fn entry(index: u64, topic: &str, payload: &str) -> RaftEntry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Request {
-                publishes: vec![Publish::new(topic, payload.to_owned())],
-            }),
+            payload: EntryPayload::Normal(Request::new(vec![Publish::new(
+                topic,
+                payload.to_owned(),
+            )])),
         }
     }
 

@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use wse::cluster::Replicator;
 use wse::config::ClusterConfig;
 use wse_log::{Log, LogConfig};
+use wse_replication::force::force_node;
 use wse_replication::membership::{MembershipChange, request_change};
 use wse_replication::{ClusterNode, MembershipError, NetOptions, NodeId, ShardError, query_status};
 
@@ -62,7 +63,7 @@ impl Nodes {
             publish_timeout: Duration::from_secs(5),
             dedup_window: 100,
         };
-        let dir = self.root.path().join(format!("node-{id}"));
+        let dir = self.dir(id);
         let log = Arc::new(Log::open(dir, LogConfig::default()).unwrap());
         let node = ClusterNode::start(config, log.clone(), wse_replication::shard::verbatim())
             .await
@@ -144,6 +145,18 @@ impl Nodes {
                 assert_eq!(log_contents(log, topic), log_contents(first, topic));
             }
         }
+    }
+
+    /// Stop node `id`; its files stay.
+    async fn stop(&mut self, id: NodeId) {
+        let (node, log) = self.running.remove(&id).unwrap();
+        node.shutdown().await;
+        drop(node);
+        log.close().unwrap();
+    }
+
+    fn dir(&self, id: NodeId) -> std::path::PathBuf {
+        self.root.path().join(format!("node-{id}"))
     }
 
     async fn shutdown(self) {
@@ -281,5 +294,63 @@ async fn the_tool_changes_membership_and_a_removed_leader_steps_down() {
     )
     .await;
     assert!(matches!(zero, Err(MembershipError::Invalid(_))), "{zero:?}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_membership_leads_alone_and_starts_new_epochs() {
+    let mut c = Nodes::new();
+    for id in 1..=3 {
+        c.start(id, &[1, 2, 3]).await;
+    }
+    c.wait_voters(1, &[1, 2, 3]).await;
+    c.publish(2, &TOPICS, "before", 40).await;
+    c.converge(1, 2).await;
+    c.converge(1, 3).await;
+    let old: Vec<_> = TOPICS
+        .iter()
+        .map(|t| c.running[&1].1.position(t).unwrap())
+        .collect();
+
+    // Nodes 2 and 3 lost their data; node 1, stopped, is forced alone.
+    for id in 1..=3 {
+        c.stop(id).await;
+    }
+    let alone = BTreeMap::from([(1, BasicNode::new(c.addrs[&1].clone()))]);
+    let forced = force_node(&c.dir(1), 1, &alone).unwrap();
+    assert_eq!(forced.len(), SHARDS as usize);
+
+    c.start(1, &[1, 2, 3]).await;
+    c.wait_voters(1, &[1]).await;
+    for f in &forced {
+        c.node(1)
+            .raft(f.shard)
+            .unwrap()
+            .wait(Some(EVENT_TIMEOUT))
+            .applied_index_at_least(Some(f.new_epoch.index), "the new epoch applied")
+            .await
+            .unwrap();
+    }
+    for (topic, before) in TOPICS.iter().zip(&old) {
+        let now = c.running[&1].1.position(topic).unwrap();
+        assert_ne!(now.epoch, before.epoch, "{topic}: a new epoch");
+        assert_eq!(now.next_offset, 0, "{topic}: the old history is gone");
+    }
+    c.publish(1, &TOPICS, "after", 8).await;
+    for topic in TOPICS {
+        assert_eq!(c.running[&1].1.position(topic).unwrap().next_offset, 2);
+    }
+
+    // A new node joins the forced cluster; it replays the whole log and
+    // ends with the same epochs and records.
+    c.start(4, &[1, 4]).await;
+    let addr4 = c.addrs[&4].clone();
+    c.node(1).add_node(4, &addr4, CHANGE_TIMEOUT).await.unwrap();
+    c.wait_voters(4, &[1, 4]).await;
+    c.converge(4, 1).await;
+    c.assert_same(&[1, 4], &TOPICS);
+    c.publish(4, &TOPICS, "joined", 8).await;
+    c.converge(1, 4).await;
+    c.assert_same(&[1, 4], &TOPICS);
     c.shutdown().await;
 }

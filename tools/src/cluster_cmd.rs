@@ -22,7 +22,65 @@ subcommands! {
         /// Take a node out of every shard's membership (a leader steps
         /// down first). Idempotent.
         RemoveNode(RemoveNodeArgs),
+        /// Disaster recovery, on a STOPPED node whose shards lost their
+        /// majority for good: make `--members` (this node included) every
+        /// shard's membership, in a new term this node leads, and start a
+        /// new epoch for every topic (clients holding old positions get
+        /// not-recovered). Run it on the survivor with the longest log;
+        /// never restart the lost nodes on their old data.
+        ForceMembership(ForceMembershipArgs),
     }
+}
+
+/// Arguments of `wse cluster force-membership`.
+#[derive(Debug, clap::Args)]
+pub struct ForceMembershipArgs {
+    /// The stopped node's data directory (its --data-dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: std::path::PathBuf,
+    /// The node's id (its --node-id).
+    #[arg(long)]
+    node_id: u64,
+    /// The new voters, id=host:port,... (their peer addresses), this node
+    /// included.
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    members: String,
+}
+
+impl crate::Run for ForceMembershipArgs {
+    fn run(self) -> Result<u8, CliError> {
+        let members = wse::config::ClusterConfig::parse_peers(&self.members)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let members = members
+            .into_iter()
+            .map(|(id, addr)| (id, openraft_node(addr)))
+            .collect();
+        if !self.data_dir.join("cluster").is_dir() {
+            let dir = self.data_dir.display();
+            return Err(CliError::Usage(format!("{dir} holds no cluster shards")));
+        }
+        // Refuses a directory a running server holds (its lock).
+        let log = wse_log::Log::open(&self.data_dir, wse_log::LogConfig::default())?;
+        log.close()?;
+        drop(log);
+        let forced = wse_replication::force::force_node(&self.data_dir, self.node_id, &members)
+            .map_err(|e| CliError::Usage(format!("force-membership: {e}")))?;
+        for f in &forced {
+            println!(
+                "shard {}: membership forced at {}, new epochs from {}",
+                f.shard, f.membership, f.new_epoch
+            );
+        }
+        println!(
+            "start the node again: it leads every shard; add replacement nodes with `wse cluster add-node`"
+        );
+        Ok(0)
+    }
+}
+
+/// A member as the Raft membership stores it.
+fn openraft_node(addr: String) -> wse_replication::membership::Node {
+    wse_replication::membership::Node::new(addr)
 }
 
 /// Arguments of `wse cluster add-node`.

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod load;
+pub mod membership;
 pub mod proxy;
 
 use std::collections::BTreeMap;

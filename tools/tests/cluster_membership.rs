@@ -1,0 +1,61 @@
+//! Membership changes on `wse serve` processes through the `wse cluster`
+//! command: a fourth node joins a running cluster of three, is added
+//! (learner, caught up, voter) on every shard, holds the same records and
+//! takes publishes; it is removed again.
+
+mod cluster_support;
+
+use cluster_support::load::topics;
+use cluster_support::membership::wse;
+use cluster_support::{Client, Cluster, stored};
+use serde_json::{Value, json};
+
+/// Each shard's voters as node `id` reports them.
+async fn voters(c: &Cluster, id: u64) -> Vec<Value> {
+    let s = c.status(id).await.expect("status");
+    let shards = s["shards"].as_array().unwrap();
+    shards.iter().map(|sh| sh["voters"].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_added_and_removed_with_the_cluster_command() {
+    let mut c = Cluster::start(3, 2);
+    c.stable(&[1, 2, 3]).await;
+    let topics = topics();
+    let mut first = Client::connect(&c.node(1).url()).await;
+    for (i, topic) in topics.iter().enumerate() {
+        first.publish(topic, &format!("before-{i}")).await.unwrap();
+    }
+
+    c.start_joining(4);
+    let (peer, addr) = (c.node(2).peer_addr(), c.node(4).peer_addr());
+    let add = [
+        "cluster", "add-node", "--peer", &peer, "--id", "4", "--addr", &addr,
+    ];
+    let (code, out, err) = wse(&add);
+    assert_eq!(code, 0, "{out}{err}\n{}", c.logs());
+    assert!(out.contains("changed shards: 0,1"), "{out}");
+    assert_eq!(voters(&c, 4).await, vec![json!([1, 2, 3, 4]); 2]);
+
+    let mut fourth = Client::connect(&c.node(4).url()).await;
+    for (i, topic) in topics.iter().enumerate() {
+        fourth.publish(topic, &format!("on-4-{i}")).await.unwrap();
+    }
+    c.converge(&[1, 2, 3, 4]).await;
+    for topic in &topics {
+        let held = stored(&c.node(4).data, topic);
+        assert_eq!(held.len(), 2, "{topic}");
+        assert_eq!(held, stored(&c.node(1).data, topic), "{topic}");
+    }
+
+    let (code, again, err) = wse(&add);
+    assert_eq!(code, 0, "{again}{err}");
+    assert!(again.contains("unchanged shards: 0,1"), "{again}");
+
+    let peer = c.node(1).peer_addr();
+    let remove = ["cluster", "remove-node", "--peer", &peer, "--id", "4"];
+    let (code, out, err) = wse(&remove);
+    assert_eq!(code, 0, "{out}{err}\n{}", c.logs());
+    assert_eq!(voters(&c, 1).await, vec![json!([1, 2, 3]); 2]);
+    c.stop_all();
+}
