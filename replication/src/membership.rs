@@ -27,10 +27,10 @@
 //! # Joining
 //!
 //! At its first start a node initializes its shards with `--cluster-peers`
-//! only when it founds the cluster. It joins instead (initializes nothing
-//! and waits for an `add`) when `WSE_CLUSTER_JOIN=1` is set, or when a node
-//! of its peer list answers with a shard membership that does not name it
-//! (see [`founds_cluster`]).
+//! only when it founds the cluster. It joins instead (initializes nothing;
+//! a member gets the log from the leaders, a new node waits for an `add`)
+//! when `WSE_CLUSTER_JOIN=1` is set, or when a node of its peer list
+//! answers with a shard that has a membership (see [`founds_cluster`]).
 
 use crate::net::message::{PeerRequest, PeerResponse};
 use crate::net::{NetError, NetOptions, Peers, call_as_tool};
@@ -477,16 +477,19 @@ pub(crate) fn members_of(m: &RaftMetrics<NodeId, BasicNode>) -> (Vec<NodeId>, Ve
     (voters, learners)
 }
 
-/// Whether node `me`, at its first start, founds the cluster (and
-/// initializes its shards with `peers`) or joins a running one (and
-/// initializes nothing, waiting for `wse cluster add-node`).
+/// Whether node `me`, at its first start (some shard never initialized),
+/// founds the cluster (and initializes its shards with `peers`) or joins
+/// a running one (and initializes nothing).
 ///
 /// It joins when `WSE_CLUSTER_JOIN=1` is set, or when any other node of
-/// `peers` answers within a second with a shard membership that does not
-/// name `me`: that cluster was formed without this node, and initializing
-/// would give the shards a first membership that differs from theirs.
-/// Otherwise (no peer answers, or every membership names `me`) it founds,
-/// as every node of a new cluster does with the same list.
+/// `peers` answers within a second with a shard that has a membership:
+/// the cluster exists already. A joining node that is a member (its data
+/// was wiped) gets the log from the leaders; one that is not waits for
+/// `add-node`. Initializing instead would give its shards a first
+/// membership that may differ from the cluster's under the same log id.
+/// Otherwise (no peer answers, or none has a membership) it founds, as
+/// every node of a new cluster does with the same list: openraft accepts
+/// identical initializations.
 pub async fn founds_cluster(me: NodeId, peers: &[(NodeId, String)], options: &NetOptions) -> bool {
     if std::env::var(JOIN_ENV).is_ok_and(|v| v == "1") {
         tracing::info!(node = me, "{JOIN_ENV}=1: joining, shards not initialized");
@@ -502,11 +505,11 @@ pub async fn founds_cluster(me: NodeId, peers: &[(NodeId, String)], options: &Ne
     }
     while let Some(Ok((peer, status))) = asks.join_next().await {
         let Ok(status) = status else { continue };
-        if shards_without(&status, me) {
+        if has_members(&status) {
             tracing::info!(
                 node = me,
                 peer,
-                "a running cluster does not list this node: joining, shards not initialized"
+                "the cluster runs already: joining, shards not initialized"
             );
             return false;
         }
@@ -514,21 +517,14 @@ pub async fn founds_cluster(me: NodeId, peers: &[(NodeId, String)], options: &Ne
     true
 }
 
-/// True when a node's `status` shows a shard with members, none of them
-/// `me`.
-fn shards_without(status: &serde_json::Value, me: NodeId) -> bool {
-    let ids = |v: &serde_json::Value| -> BTreeSet<u64> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_u64)
-            .collect()
-    };
-    status["shards"].as_array().into_iter().flatten().any(|s| {
-        let mut members = ids(&s["voters"]);
-        members.extend(ids(&s["learners"]));
-        !members.is_empty() && !members.contains(&me)
-    })
+/// True when a node's `status` shows a shard with a membership.
+fn has_members(status: &serde_json::Value) -> bool {
+    let any = |v: &serde_json::Value| v.as_array().is_some_and(|a| !a.is_empty());
+    status["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| any(&s["voters"]) || any(&s["learners"]))
 }
 
 /// Ask the node at `addr` to apply `change` to every shard (what `wse
@@ -569,17 +565,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_status_whose_shards_do_not_name_me_means_join() {
-        let status = json!({"shards": [{"voters": [1, 2, 3], "learners": []}]});
-        assert!(shards_without(&status, 4));
-        assert!(!shards_without(&status, 2));
+    fn a_peer_with_a_membership_means_join() {
+        let running = json!({"shards": [{"voters": [1, 2, 3], "learners": []}]});
+        assert!(has_members(&running));
         let fresh = json!({"shards": [{"voters": [], "learners": []}]});
-        assert!(
-            !shards_without(&fresh, 4),
-            "an uninitialized peer says nothing"
-        );
-        let learner = json!({"shards": [{"voters": [1], "learners": [4]}]});
-        assert!(!shards_without(&learner, 4));
+        assert!(!has_members(&fresh), "an uninitialized peer says nothing");
+        let learner = json!({"shards": [{"voters": [], "learners": [4]}, {"voters": []}]});
+        assert!(has_members(&learner));
+        assert!(!has_members(&json!({"node": 1})));
     }
 
     #[test]
