@@ -25,10 +25,22 @@ const SHARDS: u32 = 2;
 /// How long a membership change may take in these tests.
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A port on 127.0.0.1 free a moment ago.
+/// An address on 127.0.0.1 whose port was free a moment ago, below the
+/// kernel's ephemeral range (32768 and up), so no outgoing connection
+/// takes it before the node binds it; each call gets another port, and
+/// each test process its own range.
 fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 400) as u16 * 25;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 20_000, "no free port left");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
 }
 
 struct Nodes {

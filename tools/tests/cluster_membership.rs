@@ -1,12 +1,13 @@
 //! Membership changes on `wse serve` processes through the `wse cluster`
 //! command: a fourth node joins a running cluster of three, is added
 //! (learner, caught up, voter) on every shard, holds the same records and
-//! takes publishes; it is removed again.
+//! takes publishes; it is removed again. And a cluster that lost two of
+//! three nodes, forced to the survivor: old positions are not recovered.
 
 mod cluster_support;
 
 use cluster_support::load::topics;
-use cluster_support::membership::wse;
+use cluster_support::membership::{arg, wse};
 use cluster_support::{Client, Cluster, stored};
 use serde_json::{Value, json};
 
@@ -57,5 +58,58 @@ async fn a_node_is_added_and_removed_with_the_cluster_command() {
     let (code, out, err) = wse(&remove);
     assert_eq!(code, 0, "{out}{err}\n{}", c.logs());
     assert_eq!(voters(&c, 1).await, vec![json!([1, 2, 3]); 2]);
+    c.stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_membership_gives_old_positions_an_explicit_not_recovered() {
+    let mut c = Cluster::start(3, 2);
+    c.stable(&[1, 2, 3]).await;
+    let topic = topics()[0].clone();
+    let mut client = Client::connect(&c.node(1).url()).await;
+    let mut last = None;
+    for i in 0..3 {
+        last = Some(client.publish(&topic, &format!("old-{i}")).await.unwrap());
+    }
+    let (old_epoch, old_offset) = last.unwrap();
+    c.converge(&[1, 2, 3]).await;
+    drop(client);
+
+    // Nodes 2 and 3 are lost with their data; node 1 is forced alone.
+    c.stop_all();
+    for id in [2, 3] {
+        std::fs::remove_dir_all(&c.node(id).data).unwrap();
+    }
+    let data = c.node(1).data.clone();
+    let members = format!("1={}", c.node(1).peer_addr());
+    let (code, out, err) = wse(&[
+        "cluster",
+        "force-membership",
+        "--data-dir",
+        arg(&data),
+        "--node-id",
+        "1",
+        "--members",
+        &members,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    c.start_node(1);
+    for shard in 0..2 {
+        c.leader(shard, &[1]).await;
+    }
+
+    let mut client = Client::connect(&c.node(1).url()).await;
+    let (epoch, offset) = client.publish(&topic, "new-0").await.unwrap();
+    assert_ne!(epoch, old_epoch, "a new epoch");
+    assert_eq!(offset, 0, "the new history starts at 0");
+    client
+        .send(
+            &json!({"t":"subscription_update","p":{"action":"subscribe","topics":[&topic],
+            "recover":true,"recovery":{&topic:{"epoch":old_epoch,"offset":old_offset}}}}),
+        )
+        .await;
+    let answer = client.expect("subscription_update").await;
+    let recovery = &answer["p"]["recovery"][&topic];
+    assert_eq!(recovery["recovered"], false, "{answer}");
     c.stop_all();
 }
