@@ -5,8 +5,9 @@
 //! this is done offline, on the stopped node that survived with the most
 //! of the log: each of its shards gets a new term led by this node, whose
 //! first entries are the forced membership (`members`, this node
-//! included) and an entry that starts a new epoch for every topic of the
-//! shard ([`crate::Request::new_epoch`]). When the node starts again it
+//! included) and an entry that deletes every topic of the shard
+//! ([`crate::Request::new_epoch`]), so each starts a new epoch when it is
+//! written next. When the node starts again it
 //! is the leader at once; with `members` = itself alone it commits both
 //! entries by itself. Other survivors listed in `members` follow it
 //! (their entries that this node lacks are cut).

@@ -67,8 +67,9 @@ pub struct Request {
     /// The publishes, in the order their records are appended.
     pub publishes: Vec<Publish>,
     /// Written only by `force-membership`, in an entry of its own after
-    /// the forced membership: every topic of the shard starts a new epoch
-    /// here (offsets from 0, history dropped), so a client holding a
+    /// the forced membership: every topic of the shard is deleted here,
+    /// and starts a new epoch (offsets from 0) when it is written next, so
+    /// a client holding a
     /// position of the old history is told "not recovered" rather than
     /// given records that may differ from what it saw. Absent (false) in
     /// entries written before it existed.

@@ -67,7 +67,7 @@ impl crate::Run for ForceMembershipArgs {
             .map_err(|e| CliError::Usage(format!("force-membership: {e}")))?;
         for f in &forced {
             println!(
-                "shard {}: membership forced at {}, new epochs from {}",
+                "shard {}: membership forced at {}, topics deleted at {} (each starts a new epoch when written next)",
                 f.shard, f.membership, f.new_epoch
             );
         }

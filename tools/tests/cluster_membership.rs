@@ -98,10 +98,10 @@ async fn a_forced_membership_gives_old_positions_an_explicit_not_recovered() {
         c.leader(shard, &[1]).await;
     }
 
+    c.applied_all(1).await;
+
+    // The topic is gone: an old position is explicitly not recovered.
     let mut client = Client::connect(&c.node(1).url()).await;
-    let (epoch, offset) = client.publish(&topic, "new-0").await.unwrap();
-    assert_ne!(epoch, old_epoch, "a new epoch");
-    assert_eq!(offset, 0, "the new history starts at 0");
     client
         .send(
             &json!({"t":"subscription_update","p":{"action":"subscribe","topics":[&topic],
@@ -111,5 +111,9 @@ async fn a_forced_membership_gives_old_positions_an_explicit_not_recovered() {
     let answer = client.expect("subscription_update").await;
     let recovery = &answer["p"]["recovery"][&topic];
     assert_eq!(recovery["recovered"], false, "{answer}");
+    // New publishes start a new epoch at offset 0.
+    let (epoch, offset) = client.publish(&topic, "new-0").await.unwrap();
+    assert_ne!(epoch, old_epoch, "a new epoch");
+    assert_eq!(offset, 0, "the new history starts at 0");
     c.stop_all();
 }

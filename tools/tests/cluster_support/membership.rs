@@ -43,3 +43,26 @@ pub fn wse(args: &[&str]) -> (i32, String, String) {
 pub fn arg(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
+
+impl Cluster {
+    /// Wait until node `id` applied every shard's whole log.
+    pub async fn applied_all(&self, id: u64) {
+        let deadline = tokio::time::Instant::now() + super::EVENT_TIMEOUT;
+        loop {
+            if let Some(s) = self.status(id).await {
+                let shards = s["shards"].as_array().cloned().unwrap_or_default();
+                let done = shards
+                    .iter()
+                    .all(|sh| !sh["applied"].is_null() && sh["applied"] == sh["last_log_index"]);
+                if !shards.is_empty() && done {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {id} did not apply its logs"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling a remote status
+        }
+    }
+}
