@@ -119,6 +119,10 @@ pub struct ShardStatus {
     /// This node's role: `leader`, `follower`, `candidate`, `learner` or
     /// `shutdown`.
     pub state: String,
+    /// The voting members of the shard's membership.
+    pub voters: Vec<u64>,
+    /// Its learners (added, catching up, not voting yet).
+    pub learners: Vec<u64>,
     /// The leader this node knows of.
     pub leader: Option<u64>,
     /// The current term; it grows by one or more with every election.
@@ -209,6 +213,8 @@ mod tests {
                 ShardStatus {
                     shard: 0,
                     state: "leader".into(),
+                    voters: vec![1, 2],
+                    learners: Vec::new(),
                     leader: Some(1),
                     term: 3,
                     last_log_index: Some(9),

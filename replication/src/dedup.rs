@@ -63,6 +63,12 @@ impl Dedup {
         }
     }
 
+    /// Forget every id (the shard's topics started a new epoch).
+    pub(crate) fn clear(&mut self) {
+        self.order.clear();
+        self.seen.clear();
+    }
+
     /// Rewrite every remembered position with `f` (used when the window is
     /// rebuilt: offsets are known only once every entry is counted).
     pub(crate) fn map_positions(&mut self, mut f: impl FnMut(&str, Position) -> Position) {

@@ -31,6 +31,10 @@
 //! - [`state_machine`]: applying entries to topic logs, exactly once;
 //!   snapshots (positions only).
 //! - [`shard`]: a node's shard handle (start, initialize, submit, publish).
+//! - [`membership`]: adding and removing nodes at run time (through each
+//!   shard's leader), and whether a starting node founds or joins.
+//! - [`force`]: forcing a membership offline when a majority of a shard's
+//!   replicas lost their data; the shard's topics start a new epoch.
 //! - [`node`]: the node: topic → shard, a batching queue per shard,
 //!   forwarding to leaders, status; the server's `Replicator`.
 //! - [`loopback`]: the in-process network with cuttable links.
@@ -42,9 +46,11 @@
 mod dedup;
 mod durable_file;
 pub mod error;
+pub mod force;
 mod log_file;
 pub mod log_store;
 pub mod loopback;
+pub mod membership;
 pub mod net;
 pub mod node;
 pub mod shard;
@@ -54,6 +60,7 @@ pub mod types;
 pub use error::ClusterError;
 pub use log_store::LogStore;
 pub use loopback::Loopback;
+pub use membership::{MembershipChange, MembershipError, Outcome, Report, ShardError};
 pub use net::{
     ForwardError, ForwardRefused, ListenerHandle, NetError, NetOptions, PeerListener, PeerService,
     Peers, ShardNetwork, query_status,

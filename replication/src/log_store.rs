@@ -15,7 +15,7 @@ use crate::durable_file;
 use crate::log_file::{LogFile, RaftEntry};
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{LogId, StorageError, StorageIOError, Vote};
+use openraft::{CommittedLeaderId, EntryPayload, LogId, StorageError, StorageIOError, Vote};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -76,6 +76,43 @@ impl LogStore {
             marks: Arc::new(Mutex::new(marks)),
             committed: Arc::new(Mutex::new(committed)),
         })
+    }
+
+    /// Offline only (no Raft runs on these files): make `me` the leader of
+    /// a new term and append `payloads` as that term's first entries. The
+    /// term is one above both the stored vote's and the last entry's; the
+    /// vote for `me` in it is stored first, committed, so openraft starts
+    /// this node as the leader (a crash before the entries leaves only a
+    /// higher vote). Returns the entries' log ids. Used by
+    /// `force-membership` (see `crate::force`).
+    pub(crate) fn force_new_term(
+        &self,
+        me: NodeId,
+        payloads: Vec<EntryPayload<TypeConfig>>,
+    ) -> io::Result<Vec<LogId<NodeId>>> {
+        let last = self.entries.read().values().next_back().map(|e| e.log_id);
+        let mut marks = self.marks.lock();
+        let voted = marks.vote.map_or(0, |v| v.leader_id().term);
+        let term = voted.max(last.map_or(0, |l| l.leader_id.term)) + 1;
+        let mut next = marks.clone();
+        next.vote = Some(Vote::new_committed(term, me));
+        durable_file::write(&self.dir.join("raft-vote.json"), &next)?;
+        *marks = next;
+        let first = last.map_or(0, |l| l.index + 1);
+        let entries: Vec<RaftEntry> = payloads
+            .into_iter()
+            .zip(first..)
+            .map(|(payload, index)| RaftEntry {
+                log_id: LogId::new(CommittedLeaderId::new(term, me), index),
+                payload,
+            })
+            .collect();
+        self.file.lock().append(&entries)?;
+        let ids = entries.iter().map(|e| e.log_id).collect();
+        self.entries
+            .write()
+            .extend(entries.into_iter().map(|e| (e.log_id.index, e)));
+        Ok(ids)
     }
 
     /// Store the vote file with `change` applied, durably.

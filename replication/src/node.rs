@@ -13,7 +13,6 @@
 //! were made. A batch forwarded here by a peer joins this node's queue too,
 //! and is refused (not forwarded again) if this node no longer leads.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +30,9 @@ use wse::config::ClusterConfig;
 use wse_log::{Log, Position};
 
 use crate::error::ClusterError;
+use crate::membership::{
+    self, Membership, MembershipChange, MembershipError, Outcome, Report, ShardError,
+};
 use crate::net::{
     ForwardError, ForwardRefused, ListenerHandle, NetError, NetOptions, PeerListener, PeerService,
     Peers,
@@ -113,6 +115,8 @@ struct Inner {
     peers: Peers,
     listener: Mutex<Option<ListenerHandle>>,
     publish_timeout: Duration,
+    /// Adds and removes nodes on every shard (see `membership`).
+    membership: Membership,
 }
 
 /// Publishes that go into one Raft entry together (never split), and
@@ -157,14 +161,8 @@ impl ClusterNode {
             let dir = root.join(format!("shard-{shard}"));
             shards.push(start_shard(me, shard, &dir, &log, &peers, &options).await?);
         }
-        let members: BTreeMap<NodeId, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
-        for shard in &shards {
-            shard.initialize_if_new(members.clone()).await?;
-        }
+        initialize_if_founding(me, &config, &shards).await?;
+        let rafts = shards.iter().map(|s| s.raft().clone()).collect();
         let mut receivers = Vec::new();
         let mut queues = Vec::new();
         for _ in 0..config.shards {
@@ -176,9 +174,10 @@ impl ClusterNode {
             me,
             shards,
             queues,
-            peers,
+            peers: peers.clone(),
             listener: Mutex::new(None),
             publish_timeout: config.publish_timeout,
+            membership: Membership::new(me, rafts, peers),
         });
         for (shard, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(run_queue(inner.clone(), shard, rx));
@@ -197,6 +196,60 @@ impl ClusterNode {
     pub fn raft(&self, shard: u32) -> Option<&Raft> {
         self.inner.shards.get(shard as usize).map(Shard::raft)
     }
+
+    /// Make node `id`, listening for peers at `addr`, a voter of every
+    /// shard (a learner first, until it caught up), within `timeout`. The
+    /// node must run already, started to join (see `membership`). Done
+    /// through each shard's leader, wherever it is.
+    pub async fn add_node(
+        &self,
+        id: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Report, MembershipError> {
+        let addr = addr.to_owned();
+        let change = MembershipChange::Add { id, addr };
+        self.inner.membership.change(change, timeout).await
+    }
+
+    /// Take node `id` out of every shard's membership, within `timeout`.
+    pub async fn remove_node(
+        &self,
+        id: NodeId,
+        timeout: Duration,
+    ) -> Result<Report, MembershipError> {
+        let change = MembershipChange::Remove { id };
+        self.inner.membership.change(change, timeout).await
+    }
+}
+
+/// Initialize every shard that never ran with `--cluster-peers`, unless
+/// this node joins a running cluster ([`membership::founds_cluster`]).
+async fn initialize_if_founding(
+    me: NodeId,
+    config: &ClusterConfig,
+    shards: &[Shard],
+) -> Result<(), StartError> {
+    let mut fresh = Vec::new();
+    for shard in shards {
+        if !shard.is_initialized().await? {
+            fresh.push(shard);
+        }
+    }
+    if fresh.is_empty() || config.join {
+        if config.join && !fresh.is_empty() {
+            tracing::info!(node = me, "--cluster-join: joining, shards not initialized");
+        }
+        return Ok(());
+    }
+    if !membership::founds_cluster(me, &config.peers, &NetOptions::default()).await {
+        return Ok(());
+    }
+    let members = membership::nodes_of(&config.peers);
+    for shard in fresh {
+        shard.initialize_if_new(members.clone()).await?;
+    }
+    Ok(())
 }
 
 async fn start_shard(
@@ -335,19 +388,24 @@ impl Inner {
         }
     }
 
-    /// The leader of `s`, waiting for one until `deadline`.
+    /// The leader of `s`, waiting for one until `deadline`. A leader just
+    /// removed from the membership (followers still name it until they
+    /// elect another) does not count.
     async fn wait_for_leader(&self, s: &Shard, deadline: Instant) -> Option<NodeId> {
-        if let Some(l) = s.leader() {
-            return Some(l);
-        }
         let wait = deadline.saturating_duration_since(Instant::now());
         s.raft()
             .wait(Some(wait))
-            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .metrics(|m| member_leader(m).is_some(), "a leader")
             .await
             .ok()
-            .and_then(|m| m.current_leader)
+            .and_then(|m| member_leader(&m))
     }
+}
+
+/// The leader `m` knows of, if it is in the shard's membership.
+pub(crate) fn member_leader(m: &RaftMetrics<NodeId, BasicNode>) -> Option<NodeId> {
+    m.current_leader
+        .filter(|&l| m.membership_config.membership().get_node(&l).is_some())
 }
 
 /// The address of `node` in the shard's current membership.
@@ -466,6 +524,26 @@ impl PeerService for Inner {
     fn status(&self) -> Value {
         serde_json::to_value(status(self)).unwrap_or_default()
     }
+
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Report, MembershipError>> {
+        let membership = self.membership.clone();
+        Box::pin(async move { membership.change(change, timeout).await })
+    }
+
+    fn change_shard_membership(
+        &self,
+        shard: u32,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Outcome, ShardError>> {
+        let membership = self.membership.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        Box::pin(async move { membership.change_here(shard, &change, deadline).await })
+    }
 }
 
 /// The node and each shard, as `wse cluster status` and the health report
@@ -512,9 +590,12 @@ fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> ShardStatus {
         ServerState::Learner => "learner",
         ServerState::Shutdown => "shutdown",
     };
+    let (voters, learners) = membership::members_of(m);
     ShardStatus {
         shard,
         state: state.into(),
+        voters,
+        learners,
         leader: m.current_leader,
         term: m.current_term,
         last_log_index: m.last_log_index,

@@ -157,6 +157,19 @@ impl Shard {
         })
     }
 
+    /// True when the shard has a log or a vote (it ran before, or was
+    /// initialized, or a leader reached it).
+    pub async fn is_initialized(&self) -> Result<bool, ClusterError> {
+        let shard = self.shard;
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|source| ClusterError::Stopped {
+                shard,
+                source: Box::new(source),
+            })
+    }
+
     /// Make `members` the first membership of the shard unless it has
     /// one. Every node may call this with the same members at its first
     /// start (openraft allows identical initializations on several nodes:
@@ -212,7 +225,7 @@ impl Shard {
         let timeout = self.publish_timeout;
         let responder = self
             .raft
-            .client_write_ff(Request { publishes: batch })
+            .client_write_ff(Request::new(batch))
             .await
             .map_err(|source| ClusterError::Stopped {
                 shard,

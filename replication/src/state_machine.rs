@@ -147,6 +147,11 @@ impl StateMachine {
                 continue;
             }
             let receipt = match entry.payload {
+                EntryPayload::Normal(request) if request.new_epoch => {
+                    self.start_new_epochs(&entry.log_id, &mut next, &mut pending)
+                        .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+                    Receipt::default()
+                }
                 EntryPayload::Normal(request) => self
                     .apply_request(&entry.log_id, &request, &mut next, &mut pending)
                     .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
@@ -221,6 +226,42 @@ impl StateMachine {
         Ok(Receipt { positions })
     }
 
+    /// The entry `log_id` starts a new epoch for every topic of the shard
+    /// (see [`Request::new_epoch`]): each topic is deleted, and the next
+    /// entry that writes it creates it again with the epoch of that entry,
+    /// as for any topic written for the first time, so every replica gets
+    /// the same one (the log refuses an epoch a topic had before). The
+    /// idempotence window forgets them.
+    ///
+    /// Crash safety: the appends before this entry are waited for and the
+    /// marker is stored first, with this shard's topics at offset 0 and
+    /// the previous entry as the last applied; a crash after it re-applies
+    /// this entry, deleting what is left.
+    fn start_new_epochs(
+        &self,
+        log_id: &LogId<NodeId>,
+        next: &mut Applied,
+        pending: &mut BTreeMap<String, Appended>,
+    ) -> io::Result<()> {
+        for (_, appended) in std::mem::take(pending) {
+            appended.wait().map_err(io::Error::other)?;
+        }
+        for offset in next.next_offsets.values_mut() {
+            *offset = FIRST_OFFSET;
+        }
+        self.store(next.clone())?;
+        for topic in next.next_offsets.keys() {
+            self.log.delete_topic(topic).map_err(io::Error::other)?;
+        }
+        self.dedup.lock().clear();
+        tracing::warn!(
+            %log_id,
+            topics = next.next_offsets.len(),
+            "forced membership: every topic of the shard starts a new epoch"
+        );
+        Ok(())
+    }
+
     /// Build the idempotence window again after a restart from `entries`,
     /// the Raft log from its start: every entry up to the last applied one
     /// goes through the window exactly as [`Self::apply_request`] did (the
@@ -241,6 +282,11 @@ impl StateMachine {
             let EntryPayload::Normal(request) = &entry.payload else {
                 continue;
             };
+            if request.new_epoch {
+                dedup.clear();
+                stored.clear();
+                continue;
+            }
             for p in &request.publishes {
                 if p.id
                     .as_deref()
@@ -404,10 +450,55 @@ mod tests {
     fn entry(index: u64, topic: &str, payload: &str) -> RaftEntry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Request {
-                publishes: vec![Publish::new(topic, payload.to_owned())],
-            }),
+            payload: EntryPayload::Normal(Request::new(vec![Publish::new(
+                topic,
+                payload.to_owned(),
+            )])),
         }
+    }
+
+    /// A new-epoch entry deletes the shard's topics; the next write
+    /// creates them under the epoch of its entry. After a crash right
+    /// after its first marker (offsets 0, the previous entry applied) the
+    /// state machine opens and applying it again does the same.
+    #[test]
+    fn a_new_epoch_entry_restarts_topics_and_survives_a_crash_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let open_log =
+            || Arc::new(Log::open(dir.path().join("log"), LogConfig::default()).unwrap());
+        let reset = || Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), 3),
+            payload: EntryPayload::Normal(Request {
+                publishes: Vec::new(),
+                new_epoch: true,
+            }),
+        };
+        let open =
+            |log| StateMachine::open(dir.path().join("raft"), log, crate::shard::verbatim(), 0);
+        let log = open_log();
+        let sm = open(log.clone()).unwrap();
+        sm.apply_blocking(vec![entry(1, "t", "a"), entry(2, "t", "b")])
+            .unwrap();
+        let old = log.position("t").unwrap().epoch;
+        sm.apply_blocking(vec![reset()]).unwrap();
+        assert!(log.position("t").is_none(), "deleted");
+        // The crash window: topics deleted, marker as stored before.
+        let mut before = sm.applied();
+        before.last_applied = Some(entry(2, "t", "b").log_id);
+        durable_file::write(&sm.marker, &before).unwrap();
+        drop(sm);
+        log.close().unwrap();
+        drop(log);
+        let log = open_log();
+        let sm = open(log.clone()).unwrap();
+        let mut written = entry(4, "t", "c");
+        written.log_id.leader_id = CommittedLeaderId::new(2, 1);
+        let receipts = sm.apply_blocking(vec![reset(), written.clone()]).unwrap();
+        let p = log.position("t").unwrap();
+        let new = topic_epoch("t", &written.log_id);
+        assert_ne!(new, old);
+        assert_eq!((p.epoch, p.next_offset), (new, 1));
+        assert_eq!(receipts[1].positions, vec![Position::new(new, 0)]);
     }
 
     /// A crash after the topic appends but before the marker: applying the

@@ -66,6 +66,25 @@ impl Publish {
 pub struct Request {
     /// The publishes, in the order their records are appended.
     pub publishes: Vec<Publish>,
+    /// Written only by `force-membership`, in an entry of its own after
+    /// the forced membership: every topic of the shard is deleted here,
+    /// and starts a new epoch (offsets from 0) when it is written next, so
+    /// a client holding a
+    /// position of the old history is told "not recovered" rather than
+    /// given records that may differ from what it saw. Absent (false) in
+    /// entries written before it existed.
+    #[serde(default)]
+    pub new_epoch: bool,
+}
+
+impl Request {
+    /// An entry of `publishes`.
+    pub fn new(publishes: Vec<Publish>) -> Request {
+        Request {
+            publishes,
+            new_epoch: false,
+        }
+    }
 }
 
 /// What applying a [`Request`] gave: one position per publish, in order.

@@ -454,9 +454,7 @@ async fn an_append_larger_than_a_frame_asks_openraft_for_fewer_entries() {
                 .collect();
             Entry {
                 log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-                payload: EntryPayload::Normal(Request {
-                    publishes: vec![Publish::new("t", payload)],
-                }),
+                payload: EntryPayload::Normal(Request::new(vec![Publish::new("t", payload)])),
             }
         })
         .collect();

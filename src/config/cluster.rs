@@ -45,6 +45,11 @@ pub struct ClusterConfig {
     /// a timeout must come before that many other identified publishes of
     /// its shard.
     pub dedup_window: usize,
+    /// Join a running cluster at this node's first start instead of
+    /// founding it (default false: a node founds unless a listed peer
+    /// already has a membership). For a node added with `wse cluster
+    /// add-node` while its peers may be unreachable.
+    pub join: bool,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +64,7 @@ impl Default for ClusterConfig {
             election_timeout: Duration::from_secs(1),
             publish_timeout: Duration::from_secs(5),
             dedup_window: 10_000,
+            join: false,
         }
     }
 }

@@ -326,6 +326,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         count,
         "publish ids remembered per shard (idempotent producer)"
     ),
+    option!(
+        cluster.join,
+        plain,
+        "join a running cluster at first start, never found one"
+    ),
 ];
 
 // Formatters: how each kind of value reads in the docs and in `--help`.
@@ -674,6 +679,7 @@ mod tests {
             election_timeout,
             publish_timeout,
             dedup_window,
+            join,
         });
         let nested = |prefix: &str, names: &[&str]| -> Vec<String> {
             names.iter().map(|n| format!("{prefix}{n}")).collect()

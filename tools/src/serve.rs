@@ -220,6 +220,10 @@ struct Settings {
     /// stored on its topic is not stored again.
     #[arg(long, env = "WSE_CLUSTER_DEDUP_WINDOW")]
     cluster_dedup_window: Option<usize>,
+    /// Join a running cluster at this node's first start (for a node
+    /// added with `wse cluster add-node`) instead of founding one.
+    #[arg(long, env = "WSE_CLUSTER_JOIN", num_args = 0..=1, default_missing_value = "true")]
+    cluster_join: Option<bool>,
 }
 
 /// The settings that map one-to-one onto an option, each written once as
@@ -303,6 +307,7 @@ settings_map! {
     cluster_election_timeout_ms => c.cluster.election_timeout, via Duration::from_millis;
     cluster_publish_timeout_ms => c.cluster.publish_timeout, via Duration::from_millis;
     cluster_dedup_window => c.cluster.dedup_window;
+    cluster_join => c.cluster.join;
 }
 
 /// `disconnect` or `drop`.

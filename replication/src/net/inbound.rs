@@ -18,6 +18,7 @@ use super::handshake;
 use super::listener::PeerService;
 use super::message::{PeerRequest, PeerResponse};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -110,6 +111,19 @@ async fn dispatch(request: PeerRequest, service: &dyn PeerService, reply: Reply)
             reply.spawn(async move { PeerResponse::Forward(forwarded.await) });
         }
         PeerRequest::Status => reply.send(PeerResponse::Status(service.status())).await,
+        PeerRequest::Membership { change, timeout_ms } => {
+            let changing = service.change_membership(change, Duration::from_millis(timeout_ms));
+            reply.spawn(async move { PeerResponse::Membership(changing.await) });
+        }
+        PeerRequest::ShardMembership {
+            shard,
+            change,
+            timeout_ms,
+        } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            let changing = service.change_shard_membership(shard, change, timeout);
+            reply.spawn(async move { PeerResponse::ShardMembership(changing.await) });
+        }
     }
 }
 

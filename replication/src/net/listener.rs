@@ -9,10 +9,12 @@
 
 use super::error::ForwardRefused;
 use super::{BoxFuture, NetOptions, inbound};
+use crate::membership::{MembershipChange, MembershipError, Outcome, Report, ShardError};
 use crate::types::{Publish, Raft};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -38,6 +40,32 @@ pub trait PeerService: Send + Sync + 'static {
 
     /// This node's status (members, shards), for `wse cluster status`.
     fn status(&self) -> serde_json::Value;
+
+    /// Apply `change` to every shard within `timeout` (a tool asked:
+    /// `wse cluster add-node` / `remove-node`). By default the node does
+    /// not take such requests.
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Report, MembershipError>> {
+        let _ = (change, timeout);
+        let why = MembershipError::Invalid("this node does not change memberships".into());
+        Box::pin(async move { Err(why) })
+    }
+
+    /// Apply `change` to `shard`, which this node should lead, within
+    /// `timeout`. By default the node does not take such requests.
+    fn change_shard_membership(
+        &self,
+        shard: u32,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Outcome, ShardError>> {
+        let _ = (shard, change, timeout);
+        let why = ShardError::Unavailable("this node does not change memberships".into());
+        Box::pin(async move { Err(why) })
+    }
 }
 
 /// A bound peer port, not yet accepting.

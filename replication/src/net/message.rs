@@ -4,6 +4,7 @@
 //! Raft error arrives as it was raised.
 
 use super::error::ForwardRefused;
+use crate::membership::{MembershipChange, MembershipError, Outcome, Report, ShardError};
 use crate::types::{NodeId, Publish, TypeConfig};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -27,6 +28,25 @@ pub(crate) enum PeerRequest {
     Forward(u32, Vec<Publish>),
     /// The node's status, for `wse cluster status`.
     Status,
+    /// Apply a membership change to every shard (from a tool: `wse cluster
+    /// add-node` / `remove-node`); the node asked routes each shard's part
+    /// to that shard's leader.
+    Membership {
+        /// The change.
+        change: MembershipChange,
+        /// How long the shards may take, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Apply a membership change to one shard; sent to its leader, which
+    /// refuses with `NotLeader` rather than pass it on.
+    ShardMembership {
+        /// The shard.
+        shard: u32,
+        /// The change.
+        change: MembershipChange,
+        /// How long it may take, in milliseconds.
+        timeout_ms: u64,
+    },
 }
 
 /// The answer to a [`PeerRequest`] of the same name.
@@ -44,6 +64,10 @@ pub(crate) enum PeerResponse {
     Forward(Result<Vec<Position>, ForwardRefused>),
     /// The node's status.
     Status(serde_json::Value),
+    /// What the change did on every shard, or which shards failed.
+    Membership(Result<Report, MembershipError>),
+    /// What the change did to the shard.
+    ShardMembership(Result<Outcome, ShardError>),
     /// The request could not be served at all (e.g. the node has no such
     /// shard, or the answer could not be encoded).
     Failed(String),

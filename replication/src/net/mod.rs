@@ -41,13 +41,14 @@ mod frame;
 mod handshake;
 mod inbound;
 pub mod listener;
-mod message;
+pub(crate) mod message;
 mod outbound;
 pub mod peers;
 pub mod raft_network;
 
 pub use error::{ForwardError, ForwardRefused, FrameError, NetError};
 pub use listener::{ListenerHandle, PeerListener, PeerService};
+pub(crate) use peers::call_as_tool;
 pub use peers::{Peers, query_status};
 pub use raft_network::{PeerLink, ShardNetwork};
 

@@ -239,13 +239,28 @@ async fn open(addr: &str, me: NodeId, options: &NetOptions) -> Result<Connection
 }
 
 /// Ask the node at `addr` for its status (what `wse cluster status`
-/// shows), over a connection of its own that is closed afterwards. We
-/// introduce ourselves as node 0: a tool, not a node.
+/// shows).
 pub async fn query_status(
     addr: &str,
     options: &NetOptions,
     timeout: Duration,
 ) -> Result<serde_json::Value, NetError> {
+    match call_as_tool(addr, &PeerRequest::Status, options, timeout).await? {
+        PeerResponse::Status(status) => Ok(status),
+        PeerResponse::Failed(reason) => Err(NetError::Failed(reason)),
+        _ => Err(NetError::Unexpected("status")),
+    }
+}
+
+/// Send `request` to the node at `addr` over a connection of its own that
+/// is closed afterwards, and wait up to `timeout` for the answer. We
+/// introduce ourselves as node 0: a tool, not a node.
+pub(crate) async fn call_as_tool(
+    addr: &str,
+    request: &PeerRequest,
+    options: &NetOptions,
+    timeout: Duration,
+) -> Result<PeerResponse, NetError> {
     let deadline = Instant::now() + timeout;
     let connection = tokio::time::timeout_at(deadline, Connection::open(addr, 0, options))
         .await
@@ -253,9 +268,5 @@ pub async fn query_status(
             addr: addr.to_owned(),
             after: timeout,
         })??;
-    match connection.call(&PeerRequest::Status, deadline).await? {
-        PeerResponse::Status(status) => Ok(status),
-        PeerResponse::Failed(reason) => Err(NetError::Failed(reason)),
-        _ => Err(NetError::Unexpected("status")),
-    }
+    connection.call(request, deadline).await
 }

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod load;
+pub mod membership;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -209,7 +210,10 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wse"))
+        // `WSE_BIN` runs another build of `wse` (a long run from copies of
+        // the binaries, while the tree is rebuilt).
+        let bin = std::env::var("WSE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wse").to_owned());
+        let mut child = Command::new(bin)
             .args(["serve", "--host", "127.0.0.1", "--client-publish", "true"])
             .args(["--port", &node.port.to_string()])
             .arg("--data-dir")
