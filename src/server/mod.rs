@@ -5,14 +5,20 @@
 //! no-op) and runs everything on its own Tokio runtime; every method may
 //! be called from any thread, and none holds a lock while it waits, so
 //! `stop` works while another thread is blocked in `drain_events`.
+//!
+//! `launch` holds the start sequence (bind, log, presence, cluster node,
+//! tasks); `accept` the accept loop; `ticker` pings, idle checks and the
+//! presence tick.
 
 pub(crate) mod accept;
+
+mod launch;
 
 mod fd_limit;
 
 pub(crate) mod ticker;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::time::{Duration, Instant};
@@ -26,19 +32,15 @@ use crate::cluster::{ClusterStarter, PublishError};
 use crate::config::{ConfigError, ServerConfig};
 use crate::conn::{CloseRequest, Conn, ConnId};
 use crate::events::{AppEvent, InboundQueue};
-use crate::fanout::Fanout;
-use crate::fanout::feed::Feed;
 use crate::metrics::{self, Health, Metrics};
 use crate::ops;
 use crate::ops::broadcast::Broadcast;
-use crate::ops::ledger::SendLedger;
 use crate::ops::recovery::{RecoveryError, RecoveryReport};
 use crate::ops::subscribe::SubscriptionLimit;
 use crate::state::ServerState;
-use crate::state::connections::Connections;
-use crate::state::lifecycle::Lifecycle;
 use crate::topics::TopicAcl;
 use crate::ws::frame::close_code;
+use launch::wait_on;
 
 /// Why a server operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -176,142 +178,6 @@ impl Server {
                 runtime.shutdown_background();
                 Err(e)
             }
-        }
-    }
-
-    /// Bind the listener (backlog 1024, so a burst of connects is not
-    /// dropped), open the log and presence, and spawn the server's tasks.
-    fn launch(
-        &self,
-        runtime: &tokio::runtime::Runtime,
-    ) -> Result<(Arc<ServerState>, SocketAddr, Option<tempfile::TempDir>), ServerError> {
-        let addr_text = format!("{}:{}", self.config.host, self.config.port);
-        let bind_err = |source| ServerError::Bind {
-            addr: addr_text.clone(),
-            source,
-        };
-        let wanted = (self.config.host.as_str(), self.config.port)
-            .to_socket_addrs()
-            .map_err(bind_err)?
-            .next()
-            .ok_or_else(|| bind_err(std::io::Error::other("the host resolves to no address")))?;
-        let listener = {
-            let _guard = runtime.enter();
-            let socket = if wanted.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            }
-            .map_err(bind_err)?;
-            socket.set_reuseaddr(true).map_err(bind_err)?;
-            socket.bind(wanted).map_err(bind_err)?;
-            socket.listen(1024).map_err(bind_err)?
-        };
-        let addr = listener.local_addr().map_err(ServerError::Runtime)?;
-        let (dir, tempdir) = match &self.config.data_dir {
-            Some(d) => (d.clone(), None),
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("wse-data-")
-                    .tempdir()
-                    .map_err(ServerError::Runtime)?;
-                (t.path().to_owned(), Some(t))
-            }
-        };
-        let metrics = Arc::new(Metrics::default());
-        let fanout = Arc::new(Fanout::new(
-            self.config.fanout_frames_per_topic,
-            self.config.max_outbound_bytes,
-            metrics.clone(),
-        ));
-        let mut log_config = self.config.log.clone();
-        // Presence streams are named after their topic plus a prefix.
-        log_config.max_topic_bytes = log_config
-            .max_topic_bytes
-            .max(self.config.max_topic_bytes + crate::presence::stream::NAME_OVERHEAD);
-        let feed = Feed::start(fanout.clone(), self.config.fanout_frames_per_topic)
-            .map_err(ServerError::Runtime)?;
-        let mut builder = Log::builder(&dir).config(log_config).listener(feed.clone());
-        if let Some(storage) = &self.log_storage {
-            builder = builder.storage(storage.clone());
-        }
-        let log = Arc::new(builder.open()?);
-        self.events.reopen();
-        let (presence, cleanup) = if self.config.presence_enabled {
-            let (p, cleanup) = crate::presence::Presence::load(&log)?;
-            (Some(p), cleanup)
-        } else {
-            (None, Vec::new())
-        };
-        let cluster = self.start_cluster(runtime, &log)?;
-        let mut config = self.config.clone();
-        let fds = fd_limit::raise_soft_limit();
-        if let Some(allowed) = fd_limit::connections_allowed(fds, config.log.max_open_files)
-            && config.max_connections > allowed
-        {
-            tracing::warn!(
-                max_connections = config.max_connections,
-                allowed,
-                open_file_limit = fds,
-                "max_connections is above what the open-file limit allows; using {allowed}"
-            );
-            config.max_connections = allowed;
-        }
-        let state = Arc::new(ServerState {
-            conns: Connections::new(config.max_connections, config.max_pending_handshakes),
-            config,
-            log,
-            fanout,
-            feed,
-            events: self.events.clone(),
-            metrics,
-            life: Lifecycle::new(),
-            sends: SendLedger::new(),
-            presence,
-            cluster,
-        });
-        if let Some(p) = &state.presence {
-            // Entries earlier runs of this node left behind: their leaves
-            // are told once, now.
-            for (topic, t) in cleanup {
-                p.note_external(&topic, vec![t]);
-            }
-            p.flush(&state, None);
-        }
-        runtime.spawn(accept::run(state.clone(), listener));
-        runtime.spawn(ticker::run(state.clone()));
-        if state.presence.is_some() {
-            runtime.spawn(ticker::presence(state.clone()));
-        }
-        tracing::info!(%addr, data_dir = %dir.display(), "WSE server started");
-        Ok((state, addr, tempdir))
-    }
-
-    /// Start this node's part of the cluster the options name, on
-    /// `runtime`, replicating into `log`. Waits for the start (opening the
-    /// shards' files), not for elections: a publish before a leader is
-    /// known waits for one, up to `cluster.publish_timeout`.
-    fn start_cluster(
-        &self,
-        runtime: &tokio::runtime::Runtime,
-        log: &Arc<Log>,
-    ) -> Result<Option<Arc<dyn crate::cluster::Replicator>>, ServerError> {
-        if !self.config.cluster.enabled() {
-            return Ok(None);
-        }
-        let Some(starter) = &self.cluster else {
-            return Err(ServerError::Cluster(
-                "the options name a cluster node, but this server was built without replication"
-                    .into(),
-            ));
-        };
-        let encode = ops::broadcast::record_encoder(self.config.recovery_enabled);
-        match wait_on(runtime.handle(), starter.start(log.clone(), encode), None) {
-            Some(Ok(replicator)) => Ok(Some(replicator)),
-            Some(Err(e)) => Err(ServerError::Cluster(e.to_string())),
-            None => Err(ServerError::Cluster(
-                "the cluster start was abandoned".into(),
-            )),
         }
     }
 
@@ -806,26 +672,6 @@ impl Server {
     /// node).
     pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
         self.state().ok()?.cluster.as_ref().map(|c| c.status())
-    }
-}
-
-/// Run `fut` on `runtime` and wait for it on this thread, at most `timeout`
-/// (`None`: as long as it takes). `None` when it did not finish: the
-/// deadline passed, or the runtime shut down. Callers may be on any thread,
-/// async ones included, because the waiting is on a channel and the work on
-/// the server's own runtime.
-fn wait_on<T: Send + 'static>(
-    runtime: &tokio::runtime::Handle,
-    fut: impl std::future::Future<Output = T> + Send + 'static,
-    timeout: Option<Duration>,
-) -> Option<T> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    runtime.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    match timeout {
-        Some(t) => rx.recv_timeout(t).ok(),
-        None => rx.recv().ok(),
     }
 }
 
