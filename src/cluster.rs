@@ -109,6 +109,10 @@ pub struct ClusterStatus {
     pub members: BTreeMap<u64, String>,
     /// Every shard, in order.
     pub shards: Vec<ShardStatus>,
+    /// The peers this node has an open connection to (connections are
+    /// opened when first needed: a peer this node never had to talk to is
+    /// not listed).
+    pub connected_peers: Vec<u64>,
 }
 
 /// One shard as this node sees it.
@@ -208,6 +212,7 @@ mod tests {
     fn every_shard_and_follower_is_a_series() {
         let status = ClusterStatus {
             node_id: 1,
+            connected_peers: vec![2],
             members: BTreeMap::from([(1, "a:1".into()), (2, "b:2".into())]),
             shards: vec![
                 ShardStatus {

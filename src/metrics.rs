@@ -10,7 +10,8 @@
 //! snapshot-only figures (connections, the log's statistics, ...) are
 //! filled by `Server::health`, by field name, so a declared figure that is
 //! not filled does not compile... unless it keeps its default, which the
-//! `cluster_*` figures do until clustering exists.
+//! upstream `cluster_*` counters (messages, bytes, reconnects, dead
+//! letters) do: the Raft peer link does not count them yet.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -186,9 +187,9 @@ metrics! {
         /// Events lost by the inbound queue.
         inbound_dropped: u64, Counter, "wse_inbound_dropped_total", Always,
             "Inbound events dropped";
-        /// Cluster: at least one peer link up (no clustering yet: false).
+        /// Cluster: at least one peer link up (false on a single node).
         cluster_connected: bool, Gauge, _, Always, "At least one cluster peer link is up";
-        /// Cluster peers.
+        /// Cluster peers this node has an open link to.
         cluster_peer_count: u64, Gauge, "wse_cluster_peers", Always, "Connected cluster peers";
         /// Messages sent to cluster peers (no clustering yet: 0).
         cluster_messages_sent: u64, Counter, "wse_cluster_messages_sent_total", Always,

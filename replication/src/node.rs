@@ -564,6 +564,7 @@ fn status(inner: &Inner) -> ClusterStatus {
     ClusterStatus {
         node_id: inner.me,
         members,
+        connected_peers: inner.peers.connected(),
         shards: inner
             .shards
             .iter()

@@ -633,7 +633,13 @@ impl Server {
         };
         let log = state.log.stats();
         let presence_totals = state.presence.as_ref().map(|p| p.totals());
+        let peers = state
+            .cluster
+            .as_ref()
+            .map_or(0, |c| c.status().connected_peers.len() as u64);
         Health {
+            cluster_connected: peers > 0,
+            cluster_peer_count: peers,
             connections: state.conns.len() as u64,
             uptime_secs: state.life.started().elapsed().as_secs_f64(),
             recovery_topic_count: if recovery { log.topics } else { 0 },

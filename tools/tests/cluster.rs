@@ -120,6 +120,7 @@ async fn three_nodes_deliver_every_acknowledged_publish_once_in_one_order() {
     let mut cluster = Cluster::start(3, 2);
     let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
     cluster.stable(&ids).await;
+
     let per = messages_per_publisher();
     let total = ids.len() * PUBLISHERS_PER_NODE * per;
     let mut subs = Vec::new();
@@ -156,6 +157,15 @@ async fn three_nodes_deliver_every_acknowledged_publish_once_in_one_order() {
     let acks = acks.lock().clone();
     assert_eq!(acks.len(), total);
     check_delivery(&acks, &received);
+    for &id in &ids {
+        // Each node led a shard or forwarded publishes to a leader: it
+        // has an open link by now (health's `cluster_peer_count`).
+        let status = cluster.status(id).await.unwrap();
+        assert!(
+            !status["connected_peers"].as_array().unwrap().is_empty(),
+            "node {id} reports no peer link: {status}"
+        );
+    }
     cluster.converge(&ids).await;
     cluster.stop_all();
     check_histories(&cluster, &acks);

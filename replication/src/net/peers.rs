@@ -79,6 +79,23 @@ impl Peers {
         &self.inner.options
     }
 
+    /// The peers this node has an open connection to now.
+    pub fn connected(&self) -> Vec<NodeId> {
+        let peers = self.inner.peers.lock();
+        let mut ids: Vec<NodeId> = peers
+            .iter()
+            .filter(|(_, p)| {
+                p.attempt
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|a| matches!(&*a.outcome.borrow(), Some(Ok(c)) if c.is_open()))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Our node id.
     pub(crate) fn me(&self) -> NodeId {
         self.inner.me
