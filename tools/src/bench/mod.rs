@@ -35,6 +35,7 @@ mod hist;
 mod idle;
 mod inbound;
 mod log;
+mod paced;
 mod presence;
 mod proc_stats;
 mod scan;

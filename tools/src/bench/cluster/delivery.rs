@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::load::{Pace, PacedPublisher};
 use super::nodes::ClusterProcs;
 use super::readers::{Counts, Readers};
 use crate::bench::hist::Percentiles;
+use crate::bench::paced::{Pace, PacedPublisher};
 use crate::bench::server_process::{ServerProcess, Setup};
 use crate::bench::wire::{self, Greeting, WsConn};
 use crate::error::CliError;
@@ -132,7 +132,9 @@ pub fn run(setup: &Setup, servers: &mut Servers<'_>, spec: &Spec) -> Result<Deli
 
     let before = servers.cpu()?;
     let start = Instant::now();
-    let published = publisher.publish(spec.topic, spec.pad, spec.pace, spec.run_time, &readers)?;
+    let published = publisher.publish(spec.topic, spec.pad, spec.pace, spec.run_time, || {
+        readers.slowest()
+    })?;
     let publish_time = start.elapsed();
     let drained = readers.wait_delivered(published, spec.drain);
     let seconds = start.elapsed().as_secs_f64();

@@ -44,10 +44,10 @@ use super::fanout::positive;
 use super::proc_stats;
 use super::server_process::{ServerProcess, Setup};
 use crate::Run;
+use crate::bench::paced::{self, Pace};
 use crate::error::CliError;
 use crate::output::Out;
 use delivery::{Servers, Spec};
-use load::Pace;
 use nodes::{ClusterProcs, StopSignal};
 
 /// How long the first elections may take.
@@ -163,13 +163,13 @@ impl Run for ClusterBenchArgs {
         let times = self.validate()?;
         let most = self.subscribers.iter().copied().max().unwrap_or(0);
         proc_stats::raise_open_file_limit(most as u64 + 256)?;
-        let pad = load::pad_for(self.size);
+        let pad = paced::pad_for(self.size);
         let mut report = Report {
             machine: Some(Machine::detect()),
             nodes: self.nodes,
             shards: self.shards,
             durability: self.durability.clone(),
-            message_bytes: load::message_bytes(pad),
+            message_bytes: paced::message_bytes(pad),
             seconds_per_run: self.seconds,
             ..Report::default()
         };

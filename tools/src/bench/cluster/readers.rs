@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::load::now_ns;
 use crate::bench::hist::Histogram;
+use crate::bench::paced::now_ns;
 use crate::bench::scan;
 use crate::bench::wire::{
     OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, PONG_TEXT, WsConn, is_server_ping, put_frame,

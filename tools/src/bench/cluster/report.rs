@@ -4,7 +4,7 @@ use super::Report;
 use super::acks::AckRun;
 use super::catchup::CatchupRun;
 use super::delivery::DeliveryRun;
-use super::load::Pace;
+use crate::bench::paced::Pace;
 use crate::bench::server_process::Setup;
 use crate::error::CliError;
 use crate::output::Out;

@@ -30,13 +30,14 @@ use wse_log::Durability;
 
 use super::Machine;
 use super::hist::Percentiles;
+use super::paced::{self, PacedPublisher};
 use super::proc_stats::{self, ProcSample};
 use super::server_process::{ServerProcess, Setup};
 use super::wire::{self, Greeting, WsConn};
 use crate::Run;
 use crate::error::CliError;
 use crate::output::Out;
-use publisher::{Plan, Publisher, Rate};
+use publisher::{Plan, Rate};
 use subscriber::{Subscribers, Totals};
 
 /// The topic of every run.
@@ -283,12 +284,13 @@ fn run_one(
         Ok::<_, wire::WireError>(c)
     })?;
     let subs = Subscribers::spawn(&rt, conns);
-    let mut publisher = Publisher::new(publisher_conn)?;
+    let mut publisher = PacedPublisher::new(publisher_conn)?;
 
     let before = server.sample()?;
     let gen_before = proc_stats::sample(None)?;
     let start = Instant::now();
-    let published = publisher.publish(plan, &subs)?;
+    let pad = paced::pad_for(plan.size);
+    let published = publisher.publish(TOPIC, pad, plan.pace(), plan.run_time, || subs.slowest())?;
     let publish_time = start.elapsed();
     let drained = subs.wait_delivered(published, drain);
     let seconds = start.elapsed().as_secs_f64();

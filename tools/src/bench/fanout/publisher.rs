@@ -1,29 +1,12 @@
-//! The fan-out benchmark's publisher: one connection on a thread of its
-//! own (blocking writes, nothing to schedule), sending client `publish`
-//! messages stamped with the time they were sent, in batches (one write
-//! each), paced by a rate or by a window over the slowest subscriber.
+//! The fan-out benchmark's publishing plan: how fast (`--rate`, `--window`),
+//! how large and how long. The publishing itself is
+//! [`crate::bench::paced::PacedPublisher`], shared with `wse bench cluster`.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::TOPIC;
-use super::subscriber::{Subscribers, now_ns};
-use crate::bench::scan;
-use crate::bench::wire::{FrameBuf, OP_TEXT, WsConn, text_frame};
-use crate::error::CliError;
-
-/// Most messages in one write.
-const BATCH: u64 = 32;
-/// Pause while the window is full.
-const WINDOW_WAIT: Duration = Duration::from_micros(50);
-/// A write that blocks this long means the server stopped reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::bench::paced::{self, Pace};
 
 /// How fast to publish.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,130 +65,20 @@ pub struct Plan {
     pub run_time: Duration,
 }
 
-/// The publishing connection.
-pub struct Publisher {
-    stream: TcpStream,
-    /// Counts the server's `error` replies (a refused publish).
-    reader: JoinHandle<()>,
-    errors: Arc<AtomicU64>,
-}
-
-impl Publisher {
-    /// Take over an open connection; a thread reads what the server says.
-    pub fn new(conn: WsConn) -> Result<Self, CliError> {
-        let (stream, buf) = conn.into_std()?;
-        stream
-            .set_write_timeout(Some(WRITE_TIMEOUT))
-            .map_err(|e| CliError::io("set the publisher's write timeout", e))?;
-        let read_half = stream
-            .try_clone()
-            .map_err(|e| CliError::io("clone the publisher's socket", e))?;
-        let errors = Arc::new(AtomicU64::new(0));
-        let counter = errors.clone();
-        let reader = std::thread::Builder::new()
-            .name("wse-bench-publisher-reader".into())
-            .spawn(move || count_errors(read_half, buf, &counter))
-            .map_err(|e| CliError::io("start the publisher's reader", e))?;
-        Ok(Self {
-            stream,
-            reader,
-            errors,
-        })
-    }
-
-    /// Publish by `plan`; the number of messages sent (their offsets are
-    /// 0..n on a fresh topic).
-    pub fn publish(&mut self, plan: &Plan, subs: &Subscribers) -> Result<u64, CliError> {
-        let pad = plan.size.saturating_sub(message(now_ns(), 0).len());
-        let start = Instant::now();
-        let deadline = start + plan.run_time;
-        let mut published = 0u64;
-        let mut slowest = 0u64;
-        let mut batch = Vec::new();
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(published);
-            }
-            let k = match plan.rate {
-                Rate::Max if plan.window == 0 => BATCH,
-                Rate::Max => {
-                    if published - slowest.min(published) >= plan.window {
-                        slowest = subs.slowest().unwrap_or(published);
-                    }
-                    let room = plan
-                        .window
-                        .saturating_sub(published - slowest.min(published));
-                    if room == 0 {
-                        std::thread::sleep(WINDOW_WAIT);
-                        continue;
-                    }
-                    room.min(BATCH)
-                }
-                Rate::PerSecond(r) => {
-                    // Message i is due at i / r seconds.
-                    let due = ((now - start).as_secs_f64() * r) as u64 + 1;
-                    if due <= published {
-                        let at = start + Duration::from_secs_f64(published as f64 / r);
-                        std::thread::sleep(at.min(deadline).saturating_duration_since(now));
-                        continue;
-                    }
-                    (due - published).min(BATCH)
-                }
-            };
-            let frame = publish_frame(now_ns(), pad);
-            batch.clear();
-            for _ in 0..k {
-                batch.extend_from_slice(&frame);
-            }
-            self.stream
-                .write_all(&batch)
-                .map_err(|e| CliError::io("publish", e))?;
-            published += k;
+impl Plan {
+    /// The publisher's pace for this plan.
+    pub fn pace(&self) -> Pace {
+        match self.rate {
+            Rate::Max => Pace::Window(self.window),
+            Rate::PerSecond(r) => Pace::Rate(r),
         }
     }
-
-    /// Close the connection; how many publishes the server refused.
-    pub fn finish(self) -> u64 {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        let _ = self.reader.join();
-        self.errors.load(Relaxed)
-    }
 }
 
-/// The published message: `{"t":"b","p":{"ts":<ns>,"pad":"x..."}}`.
-fn message(ts: u64, pad: usize) -> String {
-    format!(
-        r#"{{"t":"b","p":{{"ts":{ts},"pad":"{}"}}}}"#,
-        "x".repeat(pad)
-    )
-}
-
-/// The client frame publishing it on the bench topic.
-fn publish_frame(ts: u64, pad: usize) -> Vec<u8> {
-    let m = message(ts, pad);
-    text_frame(format!(r#"{{"t":"publish","p":{{"topic":"{TOPIC}","message":{m}}}}}"#).as_bytes())
-}
-
-/// The size of the published message at `size`.
+/// The size of the published message at `size` (at least the smallest
+/// message).
 pub fn message_bytes(size: usize) -> usize {
-    let min = message(now_ns(), 0).len();
-    size.max(min)
-}
-
-/// Read the publisher's socket until it closes, counting `error` frames.
-fn count_errors(mut stream: TcpStream, mut buf: FrameBuf, errors: &AtomicU64) {
-    loop {
-        while let Ok(Some(f)) = buf.next_frame() {
-            if f.opcode == OP_TEXT && scan::find(f.payload, br#""t":"error""#).is_some() {
-                errors.fetch_add(1, Relaxed);
-            }
-        }
-        match stream.read(buf.spare()) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.filled(n),
-        }
-    }
+    paced::message_bytes(paced::pad_for(size))
 }
 
 #[cfg(test)]
@@ -213,17 +86,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rates_parse_and_messages_have_the_asked_size() {
+    fn rates_parse_and_plans_pace_the_publisher() {
         assert_eq!(Rate::parse("max"), Ok(Rate::Max));
         assert_eq!(Rate::parse("5000"), Ok(Rate::PerSecond(5000.0)));
         for bad in ["0", "-1", "fast", "inf", "NaN"] {
             assert!(Rate::parse(bad).is_err(), "{bad}");
         }
-        let pad = 100 - message(now_ns(), 0).len();
-        let m = message(now_ns(), pad);
-        assert_eq!(m.len(), 100);
-        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
-        assert!(v["p"]["ts"].as_u64().unwrap() > 1_600_000_000_000_000_000);
-        assert_eq!(message_bytes(10), message(0, 0).len() + 18);
+        let plan = |rate, window| Plan {
+            rate,
+            window,
+            size: 100,
+            run_time: Duration::from_secs(1),
+        };
+        assert_eq!(plan(Rate::Max, 64).pace(), Pace::Window(64));
+        assert_eq!(plan(Rate::PerSecond(10.0), 64).pace(), Pace::Rate(10.0));
+        assert_eq!(message_bytes(100), 100);
+        assert_eq!(
+            message_bytes(1),
+            message_bytes(0),
+            "at least the smallest message"
+        );
     }
 }

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::TOPIC;
 use crate::bench::hist::Histogram;
+use crate::bench::paced::now_ns;
 use crate::bench::scan;
 use crate::bench::wire::{
     OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, PONG_TEXT, WsConn, is_server_ping, put_frame,
@@ -130,14 +131,6 @@ impl Subscribers {
         }
         all
     }
-}
-
-/// Nanoseconds since the Unix epoch (the publisher stamps `ts` with the
-/// same clock).
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Read subscriber `i`'s connection until it ends (the runtime is dropped
