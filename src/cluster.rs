@@ -72,9 +72,9 @@ pub trait Replicator: Send + Sync + 'static {
     /// returns, so publishes handed in one after another by one caller are
     /// committed in that order, and dropping the future does not cancel it
     /// (fire-and-forget). The future resolves with the record's position
-    /// once a majority of the topic's shard committed it and this node
-    /// applied it (so this node's subscribers already got it, or are about
-    /// to from its log).
+    /// once a majority of the topic's shard committed it and the shard's
+    /// leader applied it; this node applies it as the commit reaches it
+    /// (at once when it is the leader), and its subscribers get it then.
     fn publish(&self, topic: &str, text: &str, id: Option<&str>) -> Commit;
 
     /// The node's view of the cluster now: members, and per shard its

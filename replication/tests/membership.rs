@@ -119,17 +119,25 @@ impl Nodes {
         }
     }
 
-    /// Wait until node `id` applied every shard as far as node `like`.
+    /// Wait until nodes `id` and `like` applied every shard as far as the
+    /// furthest running node (the leader applies an entry before it
+    /// answers; a node that forwarded the publish may apply it later).
     async fn converge(&self, id: NodeId, like: NodeId) {
         for shard in 0..SHARDS {
-            let last = self.metrics(like, shard).last_applied.map(|l| l.index);
-            self.node(id)
-                .raft(shard)
-                .unwrap()
-                .wait(Some(EVENT_TIMEOUT))
-                .applied_index_at_least(last, "caught up")
-                .await
-                .unwrap();
+            let last = self
+                .running
+                .keys()
+                .filter_map(|&n| self.metrics(n, shard).last_applied.map(|l| l.index))
+                .max();
+            for n in [id, like] {
+                self.node(n)
+                    .raft(shard)
+                    .unwrap()
+                    .wait(Some(EVENT_TIMEOUT))
+                    .applied_index_at_least(last, "caught up")
+                    .await
+                    .unwrap();
+            }
         }
     }
 

@@ -355,7 +355,7 @@ impl Server {
     /// durable by the log's policy (`always`: covered by an fsync;
     /// `interval`/`never`: written to its file, so a crash of this process
     /// cannot take it back), and in a cluster committed by a majority of
-    /// the topic's shard and applied on this node. Returns the record's
+    /// the topic's shard and applied by its leader. Returns the record's
     /// position. Blocks the
     /// calling thread (concurrent publishers share the log's fsyncs); an
     /// error means the record is not acknowledged and will not be
