@@ -178,16 +178,7 @@ impl Shard {
         &self,
         members: BTreeMap<NodeId, BasicNode>,
     ) -> Result<(), ClusterError> {
-        let shard = self.shard;
-        let initialized =
-            self.raft
-                .is_initialized()
-                .await
-                .map_err(|source| ClusterError::Stopped {
-                    shard,
-                    source: Box::new(source),
-                })?;
-        if initialized {
+        if self.is_initialized().await? {
             return Ok(());
         }
         match self.initialize(members).await {

@@ -17,6 +17,30 @@ use tempfile::TempDir;
 use wse_log::{Log, LogConfig, Position, ReadLimits};
 use wse_replication::{ClusterError, Loopback, NodeId, Publish, Shard, ShardOptions};
 
+/// Wait until a node of `among` leads, as `raft_of(node)` sees it, and that
+/// node sees itself leading (shared by the loopback and the TCP clusters).
+pub async fn leader_among(
+    raft_of: impl Fn(NodeId) -> wse_replication::Raft,
+    among: &[NodeId],
+) -> NodeId {
+    let allowed: BTreeSet<NodeId> = among.iter().copied().collect();
+    let m = raft_of(among[0])
+        .wait(Some(EVENT_TIMEOUT))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| allowed.contains(&l)),
+            "a leader among the nodes",
+        )
+        .await
+        .unwrap();
+    let leader = m.current_leader.unwrap();
+    raft_of(leader)
+        .wait(Some(EVENT_TIMEOUT))
+        .state(ServerState::Leader, "leader sees itself leading")
+        .await
+        .unwrap();
+    leader
+}
+
 /// Longest wait for a Raft event before a test fails.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -118,25 +142,7 @@ impl Cluster {
 
     /// Wait until a node of `among` leads, as seen by itself.
     pub async fn leader(&self, among: &[NodeId]) -> NodeId {
-        let first = self.node(among[0]).shard.raft().clone();
-        let allowed: BTreeSet<NodeId> = among.iter().copied().collect();
-        let m = first
-            .wait(Some(EVENT_TIMEOUT))
-            .metrics(
-                |m| m.current_leader.is_some_and(|l| allowed.contains(&l)),
-                "a leader among the nodes",
-            )
-            .await
-            .unwrap();
-        let leader = m.current_leader.unwrap();
-        self.node(leader)
-            .shard
-            .raft()
-            .wait(Some(EVENT_TIMEOUT))
-            .state(ServerState::Leader, "leader sees itself leading")
-            .await
-            .unwrap();
-        leader
+        leader_among(|id| self.node(id).shard.raft().clone(), among).await
     }
 
     /// Wait until every node of `ids` applied up to `leader`'s last applied entry.

@@ -5,8 +5,8 @@
 //! Rafts and publishes forwarded batches.
 
 use super::{EVENT_TIMEOUT, fast_options};
-use openraft::{BasicNode, ServerState};
-use std::collections::{BTreeMap, BTreeSet};
+use openraft::BasicNode;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,23 +181,7 @@ impl TcpCluster {
 
     /// Wait until a node of `among` leads `shard`, as seen by itself.
     pub async fn leader(&self, shard: u32, among: &[NodeId]) -> NodeId {
-        let allowed: BTreeSet<NodeId> = among.iter().copied().collect();
-        let m = self
-            .raft(among[0], shard)
-            .wait(Some(EVENT_TIMEOUT))
-            .metrics(
-                |m| m.current_leader.is_some_and(|l| allowed.contains(&l)),
-                "a leader among the nodes",
-            )
-            .await
-            .unwrap();
-        let leader = m.current_leader.unwrap();
-        self.raft(leader, shard)
-            .wait(Some(EVENT_TIMEOUT))
-            .state(ServerState::Leader, "leader sees itself leading")
-            .await
-            .unwrap();
-        leader
+        super::leader_among(|id| self.raft(id, shard).clone(), among).await
     }
 
     /// Wait until every node of `ids` applied `shard` up to `leader`'s
