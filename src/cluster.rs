@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use wse_log::{Log, LogError, Position};
@@ -76,6 +77,29 @@ pub trait Replicator: Send + Sync + 'static {
     /// leader applied it; this node applies it as the commit reaches it
     /// (at once when it is the leader), and its subscribers get it then.
     fn publish(&self, topic: &str, text: &str, id: Option<&str>) -> Commit;
+
+    /// Replicate the presence operation `op` (its stored bytes) of
+    /// `topic`, in the topic's shard, to the log stream `stream` (the
+    /// topic's presence stream). Committed records reach every node's
+    /// log as records of kind `Presence`, stored as given, and each node
+    /// folds them into its presence. Never deduplicated: applying a
+    /// presence operation twice changes nothing.
+    fn publish_presence(&self, topic: &str, stream: &str, op: Vec<u8>) -> Commit;
+
+    /// How long this node has been the leader of `topic`'s shard (`None`:
+    /// it is not the leader now). The leader is who writes the leaves of a
+    /// dead node's users, and the presence snapshots, for the topics of
+    /// its shards; it judges a node dead only after leading long enough
+    /// for every live member to have answered its heartbeats.
+    fn leader_for(&self, topic: &str) -> Option<Duration>;
+
+    /// How long node `node` has not answered this node (zero for this
+    /// node). On a shard's leader, which calls every member once per
+    /// heartbeat, this is how long the member has been unreachable.
+    fn silent_for(&self, node: u64) -> Duration;
+
+    /// This node's id in the cluster.
+    fn node_id(&self) -> u64;
 
     /// The node's view of the cluster now: members, and per shard its
     /// role, leader, term, log and applied index, followers' lag.

@@ -68,4 +68,4 @@ pub use net::{
 pub use node::{ClusterNode, Starter, shard_of};
 pub use shard::{Shard, ShardOptions};
 pub use state_machine::{Applied, StateMachine};
-pub use types::{NodeId, Publish, Raft, Receipt, Request, TypeConfig};
+pub use types::{NodeId, Publish, PublishKind, Raft, Receipt, Request, TypeConfig};

@@ -117,6 +117,9 @@ struct Inner {
     publish_timeout: Duration,
     /// Adds and removes nodes on every shard (see `membership`).
     membership: Membership,
+    /// Per shard, the term in which this node was first seen leading it,
+    /// and when (see `Replicator::leader_for`).
+    leading_since: Vec<Mutex<Option<(u64, Instant)>>>,
 }
 
 /// Publishes that go into one Raft entry together (never split), and
@@ -178,6 +181,7 @@ impl ClusterNode {
             listener: Mutex::new(None),
             publish_timeout: config.publish_timeout,
             membership: Membership::new(me, rafts, peers),
+            leading_since: (0..config.shards).map(|_| Mutex::new(None)).collect(),
         });
         for (shard, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(run_queue(inner.clone(), shard, rx));
@@ -614,17 +618,48 @@ impl Replicator for ClusterNode {
         let rx = self.inner.enqueue(shard, vec![publish], false);
         let topic = topic.to_owned();
         let timeout = self.inner.publish_timeout;
-        Box::pin(async move {
-            match rx.await {
-                Ok(Ok(mut positions)) if positions.len() == 1 => Ok(positions.remove(0)),
-                Ok(Ok(_)) => Err(PublishError::Unavailable {
-                    topic,
-                    reason: "the commit answered without a position".into(),
-                }),
-                Ok(Err(why)) => Err(publish_error(topic, why, timeout)),
-                Err(_) => Err(PublishError::Stopped),
+        Box::pin(async move { one_position(topic, rx.await, timeout) })
+    }
+
+    fn publish_presence(&self, topic: &str, stream: &str, op: Vec<u8>) -> Commit {
+        let shard = self.shard_of(topic);
+        let rx = self
+            .inner
+            .enqueue(shard, vec![Publish::presence(stream, op)], false);
+        let topic = topic.to_owned();
+        let timeout = self.inner.publish_timeout;
+        Box::pin(async move { one_position(topic, rx.await, timeout) })
+    }
+
+    fn leader_for(&self, topic: &str) -> Option<Duration> {
+        let shard = self.shard_of(topic) as usize;
+        let (leader, term) = {
+            let m = self.inner.shards.get(shard)?.raft().metrics();
+            let m = m.borrow();
+            (m.current_leader, m.current_term)
+        };
+        let mut since = self.inner.leading_since.get(shard)?.lock();
+        if leader != Some(self.inner.me) {
+            *since = None;
+            return None;
+        }
+        match *since {
+            Some((t, at)) if t == term => Some(at.elapsed()),
+            _ => {
+                // First seen leading in this term: counted from now, which
+                // is never earlier than the term started.
+                *since = Some((term, Instant::now()));
+                Some(Duration::ZERO)
             }
-        })
+        }
+    }
+
+    fn silent_for(&self, node: u64) -> Duration {
+        self.inner.peers.silent_for(node)
+    }
+
+    fn node_id(&self) -> u64 {
+        self.inner.me
     }
 
     fn status(&self) -> ClusterStatus {
@@ -641,6 +676,23 @@ impl Replicator for ClusterNode {
                 s.shutdown().await;
             }
         })
+    }
+}
+
+/// The outcome of a one-publish submission, as the server sees it.
+fn one_position(
+    topic: String,
+    answer: Result<Result<Vec<Position>, ForwardRefused>, oneshot::error::RecvError>,
+    timeout: Duration,
+) -> Result<Position, PublishError> {
+    match answer {
+        Ok(Ok(mut positions)) if positions.len() == 1 => Ok(positions.remove(0)),
+        Ok(Ok(_)) => Err(PublishError::Unavailable {
+            topic,
+            reason: "the commit answered without a position".into(),
+        }),
+        Ok(Err(why)) => Err(publish_error(topic, why, timeout)),
+        Err(_) => Err(PublishError::Stopped),
     }
 }
 

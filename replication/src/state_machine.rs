@@ -30,7 +30,7 @@
 use crate::dedup::Dedup;
 use crate::durable_file;
 use crate::log_file::RaftEntry;
-use crate::types::{NodeId, Receipt, Request, TypeConfig};
+use crate::types::{NodeId, PublishKind, Receipt, Request, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
@@ -205,12 +205,20 @@ impl StateMachine {
                             .create_topic(&p.topic, topic_epoch(&p.topic, log_id))?;
                     }
                     let payload = &p.payload;
-                    let a = self.log.append_with(
-                        &p.topic,
-                        RecordKind::Message,
-                        payload.len() + p.topic.len() + 48,
-                        |position, b| (self.encode)(&p.topic, payload, position, b),
-                    )?;
+                    let a = match p.kind {
+                        PublishKind::Message => self.log.append_with(
+                            &p.topic,
+                            RecordKind::Message,
+                            payload.len() + p.topic.len() + 48,
+                            |position, b| (self.encode)(&p.topic, payload, position, b),
+                        )?,
+                        PublishKind::Presence => self.log.append_with(
+                            &p.topic,
+                            RecordKind::Presence,
+                            payload.len(),
+                            |_, b| b.extend_from_slice(payload),
+                        )?,
+                    };
                     let position = a.position;
                     pending.insert(p.topic.clone(), a);
                     position

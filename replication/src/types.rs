@@ -41,6 +41,28 @@ pub struct Publish {
     /// idempotence window) is not stored again, and gets the first copy's
     /// position. Lets a publish whose commit timed out be sent again.
     pub id: Option<String>,
+    /// What the record is: a message (the default, and what entries
+    /// written before this field existed hold) or a presence operation.
+    #[serde(default, skip_serializing_if = "PublishKind::is_message")]
+    pub kind: PublishKind,
+}
+
+/// The kind of record a [`Publish`] becomes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PublishKind {
+    /// A topic message: stored as the server's encoder writes it (with its
+    /// position stamped in), fanned out to subscribers, recoverable.
+    #[default]
+    Message,
+    /// A presence operation, for the presence stream named by the topic:
+    /// stored as given, never stamped, never delivered as a message.
+    Presence,
+}
+
+impl PublishKind {
+    fn is_message(&self) -> bool {
+        *self == PublishKind::Message
+    }
 }
 
 impl Publish {
@@ -50,6 +72,15 @@ impl Publish {
             topic: topic.into(),
             payload: payload.into(),
             id: None,
+            kind: PublishKind::Message,
+        }
+    }
+
+    /// A presence operation for the presence stream `stream`.
+    pub fn presence(stream: impl Into<String>, op: impl Into<Bytes>) -> Self {
+        Publish {
+            kind: PublishKind::Presence,
+            ..Publish::new(stream, op)
         }
     }
 

@@ -74,7 +74,7 @@ impl Nodes {
             election_timeout: Duration::from_millis(300),
             publish_timeout: Duration::from_secs(5),
             dedup_window: 100,
-            join: false,
+            ..ClusterConfig::default()
         };
         let dir = self.dir(id);
         let log = Arc::new(Log::open(dir, LogConfig::default()).unwrap());

@@ -45,6 +45,12 @@ pub struct ClusterConfig {
     /// a timeout must come before that many other identified publishes of
     /// its shard.
     pub dedup_window: usize,
+    /// A node a shard's leader has not heard from this long is taken for
+    /// dead (default 3 s): the leader removes the presence entries of its
+    /// connections from the topics of its shards, so its users leave on
+    /// every node. Shorter tells a crash sooner; too short makes users of
+    /// a node behind a slow link leave and join again.
+    pub node_timeout: Duration,
     /// Join a running cluster at this node's first start instead of
     /// founding it (default false: a node founds unless a listed peer
     /// already has a membership). For a node added with `wse cluster
@@ -64,6 +70,7 @@ impl Default for ClusterConfig {
             election_timeout: Duration::from_secs(1),
             publish_timeout: Duration::from_secs(5),
             dedup_window: 10_000,
+            node_timeout: Duration::from_secs(3),
             join: false,
         }
     }
@@ -133,6 +140,9 @@ impl ClusterConfig {
         }
         if self.publish_timeout.is_zero() {
             return err("publish_timeout must be positive");
+        }
+        if self.node_timeout <= self.heartbeat * 2 {
+            return err("node_timeout must be more than twice the heartbeat");
         }
         Ok(())
     }

@@ -327,6 +327,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         "publish ids remembered per shard (idempotent producer)"
     ),
     option!(
+        cluster.node_timeout,
+        dur,
+        "silence after which a node's users leave presence everywhere"
+    ),
+    option!(
         cluster.join,
         plain,
         "join a running cluster at first start, never found one"
@@ -679,6 +684,7 @@ mod tests {
             election_timeout,
             publish_timeout,
             dedup_window,
+            node_timeout,
             join,
         });
         let nested = |prefix: &str, names: &[&str]| -> Vec<String> {

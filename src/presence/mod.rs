@@ -12,9 +12,13 @@
 //! - [`topic`]: one topic's state with O(1) stats and change reports.
 //! - [`stream`]: the presence streams and the node's runs in the log.
 //! - [`tracker`]: the server's presence.
+//! - [`replicated`]: presence in a cluster: operations go through the
+//!   cluster, every node folds the committed stream, and each node
+//!   reconciles it with its own connections and the cluster's liveness.
 
 pub mod clock;
 pub mod crdt;
+pub(crate) mod replicated;
 pub mod stream;
 pub mod topic;
 pub(crate) mod tracker;

@@ -35,14 +35,37 @@ pub fn decode(payload: &[u8]) -> Option<Op> {
     rmp_serde::from_slice(payload).ok()
 }
 
+/// The first position of `topic`'s presence stream (offset 0 of no epoch
+/// when it has none).
+pub fn start(log: &Log, topic: &str) -> Position {
+    log.position(&stream_name(topic))
+        .map_or(Position::new(wse_log::Epoch(0), 0), |p| {
+            Position::new(p.epoch, p.first_offset)
+        })
+}
+
 /// Every operation stored for `topic`, oldest first.
 pub fn read_all(log: &Log, topic: &str) -> Result<Vec<Op>, LogError> {
+    Ok(read_since(log, topic, start(log, topic))?
+        .0
+        .into_iter()
+        .map(|(_, op)| op)
+        .collect())
+}
+
+/// The operations stored for `topic` from `from` on, each with its
+/// offset, and the position after the last one. Unreadable records are
+/// skipped with a warning.
+pub fn read_since(
+    log: &Log,
+    topic: &str,
+    mut from: Position,
+) -> Result<(Vec<(u64, Op)>, Position), LogError> {
     let stream = stream_name(topic);
-    let Some(pos) = log.position(&stream) else {
-        return Ok(Vec::new());
-    };
     let mut ops = Vec::new();
-    let mut from = Position::new(pos.epoch, pos.first_offset);
+    let Some(pos) = log.position(&stream) else {
+        return Ok((ops, from));
+    };
     while from.offset < pos.next_offset {
         let batch = log.read(&stream, from, ReadLimits::records(1024))?;
         if batch.records.is_empty() {
@@ -50,7 +73,7 @@ pub fn read_all(log: &Log, topic: &str) -> Result<Vec<Op>, LogError> {
         }
         for r in &batch.records {
             match decode(r.payload_ref()) {
-                Some(op) => ops.push(op),
+                Some(op) => ops.push((r.offset(), op)),
                 None => tracing::warn!(
                     topic,
                     offset = r.offset(),
@@ -60,13 +83,18 @@ pub fn read_all(log: &Log, topic: &str) -> Result<Vec<Op>, LogError> {
         }
         from.offset = batch.next_offset;
     }
-    Ok(ops)
+    Ok((ops, from))
 }
 
 /// The replica of this run: the node id recorded by earlier runs (a new
 /// random one for a new data directory) and the next run number, recorded
 /// in the log before it is used.
-pub fn next_replica(log: &Log) -> Result<Replica, LogError> {
+///
+/// A cluster node is replica `cluster_node` instead, so a shard leader
+/// knows which entries a dead node made. Its first run number is random:
+/// a node whose data directory was lost must not make the dots its
+/// earlier life made, which the other nodes have seen (and removed).
+pub fn next_replica(log: &Log, cluster_node: Option<u64>) -> Result<Replica, LogError> {
     let last = match log.position(NODE_STREAM) {
         Some(pos) if pos.next_offset > 0 => {
             let at = Position::new(pos.epoch, pos.next_offset - 1);
@@ -77,12 +105,16 @@ pub fn next_replica(log: &Log) -> Result<Replica, LogError> {
         }
         _ => None,
     };
-    let replica = match last {
-        Some(r) => Replica {
-            node: r.node,
-            run: r.run + 1,
+    let replica = match (last, cluster_node) {
+        (Some(r), node) => Replica {
+            node: node.unwrap_or(r.node),
+            run: r.run.wrapping_add(1),
         },
-        None => Replica {
+        (None, Some(node)) => Replica {
+            node,
+            run: rand::random(),
+        },
+        (None, None) => Replica {
             node: rand::random(),
             run: 1,
         },

@@ -14,6 +14,7 @@ use wse_log::{Log, LogError, RecordKind};
 
 use super::clock::Hlc;
 use super::crdt::{Dot, Entry, Op, Register, Replica};
+use super::replicated::Replicated;
 use super::stream;
 use super::topic::{TopicPresence, Transition};
 use crate::conn::{Conn, ConnId};
@@ -21,7 +22,7 @@ use crate::events::AppEvent;
 use crate::state::ServerState;
 
 /// Operations on a topic between two snapshots.
-const SNAPSHOT_EVERY: usize = 1024;
+pub(super) const SNAPSHOT_EVERY: usize = 1024;
 
 /// Why presence refused something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,9 +52,9 @@ pub enum PresenceError {
 pub type Cleanup = (Arc<str>, Transition);
 
 /// The entries one connection owns.
-struct Owned {
-    user: String,
-    dots: HashMap<Arc<str>, Dot>,
+pub(super) struct Owned {
+    pub(super) user: String,
+    pub(super) dots: HashMap<Arc<str>, Dot>,
 }
 
 /// A user's net change since the last tick.
@@ -69,9 +70,9 @@ pub struct Presence {
     /// This run's replica.
     pub replica: Replica,
     counter: AtomicU64,
-    hlc: Hlc,
-    topics: DashMap<Arc<str>, Arc<Mutex<TopicPresence>>>,
-    owned: DashMap<ConnId, Owned>,
+    pub(super) hlc: Hlc,
+    pub(super) topics: DashMap<Arc<str>, Arc<Mutex<TopicPresence>>>,
+    pub(super) owned: DashMap<ConnId, Owned>,
     pending: Mutex<HashMap<(Arc<str>, String), Pending>>,
     /// Offset of each topic's last snapshot (the next one trims before it).
     snapshots: DashMap<Arc<str>, u64>,
@@ -80,14 +81,22 @@ pub struct Presence {
     /// ([`Presence::trim`]), not under a topic's lock on whichever thread
     /// recorded the snapshot.
     trims: Mutex<HashMap<String, u64>>,
+    /// In a cluster: what folds the replicated streams and reconciles them
+    /// with this node's connections (see [`super::replicated`]).
+    pub(super) replicated: Option<Replicated>,
 }
 
 impl Presence {
     /// Load every presence stream from the log, and remove the entries
     /// that earlier runs of this node left (their connections are gone).
     /// Returns the presence and the leaves that removal caused.
-    pub fn load(log: &Log) -> Result<(Self, Vec<Cleanup>), LogError> {
-        let replica = stream::next_replica(log)?;
+    ///
+    /// In a cluster (`cluster` is `Some`) the streams are replicated: the
+    /// entries of earlier runs are removed through the cluster once it
+    /// runs, by the reconciliation, not here.
+    pub fn load(log: &Log, cluster: Option<Replicated>) -> Result<(Self, Vec<Cleanup>), LogError> {
+        let node = cluster.as_ref().map(Replicated::node);
+        let replica = stream::next_replica(log, node)?;
         let me = Self {
             replica,
             counter: AtomicU64::new(0),
@@ -97,20 +106,25 @@ impl Presence {
             pending: Mutex::new(HashMap::new()),
             snapshots: DashMap::new(),
             trims: Mutex::new(HashMap::new()),
+            replicated: cluster,
         };
         let mut cleanup = Vec::new();
         for topic in stream::topics(log) {
             let topic: Arc<str> = Arc::from(topic.as_str());
             let mut tp = TopicPresence::default();
-            for op in stream::read_all(log, &topic)? {
-                if let Op::Join { data, .. } | Op::Update { data, .. } = &op {
-                    me.hlc.observe(data.hlc);
-                }
+            let (ops, next) = stream::read_since(log, &topic, stream::start(log, &topic))?;
+            for (_, op) in ops {
+                me.observe(&op);
                 tp.apply(&op);
+            }
+            if let Some(r) = &me.replicated {
+                r.folded(&topic, next);
+                me.topics.insert(topic, Arc::new(Mutex::new(tp)));
+                continue;
             }
             let stale = tp
                 .state()
-                .dots_of(|r| r.node == replica.node && r.run < replica.run);
+                .dots_of(|r| r.node == replica.node && *r != replica);
             if !stale.is_empty() {
                 let op = Op::Leave { dots: stale };
                 for t in tp.apply(&op) {
@@ -123,14 +137,21 @@ impl Presence {
         Ok((me, cleanup))
     }
 
-    fn next_dot(&self) -> Dot {
+    /// Move the clock past the stamp of an operation seen.
+    pub(super) fn observe(&self, op: &Op) {
+        if let Op::Join { data, .. } | Op::Update { data, .. } = op {
+            self.hlc.observe(data.hlc);
+        }
+    }
+
+    pub(super) fn next_dot(&self) -> Dot {
         Dot {
             replica: self.replica,
             counter: self.counter.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
-    fn register(&self, data: &Value) -> Register {
+    pub(super) fn register(&self, data: &Value) -> Register {
         Register {
             hlc: self.hlc.now(),
             replica: self.replica,
@@ -138,7 +159,7 @@ impl Presence {
         }
     }
 
-    fn topic(&self, topic: &str) -> Arc<Mutex<TopicPresence>> {
+    pub(super) fn topic(&self, topic: &str) -> Arc<Mutex<TopicPresence>> {
         if let Some(t) = self.topics.get(topic) {
             return t.clone();
         }
@@ -273,20 +294,24 @@ impl Presence {
         Ok(())
     }
 
-    /// Apply a local operation, store it, and note what it changed.
+    /// Apply a local operation, store it, and note what it changed. In a
+    /// cluster, hand it to the cluster instead: it is applied here as on
+    /// every node once committed.
     fn record(&self, state: &ServerState, topic: &Arc<str>, op: &Op) {
+        if let (Some(r), Some(cluster)) = (&self.replicated, &state.cluster) {
+            r.submit(cluster.as_ref(), topic, op);
+            return;
+        }
         let tp = self.topic(topic);
         let mut guard = tp.lock();
         let transitions = guard.apply(op);
         append(&state.log, topic, op);
         if guard.ops_since_snapshot >= SNAPSHOT_EVERY {
             let snap = Op::Snapshot(guard.snapshot());
-            if let Some(offset) = append(&state.log, topic, &snap)
-                && let Some(prev) = self.snapshots.insert(topic.clone(), offset)
-            {
+            if let Some(offset) = append(&state.log, topic, &snap) {
                 // The previous snapshot is long visible: everything before
                 // it is redundant.
-                self.trims.lock().insert(stream::stream_name(topic), prev);
+                self.snapshot_at(topic, offset);
             }
         }
         drop(guard);
@@ -296,6 +321,14 @@ impl Presence {
     /// Are presence streams waiting to be trimmed?
     pub(crate) fn wants_trim(&self) -> bool {
         !self.trims.lock().is_empty()
+    }
+
+    /// A snapshot at `offset` of `topic`'s presence stream was written:
+    /// everything before the previous one is redundant.
+    pub(super) fn snapshot_at(&self, topic: &Arc<str>, offset: u64) {
+        if let Some(prev) = self.snapshots.insert(topic.clone(), offset) {
+            self.trims.lock().insert(stream::stream_name(topic), prev);
+        }
     }
 
     /// Drop what the latest snapshots made redundant from the presence
@@ -310,7 +343,7 @@ impl Presence {
     }
 
     /// Fold transitions into the changes waiting for the next tick.
-    fn note(&self, topic: &Arc<str>, transitions: Vec<Transition>) {
+    pub(super) fn note(&self, topic: &Arc<str>, transitions: Vec<Transition>) {
         if transitions.is_empty() {
             return;
         }

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wse_log::Log;
+use wse_log::{AppendListener, Epoch, Log, Record};
 
 use super::{Server, ServerError, accept, fd_limit, ticker};
 use crate::fanout::Fanout;
@@ -13,6 +13,7 @@ use crate::fanout::feed::Feed;
 use crate::metrics::Metrics;
 use crate::ops;
 use crate::ops::ledger::SendLedger;
+use crate::presence::replicated::Replicated;
 use crate::state::ServerState;
 use crate::state::connections::Connections;
 use crate::state::lifecycle::Lifecycle;
@@ -70,14 +71,25 @@ impl Server {
             .max(self.config.max_topic_bytes + crate::presence::stream::NAME_OVERHEAD);
         let feed = Feed::start(fanout.clone(), self.config.fanout_frames_per_topic)
             .map_err(ServerError::Runtime)?;
-        let mut builder = Log::builder(&dir).config(log_config).listener(feed.clone());
+        // A cluster node's presence folds the replicated presence streams:
+        // the log tells it which ones got records, as it tells fan-out.
+        let replicated = self
+            .config
+            .presence_enabled
+            .then(|| Replicated::new(&self.config.cluster))
+            .flatten();
+        let listeners: Arc<dyn AppendListener> = match &replicated {
+            Some(r) => Arc::new(Listeners(vec![feed.clone(), r.watch()])),
+            None => feed.clone(),
+        };
+        let mut builder = Log::builder(&dir).config(log_config).listener(listeners);
         if let Some(storage) = &self.log_storage {
             builder = builder.storage(storage.clone());
         }
         let log = Arc::new(builder.open()?);
         self.events.reopen();
         let (presence, cleanup) = if self.config.presence_enabled {
-            let (p, cleanup) = crate::presence::Presence::load(&log)?;
+            let (p, cleanup) = crate::presence::Presence::load(&log, replicated)?;
             (Some(p), cleanup)
         } else {
             (None, Vec::new())
@@ -172,5 +184,16 @@ pub(super) fn wait_on<T: Send + 'static>(
     match timeout {
         Some(t) => rx.recv_timeout(t).ok(),
         None => rx.recv().ok(),
+    }
+}
+
+/// Several listeners of the log, told in order.
+struct Listeners(Vec<Arc<dyn AppendListener>>);
+
+impl AppendListener for Listeners {
+    fn on_visible(&self, topic: &str, epoch: Epoch, records: &[Record]) {
+        for l in &self.0 {
+            l.on_visible(topic, epoch, records);
+        }
     }
 }

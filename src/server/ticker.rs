@@ -73,6 +73,16 @@ pub async fn presence(state: Arc<ServerState>) {
     let mut interval = ticks(state.config.presence_tick);
     while next_tick(&state, &mut interval).await {
         if let Some(p) = &state.presence {
+            if p.is_replicated() {
+                // Folding reads the log: on the blocking pool.
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(p) = &s.presence {
+                        p.sync(&s);
+                    }
+                })
+                .await;
+            }
             p.flush(&state, None);
             if p.wants_trim() {
                 let s = state.clone();

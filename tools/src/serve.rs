@@ -220,6 +220,10 @@ struct Settings {
     /// stored on its topic is not stored again.
     #[arg(long, env = "WSE_CLUSTER_DEDUP_WINDOW")]
     cluster_dedup_window: Option<usize>,
+    /// Milliseconds a shard leader waits on a silent node before its
+    /// users leave presence everywhere.
+    #[arg(long, env = "WSE_CLUSTER_NODE_TIMEOUT_MS")]
+    cluster_node_timeout_ms: Option<u64>,
     /// Join a running cluster at this node's first start (for a node
     /// added with `wse cluster add-node`) instead of founding one.
     #[arg(long, env = "WSE_CLUSTER_JOIN", num_args = 0..=1, default_missing_value = "true")]
@@ -307,6 +311,7 @@ settings_map! {
     cluster_election_timeout_ms => c.cluster.election_timeout, via Duration::from_millis;
     cluster_publish_timeout_ms => c.cluster.publish_timeout, via Duration::from_millis;
     cluster_dedup_window => c.cluster.dedup_window;
+    cluster_node_timeout_ms => c.cluster.node_timeout, via Duration::from_millis;
     cluster_join => c.cluster.join;
 }
 
@@ -404,7 +409,9 @@ impl Run for Box<ServeArgs> {
         let bench_app = self.bench_app;
         let mut config = (*self).config()?;
         if bench_app {
+            // The app drives presence too (the cluster presence tests).
             config.event_delivery = EventDelivery::Queue;
+            config.presence_enabled = true;
         }
         let dir = config.data_dir.clone().unwrap_or_default();
         let durability = config.log.durability.name();
@@ -511,7 +518,8 @@ mod tests {
         // `send_event` is an app's call: there is no app to rate-limit.
         "rate_limit_capacity",
         "rate_limit_refill",
-        // Presence is tracked for an app's users; not offered standalone yet.
+        // Presence is tracked for an app's users; not offered standalone
+        // yet (`--bench-app`, hidden, turns it on for the tests).
         "presence_enabled",
         "presence_max_data_size",
         "presence_max_members",

@@ -9,6 +9,13 @@
 //! (the request itself is not counted). Because a connection's events
 //! reach the app in order, the answer covers everything the client sent
 //! before asking.
+//!
+//! It is also the app the cluster presence tests drive (presence is set by
+//! an app, never by a client message): `{"t":"bench_join","p":{"topic":T,
+//! "data":D}}` subscribes the asking connection to `T` with presence data
+//! `D` and answers `{"t":"bench_joined"}`; `{"t":"bench_members","p":
+//! {"topic":T}}` answers `{"t":"bench_members","p":{"users":{user:
+//! {"connections":N,"data":D}}}}`, this node's view of `T`'s presence.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,12 +45,57 @@ fn run(server: &Server) {
     let mut counts = Counts::default();
     while server.is_running() {
         for event in server.drain_events(DRAIN_MAX, DRAIN_WAIT) {
-            if let Some((conn, reply)) = counts.handle(event)
+            let reply = match &event {
+                AppEvent::Message { conn, value } => {
+                    presence_command(server, *conn, value).map(|r| (*conn, r))
+                }
+                _ => None,
+            };
+            if let Some((conn, reply)) = reply.or_else(|| counts.handle(event))
                 && server.send(&conn.to_string(), &reply).is_err()
             {
                 return; // stopped meanwhile
             }
         }
+    }
+}
+
+/// Carry out a presence command (see the module doc); its answer, or
+/// `None` for a message that is not one.
+fn presence_command(server: &Server, conn: ConnId, value: &Value) -> Option<String> {
+    let topic = value
+        .pointer("/p/topic")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match value.get("t").and_then(Value::as_str)? {
+        "bench_join" => {
+            let data = value.pointer("/p/data").cloned().unwrap_or(Value::Null);
+            let done = server.subscribe_with_presence(
+                &conn.to_string(),
+                &[topic.to_owned()],
+                None,
+                Some(&data),
+            );
+            Some(match done {
+                Ok(()) => r#"{"t":"bench_joined"}"#.to_owned(),
+                Err(e) => serde_json::json!({"t": "bench_error", "p": {"error": e.to_string()}})
+                    .to_string(),
+            })
+        }
+        "bench_members" => {
+            let users: serde_json::Map<String, Value> = server
+                .presence(topic)
+                .into_iter()
+                .map(|(user, (connections, data))| {
+                    (
+                        user,
+                        serde_json::json!({"connections": connections, "data": data}),
+                    )
+                })
+                .collect();
+            Some(serde_json::json!({"t": "bench_members", "p": {"users": users}}).to_string())
+        }
+        _ => None,
     }
 }
 

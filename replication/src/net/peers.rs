@@ -36,6 +36,12 @@ struct Inner {
     options: Arc<NetOptions>,
     /// Each peer's connection state, by node id.
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
+    /// When each peer last answered a call (any answer, Raft heartbeats
+    /// included): how long a node has been silent, see [`Peers::silent_for`].
+    answered: Mutex<HashMap<NodeId, Instant>>,
+    /// When these connections were made: a peer that never answered has
+    /// been silent since then.
+    created: Instant,
 }
 
 /// The outcome of a connection attempt, once it has one.
@@ -65,6 +71,8 @@ impl Peers {
                 me,
                 options: Arc::new(options),
                 peers: Mutex::new(HashMap::new()),
+                answered: Mutex::new(HashMap::new()),
+                created: Instant::now(),
             }),
         }
     }
@@ -94,6 +102,25 @@ impl Peers {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// How long node `node` has not answered this node: since its last
+    /// answer, or since these connections were made when it never
+    /// answered; zero for this node. A shard leader calls every member at
+    /// least once per heartbeat, so on a leader this is how long a member
+    /// has been dead, paused or cut off.
+    pub fn silent_for(&self, node: NodeId) -> Duration {
+        if node == self.inner.me {
+            return Duration::ZERO;
+        }
+        let since = self
+            .inner
+            .answered
+            .lock()
+            .get(&node)
+            .copied()
+            .unwrap_or(self.inner.created);
+        since.elapsed()
     }
 
     /// Our node id.
@@ -136,7 +163,9 @@ impl Peers {
     ) -> Result<PeerResponse, NetError> {
         let deadline = Instant::now() + timeout;
         let connection = self.peer(to, addr).connection(self, deadline).await?;
-        connection.call(request, deadline).await
+        let answer = connection.call(request, deadline).await?;
+        self.inner.answered.lock().insert(to, Instant::now());
+        Ok(answer)
     }
 
     /// Node `to`'s entry, replaced if it moved to another address.

@@ -136,22 +136,31 @@ pub struct Cluster {
     shards: u32,
     /// The links between nodes, when they go through proxies.
     pub links: Option<proxy::Links>,
+    /// More `wse serve` arguments for every node.
+    extra: Vec<String>,
 }
 
 impl Cluster {
     /// `n` nodes with `shards` shards, started and serving; fast elections
     /// (heartbeat 50 ms, election timeout 400-800 ms) for loopback.
     pub fn start(n: u64, shards: u32) -> Cluster {
-        Self::launch(n, shards, false)
+        Self::launch(n, shards, false, &[])
+    }
+
+    /// As [`Cluster::start`] (through proxies with `proxies`, see
+    /// [`Cluster::start_with_proxies`]), every node run with `extra`
+    /// arguments too.
+    pub fn start_with_args(n: u64, shards: u32, proxies: bool, extra: &[&str]) -> Cluster {
+        Self::launch(n, shards, proxies, extra)
     }
 
     /// As [`Cluster::start`], with every peer link through a proxy the
     /// test controls ([`Cluster::links`]). Call inside a Tokio runtime.
     pub fn start_with_proxies(n: u64, shards: u32) -> Cluster {
-        Self::launch(n, shards, true)
+        Self::launch(n, shards, true, &[])
     }
 
-    fn launch(n: u64, shards: u32, proxies: bool) -> Cluster {
+    fn launch(n: u64, shards: u32, proxies: bool, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
@@ -191,6 +200,7 @@ impl Cluster {
             peers: peers.join(","),
             shards,
             links,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         let ids: Vec<u64> = c.nodes.keys().copied().collect();
         for id in ids {
@@ -202,7 +212,7 @@ impl Cluster {
     /// Start (or restart, on its files and ports) node `id`; returns once
     /// it serves clients.
     pub fn start_node(&mut self, id: u64) {
-        let (peers, shards) = (self.peers.clone(), self.shards);
+        let (peers, shards, extra) = (self.peers.clone(), self.shards, self.extra.clone());
         let node = self.nodes.get_mut(&id).unwrap();
         assert!(node.child.is_none(), "node {id} runs already");
         let log = std::fs::OpenOptions::new()
@@ -225,6 +235,7 @@ impl Cluster {
             .args(["--cluster-heartbeat-ms", "50"])
             .args(["--cluster-election-timeout-ms", "400"])
             .arg("--cluster-insecure")
+            .args(&extra)
             .env("RUST_LOG", "warn,wse_replication=info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
