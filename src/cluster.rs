@@ -163,6 +163,14 @@ pub struct ShardStatus {
     pub millis_since_quorum_ack: Option<u64>,
     /// On the leader: entries each follower lacks.
     pub lag: Option<BTreeMap<u64, u64>>,
+    /// On the leader: per follower, milliseconds since it last held every
+    /// entry of the leader's log (0 for one that keeps up).
+    #[serde(default)]
+    pub lag_millis: Option<BTreeMap<u64, u64>>,
+    /// Times this node saw the shard's leader change (failovers, as this
+    /// node witnessed them).
+    #[serde(default)]
+    pub leader_changes: u64,
 }
 
 /// A per-shard Prometheus series: name, type, help, and its value for a
@@ -176,7 +184,7 @@ type Series = (
 
 /// The `wse_cluster_shard_*` series of `status`, in Prometheus text.
 pub(crate) fn write_prometheus(out: &mut String, status: &ClusterStatus) {
-    let series: [Series; 5] = [
+    let series: [Series; 6] = [
         (
             "wse_cluster_shard_leader",
             "gauge",
@@ -200,6 +208,12 @@ pub(crate) fn write_prometheus(out: &mut String, status: &ClusterStatus) {
             "gauge",
             "Last entry of the shard applied (committed) on this node",
             |s| s.applied.map(|v| v as f64),
+        ),
+        (
+            "wse_cluster_shard_leader_changes_total",
+            "counter",
+            "Times this node saw the shard's leader change",
+            |s| Some(s.leader_changes as f64),
         ),
         (
             "wse_cluster_shard_quorum_ack_age_seconds",
@@ -226,6 +240,21 @@ pub(crate) fn write_prometheus(out: &mut String, status: &ClusterStatus) {
             let _ = writeln!(out, "{lag}{{shard=\"{}\",node=\"{node}\"}} {n}", s.shard);
         }
     }
+    let behind = "wse_cluster_follower_lag_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {behind} On the leader: time since a follower last held the whole log\n# TYPE {behind} gauge"
+    );
+    for s in &status.shards {
+        for (node, ms) in s.lag_millis.iter().flatten() {
+            let secs = *ms as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "{behind}{{shard=\"{}\",node=\"{node}\"}} {secs}",
+                s.shard
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +279,8 @@ mod tests {
                     applied: Some(9),
                     millis_since_quorum_ack: Some(1500),
                     lag: Some(BTreeMap::from([(2, 4)])),
+                    lag_millis: Some(BTreeMap::from([(2, 2500)])),
+                    leader_changes: 2,
                 },
                 ShardStatus {
                     shard: 1,
@@ -267,6 +298,8 @@ mod tests {
             "wse_cluster_shard_term{shard=\"1\"} 2",
             "wse_cluster_shard_quorum_ack_age_seconds{shard=\"0\"} 1.5",
             "wse_cluster_follower_lag_entries{shard=\"0\",node=\"2\"} 4",
+            "wse_cluster_follower_lag_seconds{shard=\"0\",node=\"2\"} 2.5",
+            "wse_cluster_shard_leader_changes_total{shard=\"0\"} 2",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
         }

@@ -37,6 +37,8 @@
 //!   replicas lost their data; the shard's topics start a new epoch.
 //! - [`node`]: the node: topic → shard, a batching queue per shard,
 //!   forwarding to leaders, status; the server's `Replicator`.
+//! - `lag`: followers' lag in time and leader changes, sampled from
+//!   openraft's metrics for the status.
 //! - [`loopback`]: the in-process network with cuttable links.
 //! - [`net`]: the TCP peer transport: frames, handshake, per-peer
 //!   connections, each shard's openraft network, forwarding, the peer
@@ -47,6 +49,7 @@ mod dedup;
 mod durable_file;
 pub mod error;
 pub mod force;
+mod lag;
 mod log_file;
 pub mod log_store;
 pub mod loopback;

@@ -30,6 +30,7 @@ use wse::config::ClusterConfig;
 use wse_log::{Log, Position};
 
 use crate::error::ClusterError;
+use crate::lag::LagTracker;
 use crate::membership::{
     self, Membership, MembershipChange, MembershipError, Outcome, Report, ShardError,
 };
@@ -120,6 +121,8 @@ struct Inner {
     /// Per shard, the term in which this node was first seen leading it,
     /// and when (see `Replicator::leader_for`).
     leading_since: Vec<Mutex<Option<(u64, Instant)>>>,
+    /// Followers' lag in time and leader changes, sampled.
+    lag: LagTracker,
 }
 
 /// Publishes that go into one Raft entry together (never split), and
@@ -182,7 +185,9 @@ impl ClusterNode {
             publish_timeout: config.publish_timeout,
             membership: Membership::new(me, rafts, peers),
             leading_since: (0..config.shards).map(|_| Mutex::new(None)).collect(),
+            lag: LagTracker::default(),
         });
+        tokio::spawn(sample_lag(Arc::downgrade(&inner)));
         for (shard, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(run_queue(inner.clone(), shard, rx));
         }
@@ -572,8 +577,27 @@ fn status(inner: &Inner) -> ClusterStatus {
         shards: inner
             .shards
             .iter()
-            .map(|s| shard_status(s.id(), &s.metrics()))
+            .map(|s| {
+                let mut status = shard_status(s.id(), &s.metrics());
+                status.lag_millis = inner.lag.lag_millis(s.id(), Instant::now());
+                status.leader_changes = inner.lag.leader_changes(s.id());
+                status
+            })
             .collect(),
+    }
+}
+
+/// Sample every shard's metrics for the lag tracker until the node is gone.
+async fn sample_lag(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(crate::lag::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = Instant::now();
+        for s in &inner.shards {
+            inner.lag.sample(s.id(), &s.metrics(), now);
+        }
     }
 }
 
@@ -607,6 +631,7 @@ fn shard_status(shard: u32, m: &RaftMetrics<NodeId, BasicNode>) -> ShardStatus {
         applied: m.last_applied.map(|l| l.index),
         millis_since_quorum_ack: m.millis_since_quorum_ack,
         lag,
+        ..ShardStatus::default()
     }
 }
 

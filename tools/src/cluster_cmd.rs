@@ -234,10 +234,17 @@ fn render(status: &Value) -> String {
     }
     out.push_str("shard  state      leader  term  last_index  applied  voters    learners  lag\n");
     for s in status["shards"].as_array().into_iter().flatten() {
+        // Per follower: entries behind, and for how long (`2:40/1.5s`).
         let lag = s["lag"].as_object().map_or_else(
             || "-".to_owned(),
             |l| {
-                let parts: Vec<String> = l.iter().map(|(id, n)| format!("{id}:{n}")).collect();
+                let parts: Vec<String> = l
+                    .iter()
+                    .map(|(id, n)| match s["lag_millis"][id].as_u64() {
+                        Some(ms) => format!("{id}:{n}/{:.1}s", ms as f64 / 1000.0),
+                        None => format!("{id}:{n}"),
+                    })
+                    .collect();
                 parts.join(",")
             },
         );
@@ -297,6 +304,7 @@ mod tests {
         let status = serde_json::json!({"node_id": 1, "members": {"1": "a:1", "2": "b:2"},
             "shards": [{"shard": 0, "state": "leader", "leader": 1, "term": 3,
                         "last_log_index": 10, "applied": 10, "lag": {"2": 4},
+                        "lag_millis": {"2": 1500},
                         "voters": [1, 2], "learners": [3]},
                        {"shard": 1, "state": "follower", "leader": null, "term": 2,
                         "last_log_index": 5, "applied": 5, "lag": null}]});
@@ -306,7 +314,7 @@ mod tests {
             text.lines().any(|l| l.starts_with("0 ")
                 && l.contains(" 1,2 ")
                 && l.contains(" 3 ")
-                && l.ends_with("2:4")),
+                && l.ends_with("2:4/1.5s")),
             "{text}"
         );
         assert!(

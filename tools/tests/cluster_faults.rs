@@ -58,8 +58,17 @@ async fn kill_9_of_a_shard_leader_loses_nothing_and_it_catches_up_after_restart(
     load.acked_at_least(COUNT / 2).await;
     c.node_mut(leader).kill9();
     let rest: Vec<u64> = c.nodes.keys().copied().filter(|&i| i != leader).collect();
-    c.leader(0, &rest).await;
+    let new_leader = c.leader(0, &rest).await;
     load.acked_at_least(COUNT).await;
+    // The new leader reports how long the dead node has been behind, and
+    // that it saw the leader change.
+    let dead = leader.to_string();
+    c.wait_status(new_leader, "lag of the dead node in seconds", |s| {
+        let shard = &s["shards"][0];
+        shard["lag_millis"][&dead].as_u64() >= Some(500)
+            && shard["leader_changes"].as_u64() >= Some(1)
+    })
+    .await;
     c.start_node(leader);
     settle_and_check(c, load, sub, watched).await;
 }

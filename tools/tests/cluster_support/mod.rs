@@ -278,6 +278,22 @@ impl Cluster {
         .ok()
     }
 
+    /// Wait until node `id`'s status satisfies `ok`.
+    pub async fn wait_status(&self, id: u64, what: &str, ok: impl Fn(&Value) -> bool) {
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let status = self.status(id).await;
+            if status.as_ref().is_some_and(&ok) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {id}: {what} never held; last status {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await; // polling a remote status
+        }
+    }
+
     /// The leader of `shard` that a node of `among` reports as leading
     /// itself; waits for one.
     pub async fn leader(&self, shard: u64, among: &[u64]) -> u64 {
