@@ -63,6 +63,15 @@ pub enum PublishError {
     Stopped,
 }
 
+/// Why a membership change did not finish (some shards may have changed:
+/// asking again finishes the others).
+#[derive(Debug, thiserror::Error)]
+#[error("membership change failed: {reason}")]
+pub struct MembershipFailed {
+    /// What the cluster said.
+    pub reason: String,
+}
+
 /// A cluster's publish path, as the server uses it.
 pub trait Replicator: Send + Sync + 'static {
     /// Replicate `text` on `topic` (already checked: a valid topic, a
@@ -100,6 +109,26 @@ pub trait Replicator: Send + Sync + 'static {
 
     /// This node's id in the cluster.
     fn node_id(&self) -> u64;
+
+    /// Make node `id`, whose peer listener is at `addr`, a voter of every
+    /// shard (a learner first, promoted once caught up), through each
+    /// shard's leader, within `timeout`. The node must run, started to
+    /// join. Idempotent: asked again after a failure, it finishes the
+    /// shards left. Returns the shards whose membership changed.
+    fn add_node(
+        &self,
+        id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u32>, MembershipFailed>>;
+
+    /// Take node `id` out of every shard's membership, within `timeout`;
+    /// the shards whose membership changed.
+    fn remove_node(
+        &self,
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u32>, MembershipFailed>>;
 
     /// The node's view of the cluster now: members, and per shard its
     /// role, leader, term, log and applied index, followers' lag.

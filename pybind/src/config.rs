@@ -33,7 +33,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
-use wse::config::{EventDelivery, SignatureKey};
+use wse::config::{ClusterConfig, EventDelivery, SignatureKey};
 use wse::{ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -154,6 +154,28 @@ pub struct ServerOptions {
     pub segment_max_age: u64,
     /// Segment files the log keeps open at once.
     pub max_open_files: usize,
+    /// This node's id in a cluster (none: a single node).
+    pub node_id: Option<u64>,
+    /// The peer listener's address, `host:port`.
+    pub cluster_listen: Option<String>,
+    /// Every member at the cluster's first start, `id=host:port,...`.
+    pub cluster_peers: Option<String>,
+    /// Run the peer link in plaintext (required until mTLS).
+    pub cluster_insecure: bool,
+    /// Raft groups topics are hashed into.
+    pub cluster_shards: u32,
+    /// Seconds between leader heartbeats.
+    pub cluster_heartbeat: f64,
+    /// Seconds without a leader before an election.
+    pub cluster_election_timeout: f64,
+    /// Seconds a publish waits for its commit.
+    pub cluster_publish_timeout: f64,
+    /// Publish ids remembered per shard.
+    pub cluster_dedup_window: usize,
+    /// Seconds of silence after which a node's users leave presence.
+    pub cluster_node_timeout: f64,
+    /// Join a running cluster at first start instead of founding one.
+    pub cluster_join: bool,
 }
 
 /// The keywords that map one-to-one onto an option, each written once as
@@ -228,6 +250,27 @@ keywords_map! {
     segment_max_bytes => c.log.segment_max_bytes;
     segment_max_age => c.log.segment_max_age, via Duration::from_secs;
     max_open_files => c.log.max_open_files;
+    node_id => c.cluster.node_id;
+    cluster_listen => c.cluster.listen;
+    cluster_peers => c.cluster.peers, parse parse_peers;
+    cluster_insecure => c.cluster.insecure;
+    cluster_shards => c.cluster.shards;
+    cluster_heartbeat => c.cluster.heartbeat, parse |s| seconds("cluster_heartbeat", s);
+    cluster_election_timeout => c.cluster.election_timeout,
+        parse |s| seconds("cluster_election_timeout", s);
+    cluster_publish_timeout => c.cluster.publish_timeout,
+        parse |s| seconds("cluster_publish_timeout", s);
+    cluster_dedup_window => c.cluster.dedup_window;
+    cluster_node_timeout => c.cluster.node_timeout, parse |s| seconds("cluster_node_timeout", s);
+    cluster_join => c.cluster.join;
+}
+
+/// `id=host:port,...` as the cluster's peer list (`ValueError` otherwise).
+fn parse_peers(text: Option<String>) -> PyResult<Vec<(u64, String)>> {
+    match text {
+        Some(t) => ClusterConfig::parse_peers(&t).map_err(|e| PyValueError::new_err(e.0)),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The keywords applied together by [`ServerOptions::into_config`] rather

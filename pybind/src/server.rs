@@ -36,8 +36,9 @@ const LARGE_PAYLOAD: usize = 16 * 1024;
 const STOPPED_POLL: Duration = Duration::from_millis(50);
 
 /// The message of `connect_cluster` and `reload_cluster_tls`.
-const NO_CLUSTER: &str = "clustering is not available in this WSE version yet \
-     (peer replication of the log is being built); run a single node";
+const NO_CLUSTER: &str = "connect_cluster and cluster TLS are not available yet: \
+     make the server a node of a Raft-replicated cluster with node_id=, cluster_listen=, \
+     cluster_peers= and cluster_insecure=True (docs/OPERATIONS.md, Cluster)";
 
 /// Standalone Rust WebSocket server controlled from Python.
 ///
@@ -144,6 +145,17 @@ impl RustWSEServer {
         segment_max_bytes=67108864,
         segment_max_age=3600,
         max_open_files=256,
+        node_id=None,
+        cluster_listen=None,
+        cluster_peers=None,
+        cluster_insecure=false,
+        cluster_shards=16,
+        cluster_heartbeat=0.15,
+        cluster_election_timeout=1.0,
+        cluster_publish_timeout=5.0,
+        cluster_dedup_window=10000,
+        cluster_node_timeout=3.0,
+        cluster_join=false,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -203,6 +215,17 @@ impl RustWSEServer {
         segment_max_bytes: u64,
         segment_max_age: u64,
         max_open_files: usize,
+        node_id: Option<u64>,
+        cluster_listen: Option<String>,
+        cluster_peers: Option<String>,
+        cluster_insecure: bool,
+        cluster_shards: u32,
+        cluster_heartbeat: f64,
+        cluster_election_timeout: f64,
+        cluster_publish_timeout: f64,
+        cluster_dedup_window: usize,
+        cluster_node_timeout: f64,
+        cluster_join: bool,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -261,10 +284,25 @@ impl RustWSEServer {
             segment_max_bytes,
             segment_max_age,
             max_open_files,
+            node_id,
+            cluster_listen,
+            cluster_peers,
+            cluster_insecure,
+            cluster_shards,
+            cluster_heartbeat,
+            cluster_election_timeout,
+            cluster_publish_timeout,
+            cluster_dedup_window,
+            cluster_node_timeout,
+            cluster_join,
         }
         .into_config()?;
-        let server =
+        let cluster = config.cluster.clone();
+        let mut server =
             Server::new(config).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.0))?;
+        if cluster.enabled() {
+            server = server.with_cluster(Arc::new(wse_replication::Starter::new(cluster)));
+        }
         Ok(Self {
             server: Arc::new(server),
             callbacks: Arc::new(Mutex::new(None)),
@@ -484,8 +522,21 @@ impl RustWSEServer {
     /// `interval`/`never`: written, so a crash of this process cannot take
     /// it back). The GIL is released while waiting; concurrent publishers
     /// share fsyncs.
-    fn publish(&self, py: Python<'_>, topic: &str, data: &str) -> PyResult<(String, u64)> {
-        py.detach(|| self.server.publish(topic, data))
+    ///
+    /// In a cluster the record is committed by a majority of the topic's
+    /// shard first. With `id`, a publish whose id is already stored on the
+    /// topic (within `cluster_dedup_window`) is not stored again and gets
+    /// the first copy's position: after a `TimeoutError` (which may still
+    /// commit), publish again with the same id.
+    #[pyo3(signature = (topic, data, id=None))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        topic: &str,
+        data: &str,
+        id: Option<&str>,
+    ) -> PyResult<(String, u64)> {
+        py.detach(|| self.server.publish_with_id(topic, data, id))
             .map(|p| (p.epoch.to_string(), p.offset))
             .map_err(|e| server_error(py, e))
     }
@@ -664,10 +715,48 @@ impl RustWSEServer {
         }
     }
 
-    // ---- cluster (not implemented yet) -----------------------------------
+    // ---- cluster ---------------------------------------------------------
 
-    /// Join a cluster. Clustering is not implemented yet:
-    /// `NotImplementedError`.
+    /// This node's view of its cluster, as `wse cluster status --json`
+    /// shows it (members, per shard role, leader, term, indexes, followers'
+    /// lag); `None` on a single node or before `start()`.
+    fn cluster_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.server.cluster_status() {
+            Some(status) => crate::convert::serialize_to_py(py, &status).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Make node `node_id` (its peer listener at `addr`, started with
+    /// `cluster_join=True`) a voter of every shard: a learner first,
+    /// promoted once caught up. Returns the shards that changed.
+    /// `RuntimeError` on a single node or when some shard failed (asking
+    /// again finishes the rest), `TimeoutError` after `timeout` seconds.
+    #[pyo3(signature = (node_id, addr, timeout=60.0))]
+    fn add_node(
+        &self,
+        py: Python<'_>,
+        node_id: u64,
+        addr: &str,
+        timeout: f64,
+    ) -> PyResult<Vec<u32>> {
+        let timeout = seconds("timeout", timeout)?;
+        py.detach(|| self.server.add_node(node_id, addr, timeout))
+            .map_err(|e| server_error(py, e))
+    }
+
+    /// Take node `node_id` out of every shard's membership; the shards
+    /// that changed. Errors as `add_node`.
+    #[pyo3(signature = (node_id, timeout=60.0))]
+    fn remove_node(&self, py: Python<'_>, node_id: u64, timeout: f64) -> PyResult<Vec<u32>> {
+        let timeout = seconds("timeout", timeout)?;
+        py.detach(|| self.server.remove_node(node_id, timeout))
+            .map_err(|e| server_error(py, e))
+    }
+
+    /// Join a cluster after start, as upstream. Not available yet
+    /// (`NotImplementedError`): a server becomes a cluster node through its
+    /// constructor's `node_id=`, `cluster_listen=`, `cluster_peers=`.
     #[pyo3(signature = (
         peers,
         tls_cert=None,
@@ -700,15 +789,14 @@ impl RustWSEServer {
         Err(PyNotImplementedError::new_err(NO_CLUSTER))
     }
 
-    /// True when at least one peer link is up: always false (no
-    /// clustering yet).
+    /// True when at least one peer link is up (false on a single node).
     fn cluster_connected(&self) -> bool {
-        false
+        self.server.health().cluster_connected
     }
 
-    /// Connected peers: always 0 (no clustering yet).
+    /// Peers this node has an open link to (0 on a single node).
     fn cluster_peers_count(&self) -> usize {
-        0
+        self.server.health().cluster_peer_count as usize
     }
 
     /// Peer links: always `[]` (no clustering yet).

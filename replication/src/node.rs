@@ -23,8 +23,8 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use wse::cluster::{
-    BoxFuture, ClusterStarter, ClusterStatus, Commit, PublishError, RecordEncoder, Replicator,
-    ShardStatus,
+    BoxFuture, ClusterStarter, ClusterStatus, Commit, MembershipFailed, PublishError,
+    RecordEncoder, Replicator, ShardStatus,
 };
 use wse::config::ClusterConfig;
 use wse_log::{Log, Position};
@@ -687,6 +687,26 @@ impl Replicator for ClusterNode {
         self.inner.me
     }
 
+    fn add_node(
+        &self,
+        id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u32>, MembershipFailed>> {
+        let node = self.clone();
+        let addr = addr.to_owned();
+        Box::pin(async move { changed(node.add_node(id, &addr, timeout).await) })
+    }
+
+    fn remove_node(
+        &self,
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u32>, MembershipFailed>> {
+        let node = self.clone();
+        Box::pin(async move { changed(node.remove_node(id, timeout).await) })
+    }
+
     fn status(&self) -> ClusterStatus {
         status(&self.inner)
     }
@@ -702,6 +722,13 @@ impl Replicator for ClusterNode {
             }
         })
     }
+}
+
+/// A membership change's outcome as the server sees it.
+fn changed(outcome: Result<Report, MembershipError>) -> Result<Vec<u32>, MembershipFailed> {
+    outcome.map(|r| r.changed).map_err(|e| MembershipFailed {
+        reason: e.to_string(),
+    })
 }
 
 /// The outcome of a one-publish submission, as the server sees it.

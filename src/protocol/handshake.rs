@@ -127,7 +127,8 @@ pub struct ServerHello<'a> {
     pub client_protocol_version: u64,
     /// Whether the server was built with `recovery_enabled`.
     pub recovery_enabled: bool,
-    /// Whether `connect_cluster()` has been called.
+    /// Whether this server is a cluster node (upstream: whether
+    /// `connect_cluster()` has been called).
     pub cluster_enabled: bool,
     /// The server's base64 public key, only in the hello that completed a
     /// key exchange; `Some` also sets `features.encryption`.

@@ -42,6 +42,11 @@ use crate::topics::TopicAcl;
 use crate::ws::frame::close_code;
 use launch::wait_on;
 
+/// How much longer than a membership change's own timeout the caller
+/// waits: the change ends itself at its timeout, this only covers a
+/// runtime that stopped answering.
+const MEMBERSHIP_SLACK: Duration = Duration::from_secs(5);
+
 /// Why a server operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -361,8 +366,23 @@ impl Server {
     /// error means the record is not acknowledged and will not be
     /// delivered.
     pub fn publish(&self, topic: &str, text: &str) -> Result<Position, ServerError> {
+        self.publish_with_id(topic, text, None)
+    }
+
+    /// [`Server::publish`] with an idempotence key: in a cluster, a publish
+    /// whose `id` is already stored on `topic` (within
+    /// `cluster.dedup_window`) is not stored again, and this returns the
+    /// first copy's position. So a publish that failed with a timeout can
+    /// be sent again with the same id without being stored twice. A single
+    /// node has no window: its acknowledgement never times out.
+    pub fn publish_with_id(
+        &self,
+        topic: &str,
+        text: &str,
+        id: Option<&str>,
+    ) -> Result<Position, ServerError> {
         let state = self.state()?;
-        match ops::broadcast::broadcast(&state, topic, text, None)? {
+        match ops::broadcast::broadcast(&state, topic, text, id)? {
             Broadcast::Appended(appended) => {
                 appended.wait()?;
                 Ok(appended.position)
@@ -678,6 +698,55 @@ impl Server {
     /// node).
     pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
         self.state().ok()?.cluster.as_ref().map(|c| c.status())
+    }
+
+    /// Make node `id`, whose peer listener is at `addr`, a voter of every
+    /// shard of this node's cluster (see `Replicator::add_node`). Blocks
+    /// up to `timeout`; returns the shards whose membership changed.
+    pub fn add_node(
+        &self,
+        id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Vec<u32>, ServerError> {
+        let cluster = self.replicator()?;
+        let handle = self.runtime_handle()?;
+        let change = cluster.add_node(id, addr, timeout);
+        Self::membership_outcome(
+            wait_on(&handle, change, Some(timeout + MEMBERSHIP_SLACK)),
+            timeout,
+        )
+    }
+
+    /// Take node `id` out of every shard's membership (see
+    /// `Replicator::remove_node`). Blocks up to `timeout`.
+    pub fn remove_node(&self, id: u64, timeout: Duration) -> Result<Vec<u32>, ServerError> {
+        let cluster = self.replicator()?;
+        let handle = self.runtime_handle()?;
+        let change = cluster.remove_node(id, timeout);
+        Self::membership_outcome(
+            wait_on(&handle, change, Some(timeout + MEMBERSHIP_SLACK)),
+            timeout,
+        )
+    }
+
+    /// The cluster of the running server; an error on a single node.
+    fn replicator(&self) -> Result<Arc<dyn crate::cluster::Replicator>, ServerError> {
+        self.state()?
+            .cluster
+            .clone()
+            .ok_or_else(|| ServerError::Cluster("this server is not a cluster node".into()))
+    }
+
+    fn membership_outcome(
+        outcome: Option<Result<Vec<u32>, crate::cluster::MembershipFailed>>,
+        timeout: Duration,
+    ) -> Result<Vec<u32>, ServerError> {
+        match outcome {
+            Some(Ok(changed)) => Ok(changed),
+            Some(Err(e)) => Err(ServerError::Cluster(e.to_string())),
+            None => Err(ServerError::Timeout(timeout)),
+        }
     }
 }
 

@@ -177,7 +177,7 @@ impl Session {
                 connection_id: &self.conn.id_str,
                 client_protocol_version: hello.protocol_version,
                 recovery_enabled: self.state.config.recovery_enabled,
-                cluster_enabled: false,
+                cluster_enabled: self.state.cluster.is_some(),
                 encryption_public_key: agreement.as_ref().map(|a| a.server_public_key.as_str()),
                 max_message_size: self.state.config.max_message_size as u64,
                 rate_limit_capacity: self.state.config.rate_limit_capacity,

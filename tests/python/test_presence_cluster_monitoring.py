@@ -1,4 +1,4 @@
-"""Presence, cluster (NotImplementedError until replication), health and
+"""Presence, cluster methods (connect_cluster: NotImplementedError), health and
 Prometheus (§2.8-2.10)."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_presence_events_reach_callbacks(make_server) -> None:
 
 def test_cluster_methods(make_server) -> None:
     s = make_server()
-    with pytest.raises(NotImplementedError, match="clustering is not available"):
+    with pytest.raises(NotImplementedError, match="node_id="):
         s.connect_cluster(["127.0.0.1:9999"])
     with pytest.raises(NotImplementedError):
         s.connect_cluster([], seeds=["a:1"], cluster_addr="b:2", cluster_port=7000)

@@ -121,6 +121,17 @@ class RustWSEServer:
         segment_max_bytes: int = 67108864,
         segment_max_age: int = 3600,
         max_open_files: int = 256,
+        node_id: int | None = None,
+        cluster_listen: str | None = None,
+        cluster_peers: str | None = None,
+        cluster_insecure: bool = False,
+        cluster_shards: int = 16,
+        cluster_heartbeat: float = 0.15,
+        cluster_election_timeout: float = 1.0,
+        cluster_publish_timeout: float = 5.0,
+        cluster_dedup_window: int = 10000,
+        cluster_node_timeout: float = 3.0,
+        cluster_join: bool = False,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -197,6 +208,15 @@ class RustWSEServer:
           whole sealed segments).
         - ``max_open_files`` (256): segment files kept open at once, however
           many topics there are.
+        - ``node_id``, ``cluster_listen``, ``cluster_peers``
+          (``"1=127.0.0.1:7101,2=..."``, this node included),
+          ``cluster_insecure`` (required until mTLS) make this server a
+          node of a Raft-replicated cluster (docs/OPERATIONS.md § Cluster),
+          tuned by ``cluster_shards`` (16), ``cluster_heartbeat`` (0.15 s),
+          ``cluster_election_timeout`` (1 s), ``cluster_publish_timeout``
+          (5 s), ``cluster_dedup_window`` (10,000), ``cluster_node_timeout``
+          (3 s) and ``cluster_join`` (join a running cluster at first
+          start).
         """
         ...
 
@@ -298,14 +318,22 @@ class RustWSEServer:
         for an acknowledgement. ``RuntimeError("Not running")`` before
         ``start()``."""
         ...
-    def publish(self, topic: str, data: str) -> tuple[str, int]:
+    def publish(self, topic: str, data: str, id: str | None = None) -> tuple[str, int]:
         """Publish on ``topic`` and return ``(epoch, offset)`` once the
         record is acknowledged: durable by the log's policy (``always``:
         fsynced; ``interval``/``never``: written, so a crash of this
         process cannot take it back). Releases the GIL while waiting.
         ``RuntimeError("Not running")`` before ``start()``; ``ValueError``
         for a bad topic or a record over the size limit; ``RuntimeError``
-        when storage failed the record (it is then not delivered)."""
+        when storage failed the record (it is then not delivered).
+
+        On a cluster node the record is committed by a majority of its
+        shard first: ``TimeoutError`` when that took longer than
+        ``cluster_publish_timeout`` (it may still commit),
+        ``ConnectionError`` when no leader could take it. With ``id``, a
+        publish whose id is already stored on the topic (within
+        ``cluster_dedup_window``) is not stored again and returns the first
+        copy's position: retry a timed-out publish with the same id."""
         ...
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything broadcast or published before the call is
@@ -408,13 +436,36 @@ class RustWSEServer:
         seeds: list[str] | None = None,
         cluster_addr: str | None = None,
     ) -> None:
-        """Clustering is not available yet: raises ``NotImplementedError``."""
+        """Not available yet: raises ``NotImplementedError``. A server
+        becomes a cluster node through the constructor (``node_id``,
+        ``cluster_listen``, ``cluster_peers``, ``cluster_insecure``)."""
+        ...
+    def cluster_status(self) -> dict[str, Any] | None:
+        """This node's view of its cluster (``wse cluster status --json``):
+        ``node_id``, ``members`` ({id: address}), ``connected_peers`` and
+        per shard ``state``, ``leader``, ``term``, ``last_log_index``,
+        ``applied``, ``voters``, ``learners``, ``leader_changes`` and, on
+        the leader, ``lag`` / ``lag_millis`` per follower. ``None`` on a
+        single node or before ``start()``."""
+        ...
+    def add_node(self, node_id: int, addr: str, timeout: float = 60.0) -> list[int]:
+        """Make node ``node_id`` (running, started with
+        ``cluster_join=True``, its peer listener at ``addr``) a voter of
+        every shard: a learner first, promoted once caught up. Returns the
+        shards that changed. ``RuntimeError`` on a single node or when a
+        shard failed (asking again finishes the rest); ``TimeoutError``
+        after ``timeout`` seconds."""
+        ...
+    def remove_node(self, node_id: int, timeout: float = 60.0) -> list[int]:
+        """Take node ``node_id`` out of every shard's membership; the
+        shards that changed. Errors as ``add_node``."""
         ...
     def cluster_connected(self) -> bool:
-        """Always False (no clustering yet)."""
+        """True when at least one peer link is up (False on a single
+        node)."""
         ...
     def cluster_peers_count(self) -> int:
-        """Always 0 (no clustering yet)."""
+        """Peers this node has an open link to (0 on a single node)."""
         ...
     def cluster_info(self) -> list[dict[str, Any]]:
         """Always ``[]`` (no clustering yet)."""
