@@ -62,4 +62,5 @@ pub use conn::ConnId;
 pub use events::AppEvent;
 pub use metrics::Health;
 pub use ops::recovery::{RecoveryError, RecoveryReport, TopicRecovery};
+pub use ops::send::SendError;
 pub use server::{Server, ServerError};

@@ -184,3 +184,64 @@ async fn with_the_drop_policy_a_slow_client_skips_ahead_and_recovers_the_gap() {
         refill.last()
     );
 }
+
+/// An app's `send` to a client that does not read: a frame larger than the
+/// whole outbound queue is refused with an error at once (it could never
+/// go); frames that stop fitting behind the unread ones meet the policy.
+async fn app_sends_to_a_client_that_never_reads(
+    policy: SlowConsumerPolicy,
+) -> (TestServer, Client) {
+    let ts = TestServer::start(ServerConfig {
+        max_outbound_bytes: 64 << 10,
+        ..config(policy)
+    });
+    let mut slow = ts.client().await;
+    // Data flows once the client said hello, as the clients do.
+    slow.hello().await;
+    let id = ts.server.connections().unwrap().pop().unwrap();
+    let err = ts.server.send(&id, &"x".repeat(65 << 10)).unwrap_err();
+    assert!(
+        matches!(err, wse::ServerError::Send(wse::SendError::TooLarge { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_outbound_bytes"), "{err}");
+    // Fill the socket buffers and then the queue: until the policy acts.
+    let frame = "y".repeat(8 << 10);
+    for _ in 0..100_000 {
+        ts.server.send(&id, &frame).unwrap();
+        let h = ts.server.health();
+        if h.slow_consumer_disconnects > 0 || h.slow_consumer_drops > 0 {
+            break;
+        }
+    }
+    (ts, slow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_send_that_can_never_fit_errors_and_one_behind_a_full_queue_closes_with_1013() {
+    let (ts, mut slow) =
+        app_sends_to_a_client_that_never_reads(SlowConsumerPolicy::Disconnect).await;
+    assert_eq!(ts.server.health().slow_consumer_disconnects, 1);
+    let close = slow.close_frame().await;
+    assert_eq!(close, Some(Some((1013, "slow consumer".into()))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_drop_policy_an_app_send_behind_a_full_queue_is_dropped_and_counted() {
+    let (ts, mut slow) = app_sends_to_a_client_that_never_reads(SlowConsumerPolicy::Drop).await;
+    assert_eq!(ts.server.health().slow_consumer_disconnects, 0);
+    assert!(ts.server.health().slow_consumer_drops >= 1);
+    // The connection stays: what was queued arrives, then later sends.
+    let id = ts.server.connections().unwrap().pop().unwrap();
+    ts.server.send(&id, "after").unwrap();
+    let mut queued = 0;
+    loop {
+        let t = slow.next_text().await;
+        if t == "after" {
+            break;
+        }
+        assert!(t.starts_with('y'), "{t}");
+        queued += 1;
+    }
+    assert!(queued > 0, "the frames queued before the drop arrive");
+}

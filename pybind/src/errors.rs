@@ -9,6 +9,7 @@
 //! | `ServerError::Timeout` (`flush`), a cluster publish not committed in time | `TimeoutError` |
 //! | a cluster publish with no reachable leader | `ConnectionError` |
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
+//! | `ServerError::Send` (`send` of a frame larger than `max_outbound_queue_bytes`) | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
 //! | `LogError::Unavailable` (a storage fault) | `OSError(errno, message)` |
 //! | `LogError::Damaged` (records the disk lost) | `OSError(EIO, message naming the file and offsets)` |
@@ -48,6 +49,7 @@ pub fn server_error(py: Python<'_>, err: ServerError) -> PyErr {
         ServerError::Presence(e @ wse::presence::PresenceError::DataTooLarge { .. }) => {
             PyValueError::new_err(e.to_string())
         }
+        e @ ServerError::Send(_) => PyValueError::new_err(e.to_string()),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

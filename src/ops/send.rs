@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use crate::SlowConsumerPolicy;
 use crate::compression::{msgpack, zlib};
-use crate::conn::Conn;
+use crate::conn::{CloseRequest, Conn, Pushed};
 use crate::crypto::{ENCRYPTED_FRAME_PREFIX, MIN_SEALED_LEN};
 use crate::metrics::Metrics;
 use crate::ops::ledger::SendLedger;
@@ -18,6 +19,7 @@ use crate::protocol::clock::rfc3339_millis;
 use crate::protocol::control;
 use crate::state::ServerState;
 use crate::ws::frame;
+use crate::ws::frame::close_code;
 
 /// Queue a text frame, verbatim, for one connection (sealed into an `E:`
 /// frame on an end-to-end encrypted connection, like all data).
@@ -25,10 +27,62 @@ pub fn send_text(state: &ServerState, conn: &Conn, text: &str) {
     queue(state, conn, frame::text(text.as_bytes()));
 }
 
-/// Queue a binary frame, verbatim, for one connection (sealed on an
-/// end-to-end encrypted connection).
-pub fn send_binary(state: &ServerState, conn: &Conn, data: &[u8]) {
-    queue(state, conn, frame::binary(data));
+/// Why an app's `send` / `send_bytes` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The frame is larger than the connection's whole outbound queue: it
+    /// could never be sent, however long the app waits.
+    #[error(
+        "a frame of {size} bytes can never be sent: the outbound queue holds at most {limit} bytes (max_outbound_bytes)"
+    )]
+    TooLarge {
+        /// The frame's size.
+        size: usize,
+        /// `max_outbound_bytes`.
+        limit: usize,
+    },
+}
+
+/// Queue an app's text frame (`Server::send`); see [`send_app`].
+pub fn send_app_text(state: &ServerState, conn: &Conn, text: &str) -> Result<(), SendError> {
+    send_app(state, conn, frame::text(text.as_bytes()))
+}
+
+/// Queue an app's binary frame (`Server::send_bytes`); see [`send_app`].
+pub fn send_app_binary(state: &ServerState, conn: &Conn, data: &[u8]) -> Result<(), SendError> {
+    send_app(state, conn, frame::binary(data))
+}
+
+/// Queue a frame the app sends to one connection. A frame larger than the
+/// whole outbound queue (`max_outbound_bytes`) is refused with an error,
+/// since it could never go. One that does not fit now, behind what the
+/// client has not read yet, meets the slow-consumer policy, as topic
+/// messages do: `disconnect` closes the connection with 1013 (counted in
+/// `slow_consumer_disconnects`), `drop` drops the frame (counted in
+/// `slow_consumer_drops`).
+fn send_app(state: &ServerState, conn: &Conn, f: Bytes) -> Result<(), SendError> {
+    let limit = state.config.max_outbound_bytes;
+    if limit > 0 && f.len() > limit {
+        return Err(SendError::TooLarge {
+            size: f.len(),
+            limit,
+        });
+    }
+    match conn.push_data(f, limit) {
+        Pushed::Refused if !conn.is_closing() => match state.config.slow_consumer {
+            SlowConsumerPolicy::Disconnect => {
+                Metrics::add(&state.metrics.slow_consumer_disconnects, 1);
+                conn.request_close(CloseRequest {
+                    code: Some(close_code::TRY_AGAIN_LATER),
+                    reason: "slow consumer".into(),
+                    flush: false,
+                });
+            }
+            SlowConsumerPolicy::Drop => Metrics::add(&state.metrics.slow_consumer_drops, 1),
+        },
+        pushed => pushed.count(&state.metrics),
+    }
+    Ok(())
 }
 
 /// Queue a data frame (sealed for E2E connections).

@@ -90,6 +90,9 @@ pub enum ServerError {
     /// majority, or did not commit in time).
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// An app's frame could never be sent to the connection.
+    #[error(transparent)]
+    Send(#[from] ops::send::SendError),
     /// The cluster could not start, or the options ask for a cluster and
     /// none was plugged in.
     #[error("cluster: {0}")]
@@ -306,18 +309,21 @@ impl Server {
 
     // ---- sending ---------------------------------------------------------
 
-    /// Text frame to one connection (unknown id: nothing happens).
+    /// Text frame to one connection (unknown id: nothing happens). A
+    /// frame larger than `max_outbound_bytes` is refused
+    /// ([`ServerError::Send`]); one that does not fit behind what the
+    /// client has not read yet meets the slow-consumer policy.
     pub fn send(&self, conn: &str, text: &str) -> Result<(), ServerError> {
         if let Some((s, c)) = self.conn(conn)? {
-            ops::send::send_text(&s, &c, text);
+            ops::send::send_app_text(&s, &c, text)?;
         }
         Ok(())
     }
 
-    /// Binary frame to one connection.
+    /// Binary frame to one connection (as [`Server::send`]).
     pub fn send_bytes(&self, conn: &str, data: &[u8]) -> Result<(), ServerError> {
         if let Some((s, c)) = self.conn(conn)? {
-            ops::send::send_binary(&s, &c, data);
+            ops::send::send_app_binary(&s, &c, data)?;
         }
         Ok(())
     }

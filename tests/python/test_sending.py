@@ -8,6 +8,8 @@ import json
 import math
 import zlib
 
+import pytest
+
 from wsetest import Events, connect, recv_frame, recv_json, stamped
 
 
@@ -24,6 +26,22 @@ def test_send_and_send_bytes_are_verbatim(make_server) -> None:
             big = "y" * (1 << 20)
             s.send(conn, big)  # large: sent with the GIL released
             assert await recv_frame(ws) == big
+
+    asyncio.run(main())
+
+
+def test_a_send_larger_than_the_outbound_queue_is_refused(make_server) -> None:
+    s = make_server(max_outbound_queue_bytes=1 << 16)
+
+    async def main() -> None:
+        async with connect(s) as ws:
+            conn = (await Events(s).next("connect"))[1]
+            with pytest.raises(ValueError, match="max_outbound_bytes"):
+                s.send(conn, "z" * (1 << 17))
+            with pytest.raises(ValueError, match="can never be sent"):
+                s.send_bytes(conn, b"z" * (1 << 17))
+            s.send(conn, "fits")
+            assert await recv_frame(ws) == "fits"
 
     asyncio.run(main())
 

@@ -292,11 +292,16 @@ class RustWSEServer:
 
     def send(self, conn_id: str, data: str) -> None:
         """Text frame to one connection, verbatim (unknown ids ignored);
-        sealed into an ``E:`` frame on an end-to-end encrypted connection."""
+        sealed into an ``E:`` frame on an end-to-end encrypted connection.
+        ``ValueError`` for a frame larger than ``max_outbound_queue_bytes``
+        (it could never be sent); one that does not fit behind what the
+        client has not read follows ``slow_consumer`` (the connection is
+        closed with 1013, or the frame dropped and counted)."""
         ...
     def send_bytes(self, conn_id: str, data: bytes) -> None:
         """Binary frame to one connection, verbatim (sealed on an end-to-end
-        encrypted connection, whose clients can read only UTF-8 inside)."""
+        encrypted connection, whose clients can read only UTF-8 inside).
+        Limits as ``send``."""
         ...
     def send_event(self, conn_id: str, event: dict[str, Any], compression_threshold: int = 1024) -> int:
         """The ``send_event`` pipeline (binary frame); returns the body's
