@@ -158,6 +158,11 @@ pub struct ServerConfig {
     /// cannot renegotiate a key on an open connection; they recover what
     /// they missed from the log after reconnecting.
     pub e2e_rekey_interval: Option<Duration>,
+    /// Close a JWT-authenticated connection when its token's `exp` passes,
+    /// with 4401 `Token expired` (default false: as upstream, a token is
+    /// checked once, at the handshake). The TypeScript client retries with
+    /// its token-refresh callback; the Python client treats 4401 as final.
+    pub close_on_token_expiry: bool,
     /// Verify the HMAC-SHA256 `sig` of every client message with this key
     /// (default `None`: `sig` is passed through unchecked, as upstream).
     /// Messages without a valid `sig` are refused with an
@@ -220,6 +225,7 @@ impl Default for ServerConfig {
             encryption: true,
             e2e_hello_wait: Duration::from_millis(500),
             e2e_rekey_interval: None,
+            close_on_token_expiry: false,
             signature_key: None,
             worker_threads: 2,
             cluster: ClusterConfig::default(),

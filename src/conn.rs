@@ -200,6 +200,9 @@ pub struct Conn {
     e2e: OnceLock<E2eKey>,
     /// When the key was agreed, ms since the server started.
     pub e2e_since_ms: AtomicU64,
+    /// When the connection's token expires, in seconds since the Unix
+    /// epoch (0: no token, or no expiry); see `close_on_token_expiry`.
+    pub token_expires_at: AtomicU64,
     /// Until then (ms since the server started) no topic data is sent:
     /// the client's `client_hello` may still ask for encryption (0: open).
     data_gate_ms: AtomicU64,
@@ -234,6 +237,7 @@ impl Conn {
             last_activity_ms: AtomicU64::new(now_ms),
             e2e: OnceLock::new(),
             e2e_since_ms: AtomicU64::new(0),
+            token_expires_at: AtomicU64::new(0),
             data_gate_ms: AtomicU64::new(0),
             close: Mutex::new(None),
             wake: Notify::new(),

@@ -277,6 +277,9 @@ metrics! {
             "Connections closed as slow consumers";
         /// Connections closed for idleness.
         idle_timeouts, "wse_idle_timeouts_total", "Connections closed for idleness";
+        /// Connections closed because their JWT expired
+        /// (`close_on_token_expiry`).
+        tokens_expired, "wse_tokens_expired_total", "Connections closed at their token's expiry";
         /// Topic, presence and recovered frames sealed for end-to-end
         /// encrypted connections (the E2E cost of fan-out; frames queued for
         /// one connection, such as `send` output, are sealed when queued and

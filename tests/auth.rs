@@ -453,3 +453,34 @@ async fn a_large_cookie_header_does_not_break_the_handshake() {
     assert_eq!(c.next_text_json().await["t"], "server_ready");
     assert_eq!(events.auth_connect().await.1, "lee");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_close_on_token_expiry_a_connection_is_closed_when_its_token_expires() {
+    let ts = TestServer::start(wse::ServerConfig {
+        close_on_token_expiry: true,
+        ..jwt::hs256_config()
+    });
+    let mut events = Events::new(&ts.server);
+    let soon = sign(
+        Algorithm::HS256,
+        SECRET,
+        &json!({"sub": "brief", "exp": now_secs() + 2}),
+        None,
+    );
+    let later = hs256("lasting");
+    let (mut brief, _) = accepted(&ts, &mut events, &[("Cookie", &cookie(&soon))], "brief").await;
+    let (mut lasting, lasting_id) =
+        accepted(&ts, &mut events, &[("Cookie", &cookie(&later))], "lasting").await;
+    assert_eq!(
+        brief.close_frame().await,
+        Some(Some((4401, "Token expired".into())))
+    );
+    assert_eq!(ts.server.health().tokens_expired, 1);
+    // A token that has not expired keeps its connection.
+    ts.server.send(&lasting_id, "still here").unwrap();
+    loop {
+        if lasting.next_text().await == "still here" {
+            break;
+        }
+    }
+}

@@ -132,6 +132,8 @@ pub struct ServerOptions {
     /// Seconds an end-to-end key may live before its connection is closed
     /// for a rekey (`None`: as long as the connection).
     pub e2e_rekey_interval: Option<f64>,
+    /// Close a connection when its JWT expires (4401).
+    pub close_on_token_expiry: bool,
     /// Seconds a new connection's topic data waits for its `client_hello`.
     pub e2e_hello_wait: f64,
     /// Verify inbound `sig`s with this HMAC key.
@@ -232,6 +234,7 @@ keywords_map! {
     encryption => c.encryption;
     e2e_rekey_interval => c.e2e_rekey_interval,
         parse |s: Option<f64>| s.map(|s| seconds("e2e_rekey_interval", s)).transpose();
+    close_on_token_expiry => c.close_on_token_expiry;
     e2e_hello_wait => c.e2e_hello_wait, parse |s| seconds("e2e_hello_wait", s);
     signature_key => c.signature_key, via |k: Option<Vec<u8>>| k.map(SignatureKey);
     max_pending_handshakes => c.max_pending_handshakes;

@@ -88,6 +88,9 @@ pub struct AuthenticatedUser {
     pub user_id: String,
     /// The `wse_topics` claim, if the token has one.
     pub topic_acl: Option<TopicAcl>,
+    /// The `exp` claim: when the token expires, in seconds since the Unix
+    /// epoch (`close_on_token_expiry` closes the connection then).
+    pub expires_at: Option<u64>,
     /// All claims of the token.
     pub claims: Claims,
 }
@@ -233,6 +236,10 @@ impl JwtConfig {
         Ok(AuthenticatedUser {
             user_id,
             topic_acl: claims::topic_acl(&claims),
+            expires_at: claims
+                .get("exp")
+                .and_then(serde_json::Value::as_f64)
+                .map(|e| e.max(0.0) as u64),
             claims,
         })
     }

@@ -204,6 +204,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         "an E2E key this old closes its connection (4000)"
     ),
     option!(
+        close_on_token_expiry,
+        plain,
+        "close a connection when its JWT expires (4401)"
+    ),
+    option!(
         signature_key,
         set_or_none,
         "verify the HMAC-SHA256 sig of client messages"
@@ -644,6 +649,7 @@ mod tests {
             encryption,
             e2e_hello_wait,
             e2e_rekey_interval,
+            close_on_token_expiry,
             signature_key,
             worker_threads,
             cluster,

@@ -1,5 +1,5 @@
-//! The server's clock: pings every `ping_interval`, the idle timeout, and
-//! the end-to-end rekey interval.
+//! The server's clock: pings every `ping_interval`, the idle timeout, token
+//! expiry (`close_on_token_expiry`), and the end-to-end rekey interval.
 //!
 //! One task for all connections (no timer per connection). Closing an idle
 //! connection is a request the connection's own task carries out, so no
@@ -29,6 +29,9 @@ pub async fn run(state: Arc<ServerState>) {
     let rekey_ms = cfg.e2e_rekey_interval.map(|d| d.as_millis() as u64);
     while next_tick(&state, &mut interval).await {
         let now_ms = state.now_ms();
+        let unix_now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let ping = (tokio::time::Instant::now() >= next_ping).then(|| {
             next_ping += cfg.ping_interval;
             frame::text(control::ping(SystemTime::now()).as_bytes())
@@ -44,6 +47,16 @@ pub async fn run(state: Arc<ServerState>) {
                         flush: false,
                     });
                 }
+                return;
+            }
+            let expires = c.token_expires_at.load(Ordering::Relaxed);
+            if cfg.close_on_token_expiry && expires > 0 && unix_now >= expires && !c.is_closing() {
+                Metrics::add(&state.metrics.tokens_expired, 1);
+                c.request_close(CloseRequest {
+                    code: Some(close_code::TOKEN_EXPIRED),
+                    reason: "Token expired".into(),
+                    flush: true,
+                });
                 return;
             }
             if let Some(rekey) = rekey_ms

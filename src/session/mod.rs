@@ -14,6 +14,7 @@ mod writer;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use bytes::BytesMut;
@@ -21,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::auth::AuthenticatedUser;
 use crate::config::EventDelivery;
 use crate::conn::{CloseRequest, Conn, ConnId};
 use crate::events::{AppEvent, Reservation};
@@ -28,7 +30,6 @@ use crate::metrics::Metrics;
 use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
 use crate::state::ServerState;
-use crate::topics::TopicAcl;
 use crate::ws::frame::{self, FrameParser, close_code};
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
@@ -47,10 +48,10 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
         return;
     }
     let accept = handshake::accept_response(&req.key);
-    let Some((user_id, acl)) = authenticate(&state, &mut stream, &req, &accept).await else {
+    let Some(user) = authenticate(&state, &mut stream, &req, &accept).await else {
         return;
     };
-    let conn = new_conn(&state, user_id, acl, &req);
+    let conn = new_conn(&state, user.as_ref(), &req);
     register(&state, &conn, req.cookie);
     // The connection is registered (and the app told) before the client
     // sees the upgrade: once a client is connected, the app knows it, and
@@ -111,21 +112,21 @@ fn admit(state: &ServerState) -> bool {
     true
 }
 
-/// Authenticate the client when the server needs a JWT: its user id and
-/// topic ACL. A refused client still gets the upgrade, then one error
-/// frame and the Close (CLIENT_PROTOCOL.md §2.3), and its slot is given
-/// back.
+/// Authenticate the client when the server needs a JWT: `Some(None)`
+/// without JWT, `Some(Some(user))` for a valid token. A refused client
+/// still gets the upgrade, then one error frame and the Close
+/// (CLIENT_PROTOCOL.md §2.3), and its slot is given back (`None`).
 async fn authenticate(
     state: &ServerState,
     stream: &mut TcpStream,
     req: &UpgradeRequest,
     accept: &[u8],
-) -> Option<(Option<String>, Option<TopicAcl>)> {
+) -> Option<Option<AuthenticatedUser>> {
     let Some(jwt) = &state.config.jwt else {
-        return Some((None, None));
+        return Some(None);
     };
     match jwt.authenticate(req.cookie.as_deref(), req.authorization.as_deref()) {
-        Ok(user) => Some((Some(user.user_id), user.topic_acl)),
+        Ok(user) => Some(Some(user)),
         Err(e) => {
             Metrics::add(&state.metrics.auth_failures, 1);
             let mut out = accept.to_vec();
@@ -144,8 +145,7 @@ async fn authenticate(
 /// still ask for encryption, no topic data until it has had the chance.
 fn new_conn(
     state: &ServerState,
-    user_id: Option<String>,
-    acl: Option<TopicAcl>,
+    user: Option<&AuthenticatedUser>,
     req: &UpgradeRequest,
 ) -> Arc<Conn> {
     let bucket = TokenBucket::new(
@@ -154,12 +154,15 @@ fn new_conn(
     );
     let conn = Arc::new(Conn::new(
         ConnId::generate(),
-        user_id,
+        user.map(|u| u.user_id.clone()),
         req.wants_msgpack(),
-        acl,
+        user.and_then(|u| u.topic_acl.clone()),
         bucket,
         state.now_ms(),
     ));
+    if let Some(exp) = user.and_then(|u| u.expires_at) {
+        conn.token_expires_at.store(exp, Ordering::Relaxed);
+    }
     if conn.user_id.is_some() || state.config.server_ready_without_auth {
         let ready = server_ready(
             &ServerReady {

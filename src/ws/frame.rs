@@ -25,6 +25,10 @@ pub mod close_code {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// Authentication failed (CLIENT_PROTOCOL.md §2.3).
     pub const AUTH_FAILED: u16 = 4401;
+    /// The token expired (`close_on_token_expiry`): the clients treat it
+    /// as an authentication failure, the TypeScript one retrying with a
+    /// refreshed token.
+    pub const TOKEN_EXPIRED: u16 = AUTH_FAILED;
     /// The end-to-end key reached `e2e_rekey_interval`: reconnect for a
     /// fresh key (the clients reconnect on any code they do not know).
     pub const REKEY: u16 = 4000;

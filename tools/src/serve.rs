@@ -180,6 +180,10 @@ struct Settings {
     /// (4000 "rekey") so the client reconnects with a fresh one.
     #[arg(long, env = "WSE_E2E_REKEY_INTERVAL")]
     e2e_rekey_interval: Option<u64>,
+    /// Close a connection when its JWT's `exp` passes (4401 "Token
+    /// expired").
+    #[arg(long, env = "WSE_CLOSE_ON_TOKEN_EXPIRY", num_args = 0..=1, default_missing_value = "true")]
+    close_on_token_expiry: Option<bool>,
     /// Milliseconds a new connection's topic data waits for its
     /// client_hello, so a client asking for encryption never gets it in
     /// clear; 0: no wait.
@@ -298,6 +302,7 @@ settings_map! {
     max_inbound_queue_bytes => c.max_inbound_queue_bytes;
     encryption => c.encryption;
     e2e_rekey_interval => c.e2e_rekey_interval, via |v| Some(Duration::from_secs(v));
+    close_on_token_expiry => c.close_on_token_expiry;
     e2e_hello_wait_ms => c.e2e_hello_wait, via Duration::from_millis;
     signature_key_file => c.signature_key,
         parse |path: PathBuf| read_file(&path).map(|key| Some(SignatureKey(key)));

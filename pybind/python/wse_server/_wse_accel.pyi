@@ -110,6 +110,7 @@ class RustWSEServer:
         max_inbound_queue_bytes: int = 67108864,
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
+        close_on_token_expiry: bool = False,
         e2e_hello_wait: float = 0.5,
         signature_key: bytes | None = None,
         max_pending_handshakes: int = 512,
@@ -184,6 +185,8 @@ class RustWSEServer:
         - ``encryption``: agree end-to-end encryption with clients that ask
           for it in ``client_hello`` (then every data frame they receive,
           ``send``/``send_bytes`` output included, is an ``E:`` frame).
+        - ``close_on_token_expiry`` (False): close a JWT connection with
+          4401 ``Token expired`` when its token's ``exp`` passes.
         - ``e2e_rekey_interval``: seconds an end-to-end key lives; then the
           connection is closed with code 4000 and the client reconnects
           with a fresh key (``None``: for the connection's life).
