@@ -75,6 +75,7 @@ impl Nodes {
             publish_timeout: Duration::from_secs(5),
             dedup_window: 100,
             join: false,
+            ..ClusterConfig::default()
         };
         let dir = self.dir(id);
         let log = Arc::new(Log::open(dir, LogConfig::default()).unwrap());
