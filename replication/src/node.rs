@@ -38,6 +38,7 @@ use crate::net::{
     Peers,
 };
 use crate::shard::{Shard, ShardOptions};
+use crate::transfer::{self, FetchedRecord};
 use crate::types::{NodeId, Publish, Raft};
 
 /// Publishes at most in one Raft entry.
@@ -117,6 +118,8 @@ struct Inner {
     publish_timeout: Duration,
     /// Adds and removes nodes on every shard (see `membership`).
     membership: Membership,
+    /// The node's topic logs, read for peers installing a snapshot.
+    log: Arc<Log>,
 }
 
 /// Publishes that go into one Raft entry together (never split), and
@@ -154,6 +157,9 @@ impl ClusterNode {
             publish_timeout: config.publish_timeout,
             dedup_window: config.dedup_window,
             encode,
+            snapshot_every: config.snapshot_every,
+            snapshot_keep: config.snapshot_keep,
+            fetch: Arc::new(peers.clone()),
         };
         let root = log.dir().join("cluster");
         let mut shards = Vec::new();
@@ -178,6 +184,7 @@ impl ClusterNode {
             listener: Mutex::new(None),
             publish_timeout: config.publish_timeout,
             membership: Membership::new(me, rafts, peers),
+            log,
         });
         for (shard, rx) in receivers.into_iter().enumerate() {
             tokio::spawn(run_queue(inner.clone(), shard, rx));
@@ -543,6 +550,19 @@ impl PeerService for Inner {
         let membership = self.membership.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         Box::pin(async move { membership.change_here(shard, &change, deadline).await })
+    }
+
+    fn read_records(
+        &self,
+        topic: String,
+        from: Position,
+    ) -> BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || transfer::read_records(&log, &topic, from))
+                .await
+                .map_err(|e| e.to_string())?
+        })
     }
 }
 
