@@ -195,6 +195,77 @@ mod tests {
         assert_eq!((back.meta, back.data), (stored.meta, d));
     }
 
+    /// Reads another in-process node's log.
+    struct FromLog(Arc<Log>);
+
+    impl crate::transfer::Fetch for FromLog {
+        fn fetch(
+            &self,
+            request: crate::transfer::FetchRequest,
+        ) -> crate::net::BoxFuture<'static, Result<Vec<crate::FetchedRecord>, String>> {
+            let got = crate::transfer::read_records(&self.0, &request.topic, request.from);
+            Box::pin(async move { got })
+        }
+    }
+
+    /// Installing a snapshot whose topic has another epoch here (a forced
+    /// new epoch happened while this node was away) deletes the local
+    /// topic, creates it with the snapshot's epoch, and fetches every
+    /// record to the same offsets, payloads unchanged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn install_replaces_a_topic_of_another_epoch_and_fetches_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            |name: &str| Arc::new(Log::open(dir.path().join(name), LogConfig::default()).unwrap());
+        let (source, here) = (open("source"), open("here"));
+        source.create_topic("t", Epoch(7)).unwrap();
+        for p in ["a", "b", "c"] {
+            source
+                .append("t", RecordKind::Message, p.as_bytes())
+                .unwrap();
+        }
+        here.create_topic("t", Epoch(5)).unwrap();
+        here.append("t", RecordKind::Message, b"old").unwrap();
+        let sm = StateMachine::open(
+            dir.path().join("raft"),
+            here.clone(),
+            crate::shard::verbatim(),
+            10,
+        )
+        .unwrap()
+        .with_fetch(Arc::new(FromLog(source.clone())));
+        let mut d = data();
+        d.applied.next_offsets = BTreeMap::from([("t".to_owned(), 3)]);
+        d.applied.epochs = BTreeMap::from([("t".to_owned(), Epoch(7))]);
+        let nodes = BTreeMap::from([(1, BasicNode::new("source"))]);
+        let membership = openraft::Membership::new(vec![[1].into()], nodes);
+        d.applied.membership = StoredMembership::new(None, membership);
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: d.applied.last_applied,
+                last_membership: d.applied.membership.clone(),
+                snapshot_id: snapshot_id(&d.applied),
+            },
+            data: d.clone(),
+        };
+        install(&sm, stored).await.unwrap();
+        let p = here.position("t").unwrap();
+        assert_eq!((p.epoch, p.next_offset), (Epoch(7), 3));
+        let read = |log: &Log| {
+            let at = Position::new(Epoch(7), 0);
+            let batch = log.read("t", at, wse_log::ReadLimits::default()).unwrap();
+            let records: Vec<_> = batch
+                .records
+                .iter()
+                .map(|r| (r.offset(), r.payload()))
+                .collect();
+            records
+        };
+        assert_eq!(read(&here), read(&source));
+        assert_eq!(sm.applied(), d.applied, "the marker is the snapshot's");
+        assert_eq!(sm.view().window, d.window, "and so is the window");
+    }
+
     /// A marker written before snapshots existed (no `epochs`) still
     /// loads; opening fills the epochs in from the topic logs.
     #[test]

@@ -385,7 +385,7 @@ impl StateMachine {
 
     /// What a snapshot of the state now holds: the marker and the
     /// window, taken between two batches.
-    fn view(&self) -> SnapshotData {
+    pub(crate) fn view(&self) -> SnapshotData {
         let _gate = self.gate.lock();
         SnapshotData {
             applied: self.applied(),
