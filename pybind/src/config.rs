@@ -178,6 +178,10 @@ pub struct ServerOptions {
     pub cluster_node_timeout: f64,
     /// Join a running cluster at first start instead of founding one.
     pub cluster_join: bool,
+    /// Raft entries between two snapshots of a shard (0: never).
+    pub cluster_snapshot_every: u64,
+    /// Raft entries kept behind a snapshot.
+    pub cluster_snapshot_keep: u64,
 }
 
 /// The keywords that map one-to-one onto an option, each written once as
@@ -266,6 +270,8 @@ keywords_map! {
     cluster_dedup_window => c.cluster.dedup_window;
     cluster_node_timeout => c.cluster.node_timeout, parse |s| seconds("cluster_node_timeout", s);
     cluster_join => c.cluster.join;
+    cluster_snapshot_every => c.cluster.snapshot_every;
+    cluster_snapshot_keep => c.cluster.snapshot_keep;
 }
 
 /// `id=host:port,...` as the cluster's peer list (`ValueError` otherwise).

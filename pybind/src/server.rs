@@ -157,6 +157,8 @@ impl RustWSEServer {
         cluster_dedup_window=10000,
         cluster_node_timeout=3.0,
         cluster_join=false,
+        cluster_snapshot_every=20000,
+        cluster_snapshot_keep=1000,
     ))]
     #[allow(clippy::too_many_arguments)] // the upstream constructor, parameter for parameter
     fn new(
@@ -228,6 +230,8 @@ impl RustWSEServer {
         cluster_dedup_window: usize,
         cluster_node_timeout: f64,
         cluster_join: bool,
+        cluster_snapshot_every: u64,
+        cluster_snapshot_keep: u64,
     ) -> PyResult<Self> {
         let config = ServerOptions {
             host,
@@ -298,6 +302,8 @@ impl RustWSEServer {
             cluster_dedup_window,
             cluster_node_timeout,
             cluster_join,
+            cluster_snapshot_every,
+            cluster_snapshot_keep,
         }
         .into_config()?;
         let cluster = config.cluster.clone();

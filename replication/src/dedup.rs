@@ -8,13 +8,27 @@
 //! of appending it twice. The window is part of the replicated state: every
 //! replica applies the same entries to it in the same order, so every
 //! replica suppresses the same publishes. It is bounded by a count, not a
-//! time, so that no clock enters the decision. After a restart it is built
-//! again from the applied entries of the Raft log (see
+//! time, so that no clock enters the decision. A snapshot carries its
+//! contents ([`Dedup::entries`]), since the Raft log entries that filled it
+//! are purged behind snapshots; after a restart it is built again from the
+//! latest snapshot and the applied entries of the Raft log after it (see
 //! [`crate::StateMachine`]).
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use wse_log::Position;
+
+/// One remembered publish, as a snapshot stores the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowEntry {
+    /// The publish's topic.
+    pub topic: String,
+    /// Its id.
+    pub id: String,
+    /// Where its first copy was stored.
+    pub position: Position,
+}
 
 /// A publish's identity: its topic and its id.
 type Key = (String, String);
@@ -69,11 +83,27 @@ impl Dedup {
         self.seen.clear();
     }
 
-    /// Rewrite every remembered position with `f` (used when the window is
-    /// rebuilt: offsets are known only once every entry is counted).
-    pub(crate) fn map_positions(&mut self, mut f: impl FnMut(&str, Position) -> Position) {
-        for ((topic, _), position) in self.seen.iter_mut() {
-            *position = f(topic, *position);
+    /// Every remembered id, oldest first: what a snapshot stores.
+    pub(crate) fn entries(&self) -> Vec<WindowEntry> {
+        self.order
+            .iter()
+            .filter_map(|key| {
+                let position = *self.seen.get(key)?;
+                Some(WindowEntry {
+                    topic: key.0.clone(),
+                    id: key.1.clone(),
+                    position,
+                })
+            })
+            .collect()
+    }
+
+    /// Forget every id, then remember `entries` (oldest first), as a
+    /// snapshot stored them.
+    pub(crate) fn restore(&mut self, entries: &[WindowEntry]) {
+        self.clear();
+        for e in entries {
+            self.insert(&e.topic, &e.id, e.position);
         }
     }
 }
@@ -100,5 +130,17 @@ mod tests {
         let mut off = Dedup::new(0);
         off.insert("a", "x", at(0));
         assert_eq!(off.get("a", "x"), None, "capacity 0 turns it off");
+    }
+
+    #[test]
+    fn entries_restore_the_same_window_in_the_same_order() {
+        let mut d = Dedup::new(2);
+        d.insert("a", "x", at(0));
+        d.insert("a", "y", at(1));
+        let mut back = Dedup::new(2);
+        back.restore(&d.entries());
+        assert_eq!(back.entries(), d.entries());
+        back.insert("a", "z", at(2));
+        assert_eq!(back.get("a", "x"), None, "the oldest goes first, as before");
     }
 }

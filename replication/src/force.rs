@@ -16,8 +16,9 @@
 //! have seen) entries this node never got. Without a new epoch, new
 //! publishes would reuse their offsets with other records; with it, a
 //! client recovering from any old position is told "not recovered". Every
-//! replica, and every node added later (which replays the log from its
-//! start), applies the same entry, so epochs stay equal everywhere.
+//! replica, and every node added later (which replays the log, or installs
+//! a snapshot carrying the topics' epochs), applies the same entry, so
+//! epochs stay equal everywhere.
 
 use crate::log_store::LogStore;
 use crate::types::{NodeId, Request};
@@ -105,7 +106,7 @@ pub fn force_shard(
         source,
     };
     let store = LogStore::open(dir).map_err(io)?;
-    if store.entries().is_empty() {
+    if store.last_log_id().is_none() {
         return Err(ForceError::NoLog(dir.to_owned()));
     }
     let voters: BTreeSet<NodeId> = members.keys().copied().collect();

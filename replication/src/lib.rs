@@ -29,7 +29,11 @@
 //! - `durable_file`: small state files replaced atomically.
 //! - `dedup`: the idempotence window (publish ids seen per topic).
 //! - [`state_machine`]: applying entries to topic logs, exactly once;
-//!   snapshots (positions only).
+//!   building and installing snapshots.
+//! - [`snapshot`]: what a snapshot holds (positions, epochs and the
+//!   idempotence window, never records), its file, and installing one.
+//! - [`transfer`]: fetching the records a snapshot names from a peer
+//!   ([`Fetch`]) and appending them at the same offsets.
 //! - [`shard`]: a node's shard handle (start, initialize, submit, publish).
 //! - [`membership`]: adding and removing nodes at run time (through each
 //!   shard's leader), and whether a starting node founds or joins.
@@ -57,9 +61,12 @@ pub mod membership;
 pub mod net;
 pub mod node;
 pub mod shard;
+pub mod snapshot;
 pub mod state_machine;
+pub mod transfer;
 pub mod types;
 
+pub use dedup::WindowEntry;
 pub use error::ClusterError;
 pub use log_store::LogStore;
 pub use loopback::Loopback;
@@ -70,5 +77,7 @@ pub use net::{
 };
 pub use node::{ClusterNode, Starter, shard_of};
 pub use shard::{Shard, ShardOptions};
+pub use snapshot::SnapshotData;
 pub use state_machine::{Applied, StateMachine};
+pub use transfer::{Fetch, FetchRequest, FetchedRecord};
 pub use types::{NodeId, Publish, PublishKind, Raft, Receipt, Request, TypeConfig};

@@ -98,6 +98,11 @@ impl LogFile {
         Ok(())
     }
 
+    /// How many entries the file holds.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
     /// Remove the entries from `index` on (inclusive), durably.
     pub(crate) fn truncate(&mut self, index: u64) -> io::Result<()> {
         let Some(&cut) = self.starts.get(&index) else {

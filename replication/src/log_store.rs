@@ -1,10 +1,13 @@
 //! openraft's log storage ([`RaftLogStorage`]) for one shard on one node.
 //!
 //! Entries are kept in the [`LogFile`] and, for reading, in memory (every
-//! entry not purged: a first version; the memory bound comes with purging
-//! after snapshots). The vote and the purge marker live in `raft-vote.json`,
-//! the commit marker in `raft-committed.json`, both replaced atomically and
-//! durably ([`durable_file`]).
+//! entry not purged). Both are bounded by purging: openraft purges the log
+//! behind each snapshot (every `snapshot_every` entries, keeping
+//! `snapshot_keep`), and [`RaftLogStorage::purge`] drops the entries from
+//! memory and rewrites the file without them (on the blocking pool). The
+//! vote and the purge marker live in `raft-vote.json` (replaced atomically
+//! and durably, [`durable_file`]), the commit marker in
+//! `raft-committed.json` (a hint).
 //!
 //! File I/O runs on tokio's blocking pool, never on a worker. openraft
 //! serializes the writes (it awaits each call), so the file needs no
@@ -56,6 +59,18 @@ impl LogStore {
         self.entries.read().values().cloned().collect()
     }
 
+    /// How many entries are held: in memory, and in the file.
+    pub fn held(&self) -> (usize, usize) {
+        let memory = self.entries.read().len();
+        (memory, self.file.lock().len())
+    }
+
+    /// The last log id: of the last entry, or the last purged one.
+    pub(crate) fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let last = self.entries.read().values().next_back().map(|e| e.log_id);
+        last.or(self.marks.lock().last_purged)
+    }
+
     /// Open (or create) the Raft log in `dir`.
     pub fn open(dir: impl AsRef<Path>) -> io::Result<LogStore> {
         let dir = dir.as_ref().to_owned();
@@ -90,7 +105,7 @@ impl LogStore {
         me: NodeId,
         payloads: Vec<EntryPayload<TypeConfig>>,
     ) -> io::Result<Vec<LogId<NodeId>>> {
-        let last = self.entries.read().values().next_back().map(|e| e.log_id);
+        let last = self.last_log_id();
         let mut marks = self.marks.lock();
         let voted = marks.vote.map_or(0, |v| v.leader_id().term);
         let term = voted.max(last.map_or(0, |l| l.leader_id.term)) + 1;
@@ -162,10 +177,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged_log_id = self.marks.lock().last_purged;
-        let last = self.entries.read().values().next_back().map(|e| e.log_id);
         Ok(LogState {
             last_purged_log_id,
-            last_log_id: last.or(last_purged_log_id),
+            last_log_id: self.last_log_id(),
         })
     }
 

@@ -1,9 +1,12 @@
 //! An in-process network: each node's Raft calls the target's [`Raft`]
-//! handle directly. For tests and single-process clusters until the peer
-//! transport lands; links can be cut to simulate partitions.
+//! handle directly, and a node installing a snapshot reads the records it
+//! lacks straight from the source node's [`Log`] ([`Fetch`]). For tests;
+//! links can be cut to simulate partitions.
 //!
 //! Shaped after the router of openraft's examples.
 
+use crate::net::BoxFuture;
+use crate::transfer::{self, Fetch, FetchRequest, FetchedRecord};
 use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
@@ -15,6 +18,7 @@ use openraft::raft::{
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use wse_log::Log;
 
 /// The nodes reachable in this process and the links that are cut.
 #[derive(Clone, Default)]
@@ -26,6 +30,8 @@ pub struct Loopback {
 struct Wires {
     /// Each registered node's Raft handle.
     nodes: BTreeMap<NodeId, Raft>,
+    /// Each registered node's topic logs, for record fetches.
+    logs: BTreeMap<NodeId, Arc<Log>>,
     /// Cut links, one direction each: `(from, to)`.
     cut: BTreeSet<(NodeId, NodeId)>,
 }
@@ -49,9 +55,16 @@ impl Loopback {
         self.inner.lock().nodes.insert(id, raft);
     }
 
+    /// Serve node `id`'s topic logs to peers installing a snapshot.
+    pub fn serve_log(&self, id: NodeId, log: Arc<Log>) {
+        self.inner.lock().logs.insert(id, log);
+    }
+
     /// Make node `id` unreachable (it stopped).
     pub fn unregister(&self, id: NodeId) {
-        self.inner.lock().nodes.remove(&id);
+        let mut w = self.inner.lock();
+        w.nodes.remove(&id);
+        w.logs.remove(&id);
     }
 
     /// Cut messages from `from` to `to` (one direction).
@@ -97,6 +110,32 @@ impl Loopback {
             return Err(Unreachable::new(&LinkDown { from: to, to: from }));
         }
         Ok(answer)
+    }
+}
+
+impl Fetch for Loopback {
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let (from, to) = (request.asker, request.source);
+        let log = {
+            let w = self.inner.lock();
+            match w.logs.get(&to) {
+                Some(log) if !w.cut.contains(&(from, to)) && !w.cut.contains(&(to, from)) => {
+                    Ok(log.clone())
+                }
+                _ => Err(LinkDown { from, to }.to_string()),
+            }
+        };
+        Box::pin(async move {
+            let log = log?;
+            tokio::task::spawn_blocking(move || {
+                transfer::read_records(&log, &request.topic, request.from)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
     }
 }
 

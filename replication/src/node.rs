@@ -39,6 +39,7 @@ use crate::net::{
     Peers,
 };
 use crate::shard::{Shard, ShardOptions};
+use crate::transfer::{self, FetchedRecord};
 use crate::types::{NodeId, Publish, Raft};
 
 /// Publishes at most in one Raft entry.
@@ -123,6 +124,8 @@ struct Inner {
     leading_since: Vec<Mutex<Option<(u64, Instant)>>>,
     /// Followers' lag in time and leader changes, sampled.
     lag: LagTracker,
+    /// The node's topic logs, read for peers installing a snapshot.
+    log: Arc<Log>,
 }
 
 /// Publishes that go into one Raft entry together (never split), and
@@ -160,6 +163,9 @@ impl ClusterNode {
             publish_timeout: config.publish_timeout,
             dedup_window: config.dedup_window,
             encode,
+            snapshot_every: config.snapshot_every,
+            snapshot_keep: config.snapshot_keep,
+            fetch: Arc::new(peers.clone()),
         };
         let root = log.dir().join("cluster");
         let mut shards = Vec::new();
@@ -186,6 +192,7 @@ impl ClusterNode {
             membership: Membership::new(me, rafts, peers),
             leading_since: (0..config.shards).map(|_| Mutex::new(None)).collect(),
             lag: LagTracker::default(),
+            log,
         });
         tokio::spawn(sample_lag(Arc::downgrade(&inner)));
         for (shard, rx) in receivers.into_iter().enumerate() {
@@ -552,6 +559,19 @@ impl PeerService for Inner {
         let membership = self.membership.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         Box::pin(async move { membership.change_here(shard, &change, deadline).await })
+    }
+
+    fn read_records(
+        &self,
+        topic: String,
+        from: Position,
+    ) -> BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || transfer::read_records(&log, &topic, from))
+                .await
+                .map_err(|e| e.to_string())?
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::error::ClusterError;
 use crate::log_store::LogStore;
 use crate::state_machine::StateMachine;
+use crate::transfer::{Fetch, NoFetch};
 use crate::types::{NodeId, Publish, Raft, Request, TypeConfig};
 use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, RaftMetrics, RaftNetworkFactory, SnapshotPolicy};
@@ -32,6 +33,18 @@ pub struct ShardOptions {
     /// position it gets. Default: the payload as it is. The server passes
     /// its own, which stamps the position into the message.
     pub encode: RecordEncoder,
+    /// Applied entries between two snapshots (0: never snapshot, never
+    /// purge the Raft log). Default 20,000; see
+    /// `wse::config::ClusterConfig::snapshot_every` for the trade-off.
+    pub snapshot_every: u64,
+    /// Entries kept in the Raft log behind a snapshot, so a follower only
+    /// slightly behind catches up from the log rather than by a snapshot
+    /// and a record transfer. Default 1,000.
+    pub snapshot_keep: u64,
+    /// Where a node installing a snapshot fetches the records it lacks.
+    /// Default: nowhere (such an install fails); a node passes its
+    /// [`crate::Peers`], tests a [`crate::Loopback`].
+    pub fetch: Arc<dyn Fetch>,
 }
 
 impl std::fmt::Debug for ShardOptions {
@@ -41,6 +54,8 @@ impl std::fmt::Debug for ShardOptions {
             .field("election_timeout", &self.election_timeout)
             .field("publish_timeout", &self.publish_timeout)
             .field("dedup_window", &self.dedup_window)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("snapshot_keep", &self.snapshot_keep)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +73,9 @@ impl Default for ShardOptions {
             publish_timeout: Duration::from_secs(5),
             dedup_window: 10_000,
             encode: verbatim(),
+            snapshot_every: 20_000,
+            snapshot_keep: 1_000,
+            fetch: Arc::new(NoFetch),
         }
     }
 }
@@ -71,11 +89,16 @@ impl ShardOptions {
             heartbeat_interval: ms(self.heartbeat),
             election_timeout_min: ms(self.election_timeout.0),
             election_timeout_max: ms(self.election_timeout.1),
-            // Snapshots carry positions, not records (see `state_machine`):
-            // never build one and never purge the log, so a node that is
-            // behind always catches up from the log.
-            snapshot_policy: SnapshotPolicy::Never,
-            max_in_snapshot_log_to_keep: u64::MAX,
+            // A snapshot is small (positions and ids, see `snapshot`), so
+            // building one is cheap; the Raft log is purged behind it.
+            snapshot_policy: match self.snapshot_every {
+                0 => SnapshotPolicy::Never,
+                n => SnapshotPolicy::LogsSinceLast(n),
+            },
+            max_in_snapshot_log_to_keep: match self.snapshot_every {
+                0 => u64::MAX,
+                _ => self.snapshot_keep,
+            },
             // Entries per AppendEntries: an entry holds at most about 1 MiB
             // of publishes (one larger message goes alone), so a catch-up
             // message stays well under the peer link's 64 MiB frame limit.
@@ -96,6 +119,8 @@ pub struct Shard {
     raft: Raft,
     /// The state machine, to read what it applied.
     state_machine: StateMachine,
+    /// The Raft log, to report how much of it is held.
+    log_store: LogStore,
     /// How long a publish waits for its commit.
     publish_timeout: Duration,
 }
@@ -119,21 +144,31 @@ impl Shard {
         let log_store = LogStore::open(dir).map_err(storage)?;
         let state_machine =
             StateMachine::open(dir, log, options.encode.clone(), options.dedup_window)
-                .map_err(storage)?;
+                .map_err(storage)?
+                .with_fetch(options.fetch.clone());
         // The idempotence window is replicated state: rebuilt from the
-        // applied entries, which the Raft log keeps (it is never purged).
+        // latest snapshot and the applied entries after it, which the Raft
+        // log keeps (it is purged only behind a snapshot).
         state_machine.rebuild_window(log_store.entries().iter());
         let config = Arc::new(options.raft_config(shard)?);
-        let raft = Raft::new(node, config, network, log_store, state_machine.clone())
-            .await
-            .map_err(|source| ClusterError::Stopped {
-                shard,
-                source: Box::new(source),
-            })?;
+        let raft = Raft::new(
+            node,
+            config,
+            network,
+            log_store.clone(),
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|source| ClusterError::Stopped {
+            shard,
+            source: Box::new(source),
+        })?;
+        state_machine.attach(raft.metrics());
         Ok(Shard {
             shard,
             raft,
             state_machine,
+            log_store,
             publish_timeout: options.publish_timeout,
         })
     }
@@ -272,6 +307,12 @@ impl Shard {
     /// What the state machine applied (last log id, topic offsets).
     pub fn applied(&self) -> crate::state_machine::Applied {
         self.state_machine.applied()
+    }
+
+    /// How many Raft log entries this node holds for the shard: in memory
+    /// and in its `raft-log` file (they differ only during a write).
+    pub fn raft_log_held(&self) -> (usize, usize) {
+        self.log_store.held()
     }
 
     /// Stop the shard's Raft; its files stay for a restart.

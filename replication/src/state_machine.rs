@@ -17,11 +17,16 @@
 //!
 //! # Snapshots
 //!
-//! A snapshot here is positions only: the applied marker. Sending the
-//! records themselves (segment transfer) is a later step, so a node can only
-//! install a snapshot whose records it already has; [`crate::Shard`]
-//! configures openraft never to build snapshots or purge the Raft log, so a
-//! node that is behind always catches up from the log.
+//! openraft builds a snapshot every `snapshot_every` applied entries and
+//! then purges the Raft log behind it (keeping `snapshot_keep` entries for
+//! followers slightly behind). A snapshot is positions and ids only (see
+//! [`crate::snapshot`]): the applied marker, with each topic's epoch, and
+//! the idempotence window; it is stored in `sm-snapshot.json`. A batch is
+//! applied under a gate the snapshot builder also takes, so a snapshot
+//! never sees the window of a half-applied batch. A node that installs a
+//! snapshot fetches the records it lacks from a peer ([`crate::transfer`]);
+//! after a restart the window is rebuilt from the latest snapshot and the
+//! entries after it.
 
 // openraft's traits fix the error type (`StorageError`, large); boxing it
 // here would only unbox it again at the trait boundary.
@@ -30,10 +35,12 @@
 use crate::dedup::Dedup;
 use crate::durable_file;
 use crate::log_file::RaftEntry;
+use crate::snapshot::{self, SnapshotData, StoredSnapshot};
+use crate::transfer::{Fetch, NoFetch, Transfer};
 use crate::types::{NodeId, PublishKind, Receipt, Request, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    BasicNode, EntryPayload, LogId, RaftMetrics, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StorageIOError, StoredMembership,
 };
 use parking_lot::Mutex;
@@ -42,6 +49,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio::sync::watch;
 use wse::cluster::RecordEncoder;
 use wse_log::{Appended, Epoch, Log, Position, RecordKind};
 
@@ -69,13 +77,11 @@ pub struct Applied {
     pub membership: StoredMembership<NodeId, BasicNode>,
     /// For each topic this shard wrote, the offset its next record gets.
     pub next_offsets: BTreeMap<String, u64>,
-}
-
-/// A snapshot kept in memory to be sent (a later step stores it).
-#[derive(Clone)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
+    /// For each topic this shard holds now, its epoch: a node installing a
+    /// snapshot creates a topic it lacks with it. Absent from markers
+    /// written before snapshots existed (filled in from the log on open).
+    #[serde(default)]
+    pub epochs: BTreeMap<String, Epoch>,
 }
 
 /// The state machine of one shard on one node. Cheap to clone (the
@@ -92,8 +98,16 @@ pub struct StateMachine {
     marker: PathBuf,
     /// What is applied, as the marker stores it.
     applied: Arc<Mutex<Applied>>,
-    /// The last snapshot built or installed.
+    /// Held while a batch is applied and while a snapshot's contents are
+    /// taken: the builder runs beside `apply`, and must not see the window
+    /// of a half-applied batch.
+    gate: Arc<Mutex<()>>,
+    /// `<dir>/sm-snapshot.json`.
+    snapshot_file: PathBuf,
+    /// The last snapshot built or installed, as stored.
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// Where records this node lacks come from when it installs a snapshot.
+    transfer: Arc<Transfer>,
 }
 
 impl StateMachine {
@@ -109,7 +123,22 @@ impl StateMachine {
     ) -> io::Result<StateMachine> {
         std::fs::create_dir_all(dir.as_ref())?;
         let marker = dir.as_ref().join("sm-applied.json");
-        let applied: Applied = durable_file::read_hint(&marker)?.unwrap_or_default();
+        let snapshot_file = dir.as_ref().join("sm-snapshot.json");
+        let mut applied: Applied = durable_file::read_hint(&marker)?.unwrap_or_default();
+        let snapshot = StoredSnapshot::load(&snapshot_file)?;
+        if let Some(s) = &snapshot
+            && s.data.applied.last_applied > applied.last_applied
+        {
+            // The marker is a hint and may go back after an OS crash; the
+            // snapshot is durable, and the log before it may be purged.
+            tracing::warn!(marker = ?applied.last_applied, snapshot = ?s.meta.last_log_id, "applied marker behind the snapshot: starting from the snapshot");
+            applied = s.data.applied.clone();
+        }
+        for topic in applied.next_offsets.keys() {
+            if let (None, Some(p)) = (applied.epochs.get(topic), log.position(topic)) {
+                applied.epochs.insert(topic.clone(), p.epoch);
+            }
+        }
         for (topic, &next) in &applied.next_offsets {
             let have = log.position(topic).map_or(FIRST_OFFSET, |p| p.next_offset);
             if have < next {
@@ -124,8 +153,33 @@ impl StateMachine {
             dedup: Arc::new(Mutex::new(Dedup::new(dedup_window))),
             marker,
             applied: Arc::new(Mutex::new(applied)),
-            snapshot: Arc::new(Mutex::new(None)),
+            gate: Arc::new(Mutex::new(())),
+            snapshot_file,
+            snapshot: Arc::new(Mutex::new(snapshot)),
+            transfer: Arc::new(Transfer::new(Arc::new(NoFetch))),
         })
+    }
+
+    /// Fetch the records a snapshot names and this node lacks through
+    /// `fetch` (without it, installing such a snapshot fails).
+    pub fn with_fetch(mut self, fetch: Arc<dyn Fetch>) -> StateMachine {
+        self.transfer = Arc::new(Transfer::new(fetch));
+        self
+    }
+
+    /// Follow the shard's Raft `metrics` (to fetch from its leader first).
+    pub(crate) fn attach(&self, metrics: watch::Receiver<RaftMetrics<NodeId, BasicNode>>) {
+        self.transfer.attach(metrics);
+    }
+
+    /// The node's topic logs.
+    pub(crate) fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The way to peers' records.
+    pub(crate) fn transfer(&self) -> &Transfer {
+        &self.transfer
     }
 
     /// What is applied now.
@@ -138,6 +192,7 @@ impl StateMachine {
         &self,
         entries: Vec<RaftEntry>,
     ) -> Result<Vec<Receipt>, StorageError<NodeId>> {
+        let _gate = self.gate.lock();
         let mut next = self.applied();
         let mut pending: BTreeMap<String, Appended> = BTreeMap::new();
         let mut receipts = Vec::with_capacity(entries.len());
@@ -226,6 +281,7 @@ impl StateMachine {
             };
             next.next_offsets
                 .insert(p.topic.clone(), position.offset + 1);
+            next.epochs.insert(p.topic.clone(), position.epoch);
             if let Some(id) = &p.id {
                 dedup.insert(&p.topic, id, position);
             }
@@ -257,6 +313,7 @@ impl StateMachine {
         for offset in next.next_offsets.values_mut() {
             *offset = FIRST_OFFSET;
         }
+        next.epochs.clear();
         self.store(next.clone())?;
         for topic in next.next_offsets.keys() {
             self.log.delete_topic(topic).map_err(io::Error::other)?;
@@ -270,21 +327,31 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Build the idempotence window again after a restart from `entries`,
-    /// the Raft log from its start: every entry up to the last applied one
-    /// goes through the window exactly as [`Self::apply_request`] did (the
-    /// same ids suppressed, the same ones evicted), without appending. The
-    /// offsets follow by counting: the `k`-th record the shard stored in a
-    /// topic, of `n` in all, is at `next_offset - n + k`.
+    /// Build the idempotence window again after a restart: from the
+    /// latest snapshot's window, then every entry of `entries` (the Raft
+    /// log) after the snapshot up to the last applied one goes through the
+    /// window exactly as [`Self::apply_request`] did (the same ids
+    /// suppressed, the same ones evicted), without appending. Offsets
+    /// follow by counting on from the snapshot's next offsets, as applying
+    /// did.
     pub fn rebuild_window<'a>(&self, entries: impl IntoIterator<Item = &'a RaftEntry>) {
         let applied = self.applied();
         let Some(last) = applied.last_applied else {
             return;
         };
+        let base = self.snapshot.lock().as_ref().map(|s| s.data.clone());
         let mut dedup = self.dedup.lock();
-        let mut stored: BTreeMap<&str, u64> = BTreeMap::new();
+        let (after, mut next) = match base {
+            Some(b) => {
+                dedup.restore(&b.window);
+                (b.applied.last_applied, b.applied.next_offsets)
+            }
+            None => (None, BTreeMap::new()),
+        };
+        let after = after.map(|l| l.index);
         for entry in entries
             .into_iter()
+            .filter(|e| Some(e.log_id.index) > after)
             .take_while(|e| e.log_id.index <= last.index)
         {
             let EntryPayload::Normal(request) = &entry.payload else {
@@ -292,7 +359,7 @@ impl StateMachine {
             };
             if request.new_epoch {
                 dedup.clear();
-                stored.clear();
+                next.values_mut().for_each(|o| *o = FIRST_OFFSET);
                 continue;
             }
             for p in &request.publishes {
@@ -302,24 +369,16 @@ impl StateMachine {
                 {
                     continue;
                 }
-                let k = stored.entry(p.topic.as_str()).or_default();
+                let offset = next.entry(p.topic.clone()).or_insert(FIRST_OFFSET);
                 if let Some(id) = &p.id {
-                    // Its index among the topic's records, for now.
-                    dedup.insert(&p.topic, id, Position::new(Epoch(0), *k));
+                    // After a new epoch the window holds only ids written
+                    // since, all in the topic's current epoch.
+                    let epoch = applied.epochs.get(&p.topic).copied().unwrap_or(Epoch(0));
+                    dedup.insert(&p.topic, id, Position::new(epoch, *offset));
                 }
-                *k += 1;
+                *offset += 1;
             }
         }
-        dedup.map_positions(|topic, counted| {
-            let n = stored.get(topic).copied().unwrap_or(0);
-            let next = applied
-                .next_offsets
-                .get(topic)
-                .copied()
-                .unwrap_or(FIRST_OFFSET);
-            let epoch = self.log.position(topic).map_or(Epoch(0), |p| p.epoch);
-            Position::new(epoch, (next + counted.offset).saturating_sub(n))
-        });
     }
 
     /// Store `applied` as the marker, then make it current. Not fsynced:
@@ -332,20 +391,38 @@ impl StateMachine {
         Ok(())
     }
 
-    /// Take the snapshot `applied`, if this node holds its records.
-    fn install_blocking(&self, applied: Applied) -> io::Result<()> {
-        for (topic, &next) in &applied.next_offsets {
-            let have = self
-                .log
-                .position(topic)
-                .map_or(FIRST_OFFSET, |p| p.next_offset);
-            if have < next {
-                return Err(io::Error::other(format!(
-                    "snapshot needs topic {topic:?} up to offset {next}, this node has {have}: segment transfer is not implemented yet"
-                )));
-            }
+    /// What a snapshot of the state now holds: the marker and the
+    /// window, taken between two batches.
+    pub(crate) fn view(&self) -> SnapshotData {
+        let _gate = self.gate.lock();
+        SnapshotData {
+            applied: self.applied(),
+            window: self.dedup.lock().entries(),
         }
-        self.store(applied)
+    }
+
+    /// Store `stored` durably and make it the current snapshot, unless a
+    /// newer one is current (a build that ran beside an install).
+    fn keep_snapshot(&self, stored: StoredSnapshot) -> io::Result<()> {
+        let mut current = self.snapshot.lock();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.meta.last_log_id > stored.meta.last_log_id)
+        {
+            return Ok(());
+        }
+        stored.save(&self.snapshot_file)?;
+        *current = Some(stored);
+        Ok(())
+    }
+
+    /// Take an installed snapshot whose records are local now: its window,
+    /// its marker, and it as the current snapshot.
+    pub(crate) fn adopt(&self, stored: StoredSnapshot) -> io::Result<()> {
+        let _gate = self.gate.lock();
+        self.dedup.lock().restore(&stored.data.window);
+        self.store(stored.data.applied.clone())?;
+        self.keep_snapshot(stored)
     }
 }
 
@@ -360,26 +437,23 @@ async fn blocking<T: Send + 'static>(
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let applied = self.applied();
-        let data =
-            serde_json::to_vec(&applied).map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let snapshot_id = match applied.last_applied {
-            Some(l) => format!("{}-{}", l.leader_id, l.index),
-            None => "empty".to_owned(),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: applied.last_applied,
-            last_membership: applied.membership,
-            snapshot_id,
-        };
-        *self.snapshot.lock() = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        });
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+        let sm = self.clone();
+        blocking(move || {
+            let data = sm.view();
+            let meta = SnapshotMeta {
+                last_log_id: data.applied.last_applied,
+                last_membership: data.applied.membership.clone(),
+                snapshot_id: snapshot::snapshot_id(&data.applied),
+            };
+            let stored = StoredSnapshot { meta, data };
+            let signature = Some(stored.meta.signature());
+            let snapshot = stored
+                .to_snapshot()
+                .and_then(|s| sm.keep_snapshot(stored).map(|()| s))
+                .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+            Ok(snapshot)
         })
+        .await
     }
 }
 
@@ -419,32 +493,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let data = snapshot.into_inner();
         let signature = Some(meta.signature());
-        let mut applied: Applied = serde_json::from_slice(&data)
+        let failed = |e: io::Error| StorageIOError::write_snapshot(signature.clone(), &e).into();
+        let mut data = SnapshotData::from_bytes(snapshot.get_ref())
             .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
-        applied.last_applied = meta.last_log_id;
-        applied.membership = meta.last_membership.clone();
-        let sm = self.clone();
-        blocking(move || {
-            sm.install_blocking(applied)
-                .map_err(|e| StorageIOError::write_snapshot(signature, &e).into())
-        })
-        .await?;
-        *self.snapshot.lock() = Some(StoredSnapshot {
+        data.applied.last_applied = meta.last_log_id;
+        data.applied.membership = meta.last_membership.clone();
+        let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
-        });
-        Ok(())
+        };
+        snapshot::install(self, stored).await.map_err(failed)
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self.snapshot.lock().clone().map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        let current = self.snapshot.lock().clone();
+        current
+            .map(|s| s.to_snapshot())
+            .transpose()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
     }
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use common::tcp::{SHARDS, TcpCluster};
-use common::{EVENT_TIMEOUT, assert_identical_logs, publish_many};
+use common::{EVENT_TIMEOUT, assert_identical_logs, fast_options, publish_many};
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::VoteRequest;
@@ -24,7 +24,7 @@ use wse_log::Position;
 use wse_replication::net::BoxFuture;
 use wse_replication::{
     ForwardError, ForwardRefused, NetError, NetOptions, NodeId, PeerListener, PeerService, Peers,
-    Publish, Raft, query_status,
+    Publish, Raft, ShardOptions, query_status,
 };
 
 /// The topics of `shard` (topics of different shards never mix).
@@ -84,6 +84,44 @@ async fn leader_failure_loses_nothing_and_a_restarted_node_catches_up_over_tcp()
         c.converge(shard, leader, &c.ids).await;
         assert_identical_logs(&c.logs(&c.ids), &topics(shard), &acked[shard as usize]);
     }
+}
+
+/// A node stopped while shard 0's leader purged its Raft log past the
+/// node's entries catches up by installing a snapshot, fetching the
+/// records with `ReadRecords` over the peer link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_during_purges_fetches_the_records_over_tcp() {
+    let options = ShardOptions {
+        snapshot_every: 50,
+        snapshot_keep: 20,
+        ..fast_options()
+    };
+    let mut c = TcpCluster::start_with(3, options).await;
+    let leader = c.leader(0, &c.ids).await;
+    let s = c.node(leader).shards[0].clone();
+    let mut acked = publish_many(&s, &topics(0), "before", 100, 10).await;
+    let stopped = c.ids.iter().copied().find(|&i| i != leader).unwrap();
+    c.converge(0, leader, &c.ids).await;
+    let had = c.node(stopped).shards[0].metrics().last_log_index.unwrap();
+    c.stop_node(stopped).await;
+    acked.extend(publish_many(&s, &topics(0), "during", 400, 10).await);
+    c.raft(leader, 0)
+        .wait(Some(EVENT_TIMEOUT))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index > had),
+            "the leader purged past the stopped node's log",
+        )
+        .await
+        .unwrap();
+
+    c.start_node(stopped).await;
+    c.converge(0, leader, &c.ids).await;
+    let m = c.node(stopped).shards[0].metrics();
+    assert!(
+        m.snapshot.is_some_and(|l| l.index > had),
+        "node {stopped} installed a snapshot: {m:?}"
+    );
+    assert_identical_logs(&c.logs(&c.ids), &topics(0), &acked);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

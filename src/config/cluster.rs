@@ -56,6 +56,21 @@ pub struct ClusterConfig {
     /// already has a membership). For a node added with `wse cluster
     /// add-node` while its peers may be unreachable.
     pub join: bool,
+    /// Applied Raft entries between two snapshots of a shard (default
+    /// 20,000; 0: never, and the Raft log grows without bound). Each
+    /// snapshot lets the shard purge its Raft log, which every node keeps
+    /// in memory too: a shard holds at most about this plus
+    /// `snapshot_keep` entries (an entry is one batch of publishes, up to
+    /// 1 MiB). A snapshot is small (positions and publish ids, never
+    /// records), but each purge rewrites the `snapshot_keep` entries kept,
+    /// so a smaller value trades memory for that rewrite (at 20,000 and
+    /// 1,000 it adds about 5% to the Raft log's writes).
+    pub snapshot_every: u64,
+    /// Raft entries kept behind a snapshot (default 1,000), so a follower
+    /// that fell only that far behind catches up from the log; one further
+    /// behind installs a snapshot and fetches the records it lacks from a
+    /// peer.
+    pub snapshot_keep: u64,
 }
 
 impl Default for ClusterConfig {
@@ -72,6 +87,8 @@ impl Default for ClusterConfig {
             dedup_window: 10_000,
             node_timeout: Duration::from_secs(3),
             join: false,
+            snapshot_every: 20_000,
+            snapshot_keep: 1_000,
         }
     }
 }

@@ -341,6 +341,16 @@ pub const OPTIONS: &[OptionDoc] = &[
         plain,
         "join a running cluster at first start, never found one"
     ),
+    option!(
+        cluster.snapshot_every,
+        count,
+        "Raft entries between snapshots (0: never purge the Raft log)"
+    ),
+    option!(
+        cluster.snapshot_keep,
+        count,
+        "Raft entries kept behind a snapshot for followers slightly behind"
+    ),
 ];
 
 // Formatters: how each kind of value reads in the docs and in `--help`.
@@ -692,6 +702,8 @@ mod tests {
             dedup_window,
             node_timeout,
             join,
+            snapshot_every,
+            snapshot_keep,
         });
         let nested = |prefix: &str, names: &[&str]| -> Vec<String> {
             names.iter().map(|n| format!("{prefix}{n}")).collect()

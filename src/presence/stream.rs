@@ -30,6 +30,13 @@ pub fn encode(op: &Op) -> Vec<u8> {
     rmp_serde::to_vec_named(op).expect("presence operations always serialise")
 }
 
+/// A record that changes nothing (a leave of no entry). A cluster node
+/// that installs a snapshot fills with it the offsets of a presence stream
+/// its source had trimmed, so its offsets stay those of its peers.
+pub fn filler() -> Vec<u8> {
+    encode(&Op::Leave { dots: Vec::new() })
+}
+
 /// Decode a record payload; `None` for bytes that are not an operation.
 pub fn decode(payload: &[u8]) -> Option<Op> {
     rmp_serde::from_slice(payload).ok()

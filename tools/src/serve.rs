@@ -232,6 +232,13 @@ struct Settings {
     /// added with `wse cluster add-node`) instead of founding one.
     #[arg(long, env = "WSE_CLUSTER_JOIN", num_args = 0..=1, default_missing_value = "true")]
     cluster_join: Option<bool>,
+    /// Raft entries between two snapshots of a shard; the Raft log is
+    /// purged behind each (0: never).
+    #[arg(long, env = "WSE_CLUSTER_SNAPSHOT_EVERY")]
+    cluster_snapshot_every: Option<u64>,
+    /// Raft entries kept behind a snapshot, for followers slightly behind.
+    #[arg(long, env = "WSE_CLUSTER_SNAPSHOT_KEEP")]
+    cluster_snapshot_keep: Option<u64>,
 }
 
 /// The settings that map one-to-one onto an option, each written once as
@@ -318,6 +325,8 @@ settings_map! {
     cluster_dedup_window => c.cluster.dedup_window;
     cluster_node_timeout_ms => c.cluster.node_timeout, via Duration::from_millis;
     cluster_join => c.cluster.join;
+    cluster_snapshot_every => c.cluster.snapshot_every;
+    cluster_snapshot_keep => c.cluster.snapshot_keep;
 }
 
 /// `disconnect` or `drop`.

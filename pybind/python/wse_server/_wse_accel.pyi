@@ -133,6 +133,8 @@ class RustWSEServer:
         cluster_dedup_window: int = 10000,
         cluster_node_timeout: float = 3.0,
         cluster_join: bool = False,
+        cluster_snapshot_every: int = 20000,
+        cluster_snapshot_keep: int = 1000,
     ) -> Self:
         """Configure a server (nothing runs until ``start()``).
 
@@ -218,8 +220,9 @@ class RustWSEServer:
           tuned by ``cluster_shards`` (16), ``cluster_heartbeat`` (0.15 s),
           ``cluster_election_timeout`` (1 s), ``cluster_publish_timeout``
           (5 s), ``cluster_dedup_window`` (10,000), ``cluster_node_timeout``
-          (3 s) and ``cluster_join`` (join a running cluster at first
-          start).
+          (3 s), ``cluster_join`` (join a running cluster at first
+          start), ``cluster_snapshot_every`` (20,000) and
+          ``cluster_snapshot_keep`` (1,000).
         """
         ...
 

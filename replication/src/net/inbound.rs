@@ -124,6 +124,10 @@ async fn dispatch(request: PeerRequest, service: &dyn PeerService, reply: Reply)
             let changing = service.change_shard_membership(shard, change, timeout);
             reply.spawn(async move { PeerResponse::ShardMembership(changing.await) });
         }
+        PeerRequest::ReadRecords { topic, from } => {
+            let reading = service.read_records(topic, from);
+            reply.spawn(async move { PeerResponse::Records(reading.await) });
+        }
     }
 }
 

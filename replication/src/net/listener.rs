@@ -10,6 +10,7 @@
 use super::error::ForwardRefused;
 use super::{BoxFuture, NetOptions, inbound};
 use crate::membership::{MembershipChange, MembershipError, Outcome, Report, ShardError};
+use crate::transfer::FetchedRecord;
 use crate::types::{Publish, Raft};
 use std::io;
 use std::net::SocketAddr;
@@ -64,6 +65,19 @@ pub trait PeerService: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Outcome, ShardError>> {
         let _ = (shard, change, timeout);
         let why = ShardError::Unavailable("this node does not change memberships".into());
+        Box::pin(async move { Err(why) })
+    }
+
+    /// Records of `topic` from `from`, for a peer installing a snapshot
+    /// (see [`crate::transfer::read_records`], to be run on the blocking
+    /// pool). By default the node serves none.
+    fn read_records(
+        &self,
+        topic: String,
+        from: Position,
+    ) -> BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let _ = from;
+        let why = format!("this node does not serve records of {topic:?}");
         Box::pin(async move { Err(why) })
     }
 }

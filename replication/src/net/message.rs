@@ -5,6 +5,7 @@
 
 use super::error::ForwardRefused;
 use crate::membership::{MembershipChange, MembershipError, Outcome, Report, ShardError};
+use crate::transfer::FetchedRecord;
 use crate::types::{NodeId, Publish, TypeConfig};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
@@ -47,6 +48,15 @@ pub(crate) enum PeerRequest {
         /// How long it may take, in milliseconds.
         timeout_ms: u64,
     },
+    /// Records of a topic from a position, read from the node's topic log
+    /// (a node installing a snapshot fetches what it lacks; at most
+    /// `transfer::MAX_RECORDS` records or `transfer::MAX_BYTES` bytes).
+    ReadRecords {
+        /// The topic.
+        topic: String,
+        /// The first record wanted (its epoch must be the topic's).
+        from: Position,
+    },
 }
 
 /// The answer to a [`PeerRequest`] of the same name.
@@ -68,6 +78,9 @@ pub(crate) enum PeerResponse {
     Membership(Result<Report, MembershipError>),
     /// What the change did to the shard.
     ShardMembership(Result<Outcome, ShardError>),
+    /// The records read, consecutive from the asked position (none when
+    /// the node has none there yet), or why they cannot be read.
+    Records(Result<Vec<FetchedRecord>, String>),
     /// The request could not be served at all (e.g. the node has no such
     /// shard, or the answer could not be encoded).
     Failed(String),

@@ -14,6 +14,7 @@ use super::error::{ForwardError, NetError};
 use super::message::{PeerRequest, PeerResponse};
 use super::outbound::Connection;
 use super::raft_network::ShardNetwork;
+use crate::transfer::{Fetch, FetchRequest, FetchedRecord};
 use crate::types::{NodeId, Publish};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -152,6 +153,25 @@ impl Peers {
         }
     }
 
+    /// Read records of `topic` from `from` out of node `to`'s log (at
+    /// `addr`), waiting up to `timeout`.
+    pub async fn read_records(
+        &self,
+        to: NodeId,
+        addr: &str,
+        topic: String,
+        from: Position,
+        timeout: Duration,
+    ) -> Result<Vec<FetchedRecord>, String> {
+        let request = PeerRequest::ReadRecords { topic, from };
+        match self.call(to, addr, &request, timeout).await {
+            Ok(PeerResponse::Records(answer)) => answer,
+            Ok(PeerResponse::Failed(reason)) => Err(reason),
+            Ok(_) => Err(NetError::Unexpected("read records").to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Send `request` to node `to` at `addr` and wait up to `timeout` for
     /// its answer, connecting first if needed.
     pub(crate) async fn call(
@@ -176,6 +196,31 @@ impl Peers {
             *peer = Peer::new(addr);
         }
         peer.clone()
+    }
+}
+
+/// How long one record fetch may take: a full batch is 4 MiB, read from
+/// disk on the source.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Fetch for Peers {
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> super::BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let peers = self.clone();
+        Box::pin(async move {
+            let FetchRequest {
+                source,
+                addr,
+                topic,
+                from,
+                ..
+            } = request;
+            peers
+                .read_records(source, &addr, topic, from, FETCH_TIMEOUT)
+                .await
+        })
     }
 }
 

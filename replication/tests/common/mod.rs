@@ -81,12 +81,17 @@ impl Cluster {
     /// Start `n` nodes and initialize the shard on node 1; returns once a
     /// leader is elected.
     pub async fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, fast_options()).await
+    }
+
+    /// [`Cluster::start`] with `options`.
+    pub async fn start_with(n: u64, options: ShardOptions) -> Cluster {
         let mut c = Cluster {
             net: Loopback::new(),
             root: tempfile::tempdir().unwrap(),
             ids: (1..=n).collect(),
             nodes: BTreeMap::new(),
-            options: fast_options(),
+            options,
         };
         for id in c.ids.clone() {
             c.start_node(id).await;
@@ -108,17 +113,24 @@ impl Cluster {
     /// Start (or restart, over the same files) node `id`.
     pub async fn start_node(&mut self, id: NodeId) {
         let log = Arc::new(Log::open(self.dir(id).join("log"), LogConfig::default()).unwrap());
+        let options = ShardOptions {
+            // A node installing a snapshot reads missing records straight
+            // from another node's log.
+            fetch: Arc::new(self.net.clone()),
+            ..self.options.clone()
+        };
         let shard = Shard::start(
             id,
             0,
             &self.dir(id).join("shard-0"),
             log.clone(),
             self.net.endpoint(id),
-            &self.options,
+            &options,
         )
         .await
         .unwrap();
         self.net.register(id, shard.raft().clone());
+        self.net.serve_log(id, log.clone());
         self.nodes.insert(
             id,
             Node {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use wse_log::{Log, LogConfig, Position};
 use wse_replication::net::BoxFuture;
+use wse_replication::transfer;
 use wse_replication::{
-    ForwardRefused, ListenerHandle, NetOptions, NodeId, PeerListener, PeerService, Peers, Publish,
-    Raft, Shard, ShardOptions,
+    FetchedRecord, ForwardRefused, ListenerHandle, NetOptions, NodeId, PeerListener, PeerService,
+    Peers, Publish, Raft, Shard, ShardOptions,
 };
 
 /// Shards per node: more than one, so the connections are shared.
@@ -27,6 +28,8 @@ pub struct TestService {
     pub node: NodeId,
     /// The node's shards, by shard number.
     pub shards: Vec<Arc<Shard>>,
+    /// The node's topic logs, read by peers installing a snapshot.
+    pub log: Arc<Log>,
 }
 
 impl PeerService for TestService {
@@ -56,6 +59,19 @@ impl PeerService for TestService {
             .collect();
         serde_json::json!({ "node": self.node, "leaders": leaders })
     }
+
+    fn read_records(
+        &self,
+        topic: String,
+        from: Position,
+    ) -> BoxFuture<'static, Result<Vec<FetchedRecord>, String>> {
+        let log = self.log.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || transfer::read_records(&log, &topic, from))
+                .await
+                .map_err(|e| e.to_string())?
+        })
+    }
 }
 
 /// One running node.
@@ -81,12 +97,17 @@ impl TcpCluster {
     /// Start `n` nodes, initialize every shard on node 1, and return once
     /// every shard has a leader.
     pub async fn start(n: u64) -> TcpCluster {
+        TcpCluster::start_with(n, fast_options()).await
+    }
+
+    /// [`TcpCluster::start`] with `options`.
+    pub async fn start_with(n: u64, options: ShardOptions) -> TcpCluster {
         let mut c = TcpCluster {
             root: tempfile::tempdir().unwrap(),
             ids: (1..=n).collect(),
             addrs: BTreeMap::new(),
             nodes: BTreeMap::new(),
-            options: fast_options(),
+            options,
             net: NetOptions::default(),
         };
         let mut listeners = Vec::new();
@@ -131,6 +152,10 @@ impl TcpCluster {
     async fn run_node(&mut self, id: NodeId, listener: PeerListener) {
         let log = Arc::new(Log::open(self.dir(id).join("log"), LogConfig::default()).unwrap());
         let peers = Peers::new(id, self.net.clone());
+        let options = ShardOptions {
+            fetch: Arc::new(peers.clone()),
+            ..self.options.clone()
+        };
         let mut shards = Vec::new();
         for shard in 0..SHARDS {
             let started = Shard::start(
@@ -139,7 +164,7 @@ impl TcpCluster {
                 &self.dir(id).join(format!("shard-{shard}")),
                 log.clone(),
                 peers.network(shard),
-                &self.options,
+                &options,
             )
             .await
             .unwrap();
@@ -148,6 +173,7 @@ impl TcpCluster {
         let service = TestService {
             node: id,
             shards: shards.clone(),
+            log: log.clone(),
         };
         let listener = listener
             .with_options(self.net.clone())
