@@ -61,7 +61,8 @@ pub struct ServerConfig {
     /// Pending sockets at most from one address, an IPv6 host counted by
     /// its /64 (default 16; 0 = no cap); a further one is closed at
     /// accept. Enough for a browser's parallel connects and a small NAT
-    /// reconnecting at once; a load generator on one host needs 0 (or
+    /// reconnecting at once; behind a reverse proxy that connects from a
+    /// few addresses, or for a load generator on one host, set 0 (or
     /// more). Without it one host could take every pending place.
     pub max_pending_handshakes_per_ip: usize,
     /// Time from accept to completed upgrade (default 5 s). A client sends

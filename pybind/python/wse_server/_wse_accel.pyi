@@ -200,7 +200,8 @@ class RustWSEServer:
           the oldest one still reading its request (closed).
         - ``max_pending_handshakes_per_ip`` (16): pending sockets from one
           address (an IPv6 /64); a further one is closed at once (0: no
-          cap).
+          cap, for a server behind a reverse proxy that connects from a
+          few addresses).
         - ``close_grace`` (10 s): time a closing connection gets for its
           last bytes and the Close frame.
         - ``max_topic_bytes`` (256): longest topic name.
