@@ -54,8 +54,21 @@ pub struct ServerConfig {
     /// closed before the HTTP response.
     pub max_connections: usize,
     /// Sockets at most between accept and completed upgrade (default 512).
+    /// When all are taken, a new socket takes the place of the oldest one
+    /// still reading its request (closed), so that idle sockets cannot
+    /// lock new clients out.
     pub max_pending_handshakes: usize,
-    /// Time from accept to completed upgrade (default 10 s).
+    /// Pending sockets at most from one address, an IPv6 host counted by
+    /// its /64 (default 16; 0 = no cap); a further one is closed at
+    /// accept. Enough for a browser's parallel connects and a small NAT
+    /// reconnecting at once; behind a reverse proxy that connects from a
+    /// few addresses, or for a load generator on one host, set 0 (or
+    /// more). Without it one host could take every pending place.
+    pub max_pending_handshakes_per_ip: usize,
+    /// Time from accept to completed upgrade (default 5 s). A client sends
+    /// its request right after connecting, so a round trip or two is all
+    /// it needs, even on a slow mobile link; every second more is a second
+    /// an attacker's idle socket holds a pending place.
     pub handshake_timeout: Duration,
     /// Largest upgrade request (default 64 KiB: browsers send large
     /// `Cookie` headers, and a token is only judged after the upgrade).
@@ -191,7 +204,8 @@ impl Default for ServerConfig {
             port: 5007,
             max_connections: 1000,
             max_pending_handshakes: 512,
-            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes_per_ip: 16,
+            handshake_timeout: Duration::from_secs(5),
             max_handshake_bytes: 64 * 1024,
             jwt: None,
             max_message_size: 1 << 20,

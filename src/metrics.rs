@@ -309,6 +309,17 @@ metrics! {
         /// `accept` calls that failed (out of file descriptors, mostly).
         accept_failures, "wse_accept_failures_total",
             "Failed accept calls (out of file descriptors, mostly)";
+        /// Sockets closed at accept by the pending-handshake limits: their
+        /// address had `max_pending_handshakes_per_ip` pending (or every
+        /// pending socket was past its request). Also in
+        /// `connections_rejected`.
+        handshakes_refused, "wse_handshakes_refused_total",
+            "Sockets closed at accept by the pending-handshake limits";
+        /// Pending sockets closed to make room for a newer one
+        /// (`max_pending_handshakes` reached: the oldest still reading its
+        /// request goes). Also in `connections_rejected`.
+        handshakes_evicted, "wse_handshakes_evicted_total",
+            "Pending handshakes closed to make room for a newer socket";
         /// Failed authentications.
         auth_failures, "wse_auth_failures_total", "Failed authentications";
         /// `send_event` calls refused by the rate limiter.

@@ -1,5 +1,6 @@
 //! The upgrade (CLIENT_PROTOCOL.md §1, §2.4, §3.1): paths, msgpack mode,
-//! refusals before any HTTP response, the pre-handshake cap and timeout,
+//! refusals before any HTTP response, the pending-handshake limits (per
+//! address; in all, where the oldest idle socket makes room) and timeout,
 //! and what a connection gets first without JWT.
 
 mod support;
@@ -9,9 +10,10 @@ use std::time::Duration;
 use futures_util::SinkExt;
 
 use serde_json::{Value, json};
-use support::raw::{http_exchange, time_to_close, upgrade_request};
+use support::raw::{http_exchange, read_to_close, time_to_close, upgrade_request};
 use support::*;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use wse::{AppEvent, ServerConfig};
 
@@ -180,37 +182,114 @@ async fn max_connections_closes_further_sockets_before_any_http_response() {
     assert_eq!(ts.server.connection_count(), 2);
 }
 
+/// A real client whose socket is bound to `local` (a loopback address:
+/// 127.0.0.0/8 is all loopback on Linux), as if from another host.
+async fn client_from(local: &str, ts: &TestServer) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(ts.addr).await.expect("TCP connect");
+    assert_eq!(stream.local_addr().unwrap().ip().to_string(), local);
+    let (ws, _) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(ts.url(""), MaybeTlsStream::Plain(stream)),
+    )
+    .await
+    .expect("upgrade timed out")
+    .expect("upgrade failed");
+    Client::from_ws(ws)
+}
+
+/// Whether the server left `s` open and silent (it neither wrote nor
+/// closed it).
+fn open_and_silent(s: &TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pre_handshake_cap_closes_extra_sockets_at_once() {
+async fn an_address_at_its_pending_cap_is_closed_at_once_and_others_still_connect() {
     let ts = TestServer::start(ServerConfig {
-        max_pending_handshakes: 3,
+        max_pending_handshakes_per_ip: 16,
+        // Long enough that no close below can be the timeout's
+        // (`read_to_close` gives up after 10 s).
+        handshake_timeout: Duration::from_secs(60),
         ..ServerConfig::default()
     });
     let mut events = Events::new(&ts.server);
-    // Three sockets that never send a request hold the three slots (the
+    // Sixteen sockets from 127.0.0.1 that never send a request (the
     // accept loop takes sockets in order, so they are in before the next).
-    let mut silent = Vec::new();
-    for _ in 0..3 {
-        silent.push(TcpStream::connect(ts.addr).await.unwrap());
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        idle.push(TcpStream::connect(ts.addr).await.unwrap());
     }
-    // The fourth is closed at once: long before the 10 s handshake timeout,
-    // and without any byte of HTTP.
-    let (took, got) = time_to_close(ts.addr, b"").await;
+    // The seventeenth is closed at once, without any byte of HTTP; so is
+    // one with a complete request.
+    let (_, got) = time_to_close(ts.addr, b"").await;
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
-    assert!(took < Duration::from_secs(5), "closed after {took:?}");
-    // Even one with a complete request.
     let resp = http_exchange(ts.addr, upgrade_request("/wse", &[]).as_bytes()).await;
     assert!(resp.is_empty(), "{:?}", String::from_utf8_lossy(&resp));
+    let health = ts.server.health();
+    assert_eq!(health.handshakes_refused, 2);
+    assert_eq!(health.connections_rejected, 2);
+    assert_eq!(health.handshakes_evicted, 0);
 
-    // A silent socket that completes its upgrade gives its slot back (its
-    // Connect event comes after that), and a new client gets in.
-    let first = silent.remove(0);
-    let _upgraded = RawWs::upgrade(first, upgrade_request("/wse", &[]).as_bytes()).await;
+    // A client from another address upgrades, and is served.
+    let mut c = client_from("127.0.0.2", &ts).await;
     events.connect().await;
+    assert_eq!(ping_pong(&mut c, 3).await, 3);
+    assert_eq!(ts.server.connection_count(), 1);
+    // Nothing was taken from 127.0.0.1's sixteen to make room.
+    assert!(idle.iter().all(open_and_silent));
+    let health = ts.server.health();
+    assert_eq!(health.handshakes_refused, 2);
+    assert_eq!(health.handshakes_evicted, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_pending_place_taken_the_oldest_idle_socket_makes_room() {
+    let ts = TestServer::start(ServerConfig {
+        max_pending_handshakes: 8,
+        max_pending_handshakes_per_ip: 0,
+        handshake_timeout: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let mut events = Events::new(&ts.server);
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(ts.addr).await.unwrap());
+    }
+    // A real client gets in: the oldest idle socket is closed for it,
+    // without any byte, and the others stay.
     let mut c = ts.client().await;
     events.connect().await;
-    assert_eq!(ping_pong(&mut c, 9).await, 9);
+    assert_eq!(ping_pong(&mut c, 1).await, 1);
+    let got = read_to_close(&mut idle[0]).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(idle[1..].iter().all(open_and_silent));
+    let health = ts.server.health();
+    assert_eq!(health.handshakes_evicted, 1);
+    assert_eq!(health.connections_rejected, 1);
+
+    // All places taken again (seven idle and a new one): the next client
+    // closes the next oldest, not the newest.
+    idle.push(TcpStream::connect(ts.addr).await.unwrap());
+    let mut d = ts.client().await;
+    events.connect().await;
+    assert_eq!(ping_pong(&mut d, 2).await, 2);
+    let got = read_to_close(&mut idle[1]).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    assert!(idle[2..].iter().all(open_and_silent));
+    let health = ts.server.health();
+    assert_eq!(health.handshakes_evicted, 2);
+    assert_eq!(health.connections_rejected, 2);
+    assert_eq!(health.handshakes_refused, 0);
     assert_eq!(ts.server.connection_count(), 2);
+
+    // An idle socket that sends its request at last still gets in.
+    let oldest_left = idle.remove(2);
+    let _upgraded = RawWs::upgrade(oldest_left, upgrade_request("/wse", &[]).as_bytes()).await;
+    events.connect().await;
+    assert_eq!(ts.server.connection_count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,6 +140,9 @@ pub struct ServerOptions {
     pub signature_key: Option<Vec<u8>>,
     /// Sockets between accept and completed upgrade.
     pub max_pending_handshakes: usize,
+    /// Sockets between accept and completed upgrade from one address (0:
+    /// no cap).
+    pub max_pending_handshakes_per_ip: usize,
     /// Seconds from accept to completed upgrade.
     pub handshake_timeout: f64,
     /// Seconds a closing connection gets for its last bytes and the Close.
@@ -242,6 +245,7 @@ keywords_map! {
     e2e_hello_wait => c.e2e_hello_wait, parse |s| seconds("e2e_hello_wait", s);
     signature_key => c.signature_key, via |k: Option<Vec<u8>>| k.map(SignatureKey);
     max_pending_handshakes => c.max_pending_handshakes;
+    max_pending_handshakes_per_ip => c.max_pending_handshakes_per_ip;
     handshake_timeout => c.handshake_timeout, parse |s| seconds("handshake_timeout", s);
     close_grace => c.close_grace, parse |s| seconds("close_grace", s);
     max_topic_bytes => c.max_topic_bytes;

@@ -78,7 +78,12 @@ pub const OPTIONS: &[OptionDoc] = &[
     option!(
         max_pending_handshakes,
         count,
-        "sockets between accept and completed upgrade"
+        "sockets between accept and completed upgrade (the oldest makes room)"
+    ),
+    option!(
+        max_pending_handshakes_per_ip,
+        count_or_unlimited,
+        "pending sockets from one address (an IPv6 /64)"
     ),
     option!(handshake_timeout, dur, "accept to completed upgrade"),
     option!(max_handshake_bytes, bytes, "size of the upgrade request"),
@@ -625,6 +630,7 @@ mod tests {
             port,
             max_connections,
             max_pending_handshakes,
+            max_pending_handshakes_per_ip,
             handshake_timeout,
             max_handshake_bytes,
             jwt,

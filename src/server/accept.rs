@@ -1,5 +1,7 @@
-//! The accept loop: every socket gets its task, within the pre-handshake
-//! cap; the loop ends when the server stops.
+//! The accept loop: every socket gets its task, within the pending
+//! handshake limits (`state/handshakes.rs`: per address, and in all, where
+//! a new socket takes the oldest pending one's place); the loop ends when
+//! the server stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::metrics::Metrics;
 use crate::session;
 use crate::state::ServerState;
+use crate::state::handshakes::Admission;
 
 /// First and longest pause after a failed `accept`.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -25,7 +28,7 @@ pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
         if state.life.is_stopping() {
             return;
         }
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors (EMFILE, ENFILE) and similar:
@@ -45,13 +48,17 @@ pub async fn run(state: Arc<ServerState>, listener: TcpListener) {
             Metrics::add(&state.metrics.connections_rejected, 1);
             continue;
         }
-        match state.conns.try_handshake() {
-            Some(permit) => {
-                tokio::spawn(session::serve(state.clone(), stream, permit));
+        match state.conns.admit_handshake(peer.ip()) {
+            Admission::Admitted { slot, evicted } => {
+                if evicted {
+                    Metrics::add(&state.metrics.handshakes_evicted, 1);
+                }
+                tokio::spawn(session::serve(state.clone(), stream, slot));
             }
-            None => {
-                // Over the pre-handshake cap: closed before any response.
+            Admission::AddressFull | Admission::Full => {
+                // Closed (dropped) before any response.
                 Metrics::add(&state.metrics.connections_rejected, 1);
+                Metrics::add(&state.metrics.handshakes_refused, 1);
             }
         }
     }

@@ -109,7 +109,11 @@ impl Server {
             config.max_connections = allowed;
         }
         let state = Arc::new(ServerState {
-            conns: Connections::new(config.max_connections, config.max_pending_handshakes),
+            conns: Connections::new(
+                config.max_connections,
+                config.max_pending_handshakes,
+                config.max_pending_handshakes_per_ip,
+            ),
             config,
             log,
             fanout,

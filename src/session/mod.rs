@@ -20,7 +20,6 @@ use std::time::{Instant, SystemTime};
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::AuthenticatedUser;
 use crate::config::EventDelivery;
@@ -30,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
 use crate::state::ServerState;
+use crate::state::handshakes::HandshakeSlot;
 use crate::ws::frame::{self, FrameParser, close_code};
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
@@ -37,11 +37,12 @@ pub use writer::OutQueue;
 
 /// Serve one accepted socket until it closes: upgrade it, admit and
 /// authenticate the client, register its connection, run the session,
-/// then clean up after it.
-pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: OwnedSemaphorePermit) {
+/// then clean up after it. `slot` is its place among the pending
+/// handshakes, held until the client has the upgrade response.
+pub(crate) async fn serve(state: Arc<ServerState>, mut stream: TcpStream, mut slot: HandshakeSlot) {
     let _ = stream.set_nodelay(true);
     let mut rbuf = BytesMut::new();
-    let Some(req) = upgrade(&state, &mut stream, &mut rbuf).await else {
+    let Some(req) = upgrade(&state, &mut stream, &mut rbuf, &mut slot).await else {
         return;
     };
     if !admit(&state) {
@@ -57,7 +58,7 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
     // sees the upgrade: once a client is connected, the app knows it, and
     // clients that connect one after another are announced in that order.
     let upgraded = stream.write_all(&accept).await.is_ok();
-    drop(permit);
+    drop(slot);
     if upgraded {
         Session::new(state.clone(), conn.clone(), stream, rbuf)
             .run()
@@ -75,19 +76,26 @@ pub async fn serve(state: Arc<ServerState>, mut stream: TcpStream, permit: Owned
 
 /// Read the HTTP upgrade request within the handshake timeout. A request
 /// that is not a WebSocket upgrade gets a 400 (the peer is told why);
-/// one that times out, is too large or fails on the socket is dropped.
+/// one that times out, is too large, fails on the socket, or whose place
+/// a newer socket took before it was read is dropped.
 async fn upgrade(
     state: &ServerState,
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
+    slot: &mut HandshakeSlot,
 ) -> Option<UpgradeRequest> {
-    let read = tokio::time::timeout(
-        state.config.handshake_timeout,
-        handshake::read_request(stream, rbuf, state.config.max_handshake_bytes),
-    )
-    .await;
+    let read = tokio::select! {
+        r = tokio::time::timeout(
+            state.config.handshake_timeout,
+            handshake::read_request(stream, rbuf, state.config.max_handshake_bytes),
+        ) => r,
+        () = slot.evicted() => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            return None;
+        }
+    };
     match read {
-        Ok(Ok(req)) => Some(req),
+        Ok(Ok(req)) if slot.request_read() => Some(req),
         Ok(Err(e @ (HandshakeError::Malformed(_) | HandshakeError::NotWebSocket(_)))) => {
             Metrics::add(&state.metrics.connections_rejected, 1);
             let _ = stream
@@ -95,7 +103,8 @@ async fn upgrade(
                 .await;
             None
         }
-        Ok(Err(_)) | Err(_) => {
+        // Failed, timed out, or evicted as its request arrived.
+        _ => {
             Metrics::add(&state.metrics.connections_rejected, 1);
             None
         }

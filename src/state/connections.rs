@@ -1,14 +1,17 @@
 //! The registered connections and the admission of new ones: slots under
-//! `max_connections`, the handshake permits, and waiting for them to go.
+//! `max_connections`, the pending handshakes (`handshakes.rs`), and waiting
+//! for them to go.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 
+use super::handshakes::{Admission, Handshakes};
 use crate::conn::{CloseRequest, Conn, ConnId};
 
 /// Every connection of a running server.
@@ -23,20 +26,22 @@ pub(crate) struct Connections {
     gone: Notify,
     /// Woken whenever a connection goes away (blocking waiters: stop).
     gone_sync: (Mutex<()>, Condvar),
-    /// Sockets between accept and completed upgrade.
-    handshakes: Arc<Semaphore>,
+    /// Sockets between accept and completed upgrade, so that idle ones
+    /// cannot lock clients out.
+    handshakes: Arc<Handshakes>,
 }
 
 impl Connections {
-    /// Room for `max` connections and `max_handshakes` upgrades at once.
-    pub(crate) fn new(max: usize, max_handshakes: usize) -> Self {
+    /// Room for `max` connections and `max_handshakes` upgrades at once,
+    /// `max_handshakes_per_ip` of them from one address (0: no cap).
+    pub(crate) fn new(max: usize, max_handshakes: usize, max_handshakes_per_ip: usize) -> Self {
         Self {
             map: DashMap::new(),
             slots: AtomicUsize::new(0),
             max,
             gone: Notify::new(),
             gone_sync: Default::default(),
-            handshakes: Arc::new(Semaphore::new(max_handshakes)),
+            handshakes: Arc::new(Handshakes::new(max_handshakes, max_handshakes_per_ip)),
         }
     }
 
@@ -74,10 +79,10 @@ impl Connections {
         self.release_slot();
     }
 
-    /// A permit for one upgrade in progress, if fewer than
-    /// `max_pending_handshakes` are.
-    pub(crate) fn try_handshake(&self) -> Option<OwnedSemaphorePermit> {
-        self.handshakes.clone().try_acquire_owned().ok()
+    /// A place for one upgrade in progress from `peer` (see
+    /// [`Handshakes::admit`]).
+    pub(crate) fn admit_handshake(&self, peer: IpAddr) -> Admission {
+        self.handshakes.admit(peer)
     }
 
     /// Reserve a connection slot; false when `max_connections` is reached.
@@ -141,22 +146,18 @@ mod tests {
 
     #[test]
     fn slots_stop_at_the_limit_and_come_back() {
-        let c = Connections::new(2, 1);
+        let c = Connections::new(2, 1, 0);
         assert!(c.reserve_slot());
         assert!(c.reserve_slot());
         assert!(!c.reserve_slot(), "the third is refused");
         assert_eq!(c.in_use(), 2);
         c.release_slot();
         assert!(c.reserve_slot(), "a released slot is free again");
-        let permit = c.try_handshake().expect("one handshake");
-        assert!(c.try_handshake().is_none(), "one at a time");
-        drop(permit);
-        assert!(c.try_handshake().is_some());
     }
 
     #[test]
     fn waiting_for_everyone_to_go_ends_at_the_deadline() {
-        let c = Connections::new(4, 1);
+        let c = Connections::new(4, 1, 0);
         assert!(c.reserve_slot());
         let start = Instant::now();
         c.wait_all_gone(start);

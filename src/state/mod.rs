@@ -7,6 +7,7 @@
 //! channel its `Metrics`).
 
 pub(crate) mod connections;
+pub(crate) mod handshakes;
 pub(crate) mod lifecycle;
 
 use std::sync::Arc;

@@ -152,6 +152,10 @@ struct Settings {
     /// Sockets at most between accept and completed upgrade.
     #[arg(long, env = "WSE_MAX_PENDING_HANDSHAKES")]
     max_pending_handshakes: Option<usize>,
+    /// Sockets at most between accept and completed upgrade from one
+    /// address (an IPv6 /64; 0: no cap).
+    #[arg(long, env = "WSE_MAX_PENDING_HANDSHAKES_PER_IP")]
+    max_pending_handshakes_per_ip: Option<usize>,
     /// Seconds from accept to completed upgrade.
     #[arg(long, env = "WSE_HANDSHAKE_TIMEOUT")]
     handshake_timeout: Option<u64>,
@@ -300,6 +304,7 @@ settings_map! {
     worker_threads => c.worker_threads;
     write_coalesce_us => c.write_coalesce, via Duration::from_micros;
     max_pending_handshakes => c.max_pending_handshakes;
+    max_pending_handshakes_per_ip => c.max_pending_handshakes_per_ip;
     handshake_timeout => c.handshake_timeout, via Duration::from_secs;
     close_grace => c.close_grace, via Duration::from_secs;
     max_subscriptions_per_connection => c.max_subscriptions_per_connection;

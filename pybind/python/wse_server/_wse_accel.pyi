@@ -114,7 +114,8 @@ class RustWSEServer:
         e2e_hello_wait: float = 0.5,
         signature_key: bytes | None = None,
         max_pending_handshakes: int = 512,
-        handshake_timeout: float = 10.0,
+        max_pending_handshakes_per_ip: int = 16,
+        handshake_timeout: float = 5.0,
         close_grace: float = 10.0,
         max_topic_bytes: int = 256,
         fanout_frames_per_topic: int = 1024,
@@ -198,9 +199,14 @@ class RustWSEServer:
         - ``signature_key``: verify the HMAC-SHA256 ``sig`` of every client
           message with this key; unsigned or badly signed messages are
           refused with an ``INVALID_SIGNATURE`` error frame.
-        - ``max_pending_handshakes`` (512), ``handshake_timeout`` (10 s):
+        - ``max_pending_handshakes`` (512), ``handshake_timeout`` (5 s):
           sockets between accept and completed upgrade, and how long each
-          may take.
+          may take; when all are taken, a new socket takes the place of
+          the oldest one still reading its request (closed).
+        - ``max_pending_handshakes_per_ip`` (16): pending sockets from one
+          address (an IPv6 /64); a further one is closed at once (0: no
+          cap, for a server behind a reverse proxy that connects from a
+          few addresses).
         - ``close_grace`` (10 s): time a closing connection gets for its
           last bytes and the Close frame.
         - ``max_topic_bytes`` (256): longest topic name.

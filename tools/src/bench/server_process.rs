@@ -255,6 +255,8 @@ pub fn serve_command(setup: &Setup) -> Result<Command, CliError> {
         .args(["--client-publish", "true"])
         .args(["--inbound-rate", "1e9", "--inbound-burst", "1e9"])
         .args(["--max-connections", "200000"])
+        // The clients all connect from 127.0.0.1, many at once.
+        .args(["--max-pending-handshakes-per-ip", "0"])
         .args(["--worker-threads", &setup.server_threads.to_string()])
         .args(["--write-coalesce-us", &setup.write_coalesce_us.to_string()]);
     for (key, _) in std::env::vars_os() {
