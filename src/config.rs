@@ -92,6 +92,24 @@ pub struct ServerConfig {
     pub inbound_rate_capacity: f64,
     /// Client messages per connection per second (default 5,000).
     pub inbound_rate_refill: f64,
+    /// Client bytes per connection: burst (default 8 MiB; never less than
+    /// `max_message_size`, so every allowed message can pass). Counted on
+    /// each message as it is taken from the read buffer, before it is
+    /// parsed; past it reading pauses until the bytes are earned back, so
+    /// large messages cannot buy more parsing than small ones.
+    pub inbound_bytes_capacity: usize,
+    /// Client bytes per connection per second (default 4 MiB).
+    pub inbound_bytes_refill: usize,
+    /// Deepest nesting of a client's JSON or msgpack message (default 32,
+    /// at most 128). A deeper message is refused with
+    /// `MESSAGE_TOO_COMPLEX`; parsing stops at the limit.
+    pub max_message_depth: usize,
+    /// Most values in a client's JSON or msgpack message (default
+    /// 100,000; every scalar, array and object counts one). A 1 MiB
+    /// message of empty objects is 350,000 values and tens of MiB parsed;
+    /// past the limit it is refused with `MESSAGE_TOO_COMPLEX`, parsed no
+    /// further.
+    pub max_message_elements: usize,
     /// Unsent bytes at most per connection (default 16 MiB; 0 = no limit).
     pub max_outbound_bytes: usize,
     /// What happens past `max_outbound_bytes` (default disconnect).
@@ -115,8 +133,15 @@ pub struct ServerConfig {
     pub max_inbound_queue_bytes: usize,
     /// Where application events go (default the queue).
     pub event_delivery: EventDelivery,
-    /// Topics at most per connection (default 0 = unlimited).
+    /// Topics, patterns and queue groups at most per connection (default
+    /// 1,024; 0 = unlimited, the Python module's default as upstream's).
+    /// Each costs memory on the server (a cursor, a channel); without a
+    /// cap one client could subscribe to every name it can make up.
     pub max_subscriptions_per_connection: usize,
+    /// Patterns at most per connection (default 64; 0 = unlimited, the
+    /// Python module's default). Patterns are matched against every topic
+    /// that has no subscriber channel yet, so they cost more than names.
+    pub max_patterns_per_connection: usize,
     /// Longest topic name in bytes (default 256).
     pub max_topic_bytes: usize,
     /// Stamp broadcasts with `tp`/`e`/`o` and serve recovery requests
@@ -215,6 +240,10 @@ impl Default for ServerConfig {
             rate_limit_refill: 10_000.0,
             inbound_rate_capacity: 10_000.0,
             inbound_rate_refill: 5_000.0,
+            inbound_bytes_capacity: 8 << 20,
+            inbound_bytes_refill: 4 << 20,
+            max_message_depth: 32,
+            max_message_elements: 100_000,
             max_outbound_bytes: 16 << 20,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             write_coalesce: Duration::ZERO,
@@ -222,7 +251,8 @@ impl Default for ServerConfig {
             max_inbound_queue: 131_072,
             max_inbound_queue_bytes: 64 << 20,
             event_delivery: EventDelivery::Queue,
-            max_subscriptions_per_connection: 0,
+            max_subscriptions_per_connection: 1024,
+            max_patterns_per_connection: 64,
             max_topic_bytes: 256,
             recovery_enabled: false,
             recovery_max_messages: 500,
@@ -324,6 +354,20 @@ impl ServerConfig {
             || self.inbound_rate_refill <= 0.0
         {
             return Err(ConfigError("rate limits must be positive".into()));
+        }
+        if self.inbound_bytes_capacity == 0 || self.inbound_bytes_refill == 0 {
+            return Err(ConfigError(
+                "inbound_bytes_capacity and inbound_bytes_refill must be positive".into(),
+            ));
+        }
+        // serde_json stops at 128 levels whatever we allow.
+        if !(1..=128).contains(&self.max_message_depth) {
+            return Err(ConfigError(
+                "max_message_depth must be between 1 and 128".into(),
+            ));
+        }
+        if self.max_message_elements == 0 {
+            return Err(ConfigError("max_message_elements must be positive".into()));
         }
         self.cluster.validate()?;
         self.log.validate().map_err(ConfigError)

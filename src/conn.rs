@@ -125,8 +125,8 @@ pub struct Outbox {
     pub queued_bytes: usize,
     /// Topic subscriptions by topic.
     pub subs: HashMap<Arc<str>, Sub>,
-    /// Pattern subscriptions.
-    pub patterns: Vec<TopicPattern>,
+    /// Pattern subscriptions, by the pattern as written.
+    pub patterns: HashMap<Box<str>, TopicPattern>,
     /// Queue-group memberships: (topic, group).
     pub groups: Vec<(Arc<str>, String)>,
     /// The connection is gone: nothing may subscribe it any more (set

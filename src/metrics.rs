@@ -293,6 +293,10 @@ metrics! {
         /// Inbound messages refused for a missing or bad `sig`.
         signature_failures, "wse_signature_failures_total",
             "Inbound messages refused for a missing or bad signature";
+        /// Inbound messages refused for their shape (`max_message_depth`,
+        /// `max_message_elements`): `MESSAGE_TOO_COMPLEX`.
+        messages_too_complex, "wse_messages_too_complex_total",
+            "Inbound messages refused for nesting or values past the limits";
         /// Client data messages received.
         messages_received, "wse_messages_received_total", "Client messages received";
         /// `send_event` calls that sent something.

@@ -86,6 +86,22 @@ impl TokenBucket {
         }
     }
 
+    /// Takes `tokens` whether or not they are there, going into debt, and
+    /// returns how long until the debt is paid back (`None`: there was
+    /// enough). For costs known only once the work arrived (the bytes of
+    /// a message already read): the work is done, and the caller waits
+    /// this long before taking more.
+    pub fn charge_at(&mut self, tokens: f64, now: Instant) -> Option<std::time::Duration> {
+        self.refill(now);
+        self.tokens -= tokens;
+        if self.tokens >= 0.0 || self.refill_rate <= 0.0 {
+            return None;
+        }
+        Some(std::time::Duration::from_secs_f64(
+            -self.tokens / self.refill_rate,
+        ))
+    }
+
     /// The `tokens` property: the count after refilling.
     pub fn tokens(&mut self) -> f64 {
         self.tokens_at(Instant::now())
@@ -130,6 +146,18 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_charge_past_the_tokens_is_a_debt_paid_back_at_the_refill_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new_at(100.0, 50.0, None, t0);
+        let secs = |w: Option<Duration>| w.map(|d| (d.as_secs_f64() * 1e3).round() / 1e3);
+        assert_eq!(b.charge_at(60.0, t0), None);
+        assert_eq!(secs(b.charge_at(90.0, t0)), Some(1.0));
+        assert_eq!(secs(b.charge_at(0.0, t0 + ms(400))), Some(0.6));
+        assert_eq!(b.charge_at(0.0, t0 + ms(1001)), None);
+        assert!(!b.acquire_at(1.0, t0 + ms(1001)));
     }
 
     #[test]

@@ -486,3 +486,36 @@ async fn control_frames_may_come_between_the_fragments_of_a_message() {
     assert!(raw.ends().await);
     events.disconnect(&id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_large_message_is_not_idle() {
+    // Liveness counts bytes: a client on a slow link whose message takes
+    // longer than idle_timeout to arrive (its reply to the server's ping
+    // waits behind it) stays connected, and the message is handled.
+    let ts = TestServer::start(ServerConfig {
+        ping_interval: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    });
+    let mut events = Events::new(&ts.server);
+    let mut raw = RawWs::connect(ts.addr, "/wse", &[]).await;
+    let (id, _) = events.connect().await;
+    let text = format!(r#"{{"t":"slow","p":"{}"}}"#, "x".repeat(3000));
+    let frame = masked(op::TEXT, text.as_bytes());
+    // A slow link: the frame arrives over ~2.5 s, idle_timeout is 1 s.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for chunk in frame.chunks(frame.len() / 25 + 1) {
+        tick.tick().await;
+        raw.send(chunk).await;
+    }
+    let v = events.message(&id).await;
+    assert_eq!(v["t"], "slow");
+    assert_eq!(v["p"].as_str().map(str::len), Some(3000));
+    assert_eq!(
+        ts.server
+            .prometheus_metrics()
+            .lines()
+            .find(|l| l.starts_with("wse_idle_timeouts_total")),
+        Some("wse_idle_timeouts_total 0")
+    );
+}

@@ -125,6 +125,16 @@ pub struct ServerOptions {
     pub inbound_rate_capacity: f64,
     /// Client messages per connection per second.
     pub inbound_rate_refill: f64,
+    /// Client bytes per connection: burst.
+    pub inbound_bytes_capacity: usize,
+    /// Client bytes per connection per second.
+    pub inbound_bytes_refill: usize,
+    /// Deepest nesting of a client message.
+    pub max_message_depth: usize,
+    /// Most values in a client message.
+    pub max_message_elements: usize,
+    /// Topic patterns per connection (0: unlimited).
+    pub max_patterns_per_connection: usize,
     /// Memory the queued events hold at most (estimated).
     pub max_inbound_queue_bytes: usize,
     /// Agree end-to-end encryption with clients that ask.
@@ -218,6 +228,11 @@ keywords_map! {
     rate_limit_refill => c.rate_limit_refill;
     inbound_rate_capacity => c.inbound_rate_capacity;
     inbound_rate_refill => c.inbound_rate_refill;
+    inbound_bytes_capacity => c.inbound_bytes_capacity;
+    inbound_bytes_refill => c.inbound_bytes_refill;
+    max_message_depth => c.max_message_depth;
+    max_message_elements => c.max_message_elements;
+    max_patterns_per_connection => c.max_patterns_per_connection;
     max_inbound_queue_bytes => c.max_inbound_queue_bytes;
     max_outbound_queue_bytes => c.max_outbound_bytes;
     slow_consumer => c.slow_consumer, parse |v: String| parse_slow_consumer(&v);

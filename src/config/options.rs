@@ -119,6 +119,26 @@ pub const OPTIONS: &[OptionDoc] = &[
         "client messages per connection: refill"
     ),
     option!(
+        inbound_bytes_capacity,
+        bytes,
+        "client bytes per connection: burst (at least max_message_size)"
+    ),
+    option!(
+        inbound_bytes_refill,
+        bytes_per_second,
+        "client bytes per connection: refill"
+    ),
+    option!(
+        max_message_depth,
+        count,
+        "deepest nesting of a client's JSON or msgpack message"
+    ),
+    option!(
+        max_message_elements,
+        count,
+        "most values in a client's JSON or msgpack message"
+    ),
+    option!(
         max_outbound_bytes,
         bytes_or_unlimited,
         "unsent bytes per connection"
@@ -152,6 +172,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         max_subscriptions_per_connection,
         count_or_unlimited,
         "topics, patterns and queue groups per connection"
+    ),
+    option!(
+        max_patterns_per_connection,
+        count_or_unlimited,
+        "topic patterns per connection"
     ),
     option!(max_topic_bytes, bytes, "longest topic name clients use"),
     option!(
@@ -416,6 +441,11 @@ fn per_second(v: &f64) -> String {
     format!("{}/s", count(v))
 }
 
+/// A byte rate: `4 MiB/s`.
+fn bytes_per_second(v: &usize) -> String {
+    format!("{}/s", bytes(v))
+}
+
 /// Bytes in the largest binary unit that divides them: `64 KiB`.
 fn bytes<T: Copy + TryInto<u64>>(v: &T) -> String {
     let n: u64 = (*v).try_into().unwrap_or(u64::MAX);
@@ -641,6 +671,10 @@ mod tests {
             rate_limit_refill,
             inbound_rate_capacity,
             inbound_rate_refill,
+            inbound_bytes_capacity,
+            inbound_bytes_refill,
+            max_message_depth,
+            max_message_elements,
             max_outbound_bytes,
             slow_consumer,
             write_coalesce,
@@ -649,6 +683,7 @@ mod tests {
             max_inbound_queue_bytes,
             event_delivery,
             max_subscriptions_per_connection,
+            max_patterns_per_connection,
             max_topic_bytes,
             recovery_enabled,
             recovery_max_messages,

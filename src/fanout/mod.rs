@@ -12,9 +12,11 @@
 //! - [`feed`]: the hand-off from the writer thread to the fan-out thread.
 //! - [`ring`]: the framed tail of a topic.
 //! - [`channel`]: a topic's ring, subscribers and queue groups.
+//! - [`patterns`]: pattern subscriptions, indexed by their literal ends.
 
 pub mod channel;
 pub(crate) mod feed;
+pub(crate) mod patterns;
 pub mod ring;
 
 use std::sync::Arc;
@@ -23,26 +25,17 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 use wse_log::Record;
 
-use crate::conn::Conn;
 use crate::metrics::Metrics;
-use crate::topics::TopicPattern;
 
 pub use channel::Channel;
-
-/// Connections subscribed to a topic pattern.
-pub struct PatternSub {
-    /// The pattern.
-    pub pattern: TopicPattern,
-    /// Its subscribers.
-    pub conns: Vec<Arc<Conn>>,
-}
+use patterns::PatternIndex;
 
 /// The server's side of every topic: channels and pattern subscriptions.
 pub struct Fanout {
     /// Channels by topic name.
     pub channels: DashMap<Arc<str>, Arc<Channel>>,
-    /// Pattern subscriptions (few; checked for topics without a channel).
-    pub patterns: RwLock<Vec<PatternSub>>,
+    /// Pattern subscriptions (checked for topics without a channel).
+    pub(crate) patterns: RwLock<PatternIndex>,
     /// Frames kept per topic.
     pub frames_per_topic: usize,
     /// Queued bytes past which a queue-group member is skipped.
@@ -57,7 +50,7 @@ impl Fanout {
     pub fn new(frames_per_topic: usize, member_limit: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             channels: DashMap::new(),
-            patterns: RwLock::new(Vec::new()),
+            patterns: RwLock::new(PatternIndex::default()),
             frames_per_topic,
             member_limit,
             metrics,
@@ -82,12 +75,10 @@ impl Fanout {
                 self.frames_per_topic,
                 self.member_limit,
             ));
-            for p in self.patterns.read().iter() {
-                if p.pattern.matches(topic) {
-                    // A pattern never reaches a topic the ACL denies.
-                    for conn in p.conns.iter().filter(|c| c.allows(topic)) {
-                        created.subscribe(conn, true, channel::Start::Live { from: 0 });
-                    }
+            // A pattern never reaches a topic the ACL denies.
+            for conn in self.patterns.read().subscribers(topic) {
+                if conn.allows(topic) {
+                    created.subscribe(conn, true, channel::Start::Live { from: 0 });
                 }
             }
             created
@@ -107,8 +98,7 @@ impl Fanout {
 
     /// Is there any pattern subscription matching `topic`?
     fn pattern_matches(&self, topic: &str) -> bool {
-        let patterns = self.patterns.read();
-        !patterns.is_empty() && patterns.iter().any(|p| p.pattern.matches(topic))
+        self.patterns.read().any_matches(topic)
     }
 
     /// May anyone want `topic`'s records (a channel, or a matching

@@ -3,18 +3,21 @@
 use std::sync::Arc;
 
 use crate::conn::Conn;
+use crate::fanout::Channel;
 use crate::fanout::channel::{Joined, Start};
-use crate::fanout::{Channel, PatternSub};
 use crate::metrics::Metrics;
 use crate::state::ServerState;
 use crate::topics::{TopicPattern, is_pattern, is_valid_client_topic_with_limit};
 
-/// `max_subscriptions_per_connection` would be exceeded.
+/// `max_subscriptions_per_connection` (or, for patterns,
+/// `max_patterns_per_connection`) would be exceeded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Connection {conn} reached max subscriptions ({max})")]
+#[error("Connection {conn} reached max {what} ({max})")]
 pub struct SubscriptionLimit {
     /// The connection.
     pub conn: String,
+    /// `subscriptions` or `patterns`.
+    pub what: &'static str,
     /// The limit.
     pub max: usize,
 }
@@ -101,10 +104,31 @@ pub(crate) fn subscribe_from(
         if free == 0 && !wanted.is_empty() {
             return Err(SubscriptionLimit {
                 conn: conn.id_str.clone(),
+                what: "subscriptions",
                 max,
             });
         }
         wanted.truncate(free);
+    }
+    let max_patterns = state.config.max_patterns_per_connection;
+    if max_patterns > 0 && group.is_none() && wanted.iter().any(|t| is_pattern(t)) {
+        let mut free = max_patterns.saturating_sub(conn.outbox.lock().patterns.len());
+        let asked = wanted.len();
+        wanted.retain(|t| {
+            if !is_pattern(t) {
+                return true;
+            }
+            let fits = free > 0;
+            free = free.saturating_sub(1);
+            fits
+        });
+        if wanted.is_empty() && asked > 0 {
+            return Err(SubscriptionLimit {
+                conn: conn.id_str.clone(),
+                what: "patterns",
+                max: max_patterns,
+            });
+        }
     }
     let mut done = Vec::with_capacity(wanted.len());
     for topic in wanted {
@@ -130,22 +154,14 @@ pub(crate) fn subscribe_from(
 fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
     {
         let mut ob = conn.outbox.lock();
-        if ob.closed || ob.patterns.iter().any(|p| p.as_str() == pattern) {
+        if ob.closed || ob.patterns.contains_key(pattern) {
             return;
         }
-        ob.patterns.push(TopicPattern::new(pattern));
+        ob.patterns
+            .insert(pattern.into(), TopicPattern::new(pattern));
     }
     let compiled = TopicPattern::new(pattern);
-    {
-        let mut patterns = state.fanout.patterns.write();
-        match patterns.iter_mut().find(|p| p.pattern.as_str() == pattern) {
-            Some(p) => p.conns.push(conn.clone()),
-            None => patterns.push(PatternSub {
-                pattern: compiled.clone(),
-                conns: vec![conn.clone()],
-            }),
-        }
-    }
+    state.fanout.patterns.write().insert(&compiled, conn);
     let matching: Vec<Arc<str>> = state
         .fanout
         .channels
@@ -180,10 +196,9 @@ pub fn unsubscribe(state: &ServerState, conn: &Arc<Conn>, topics: &[String]) {
             .map(|(_, g)| g.clone())
             .collect();
         ob.groups.retain(|(t, _)| &**t != topic.as_str());
-        let had_pattern = ob.patterns.iter().any(|p| p.as_str() == topic);
-        ob.patterns.retain(|p| p.as_str() != topic);
+        let had_pattern = ob.patterns.remove(topic.as_str()).is_some();
         let named = ob.subs.get(topic.as_str()).is_some_and(|s| !s.via_pattern);
-        let still_matches = ob.patterns.iter().any(|p| p.matches(topic));
+        let still_matches = ob.patterns.values().any(|p| p.matches(topic));
         let removed = if named && !still_matches {
             ob.subs.remove(topic.as_str())
         } else {
@@ -211,22 +226,14 @@ pub fn unsubscribe(state: &ServerState, conn: &Arc<Conn>, topics: &[String]) {
 
 /// Remove `conn` from a pattern, and the subscriptions only it made.
 fn drop_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
-    {
-        let mut patterns = state.fanout.patterns.write();
-        for p in patterns.iter_mut() {
-            if p.pattern.as_str() == pattern {
-                p.conns.retain(|c| c.id != conn.id);
-            }
-        }
-        patterns.retain(|p| !p.conns.is_empty());
-    }
+    state.fanout.patterns.write().remove(pattern, conn.id);
     let gone: Vec<Arc<Channel>> = {
         let mut ob = conn.outbox.lock();
-        let keep: Vec<TopicPattern> = ob.patterns.clone();
+        let keep = &ob.patterns;
         let stale: Vec<Arc<str>> = ob
             .subs
             .iter()
-            .filter(|(t, s)| s.via_pattern && !keep.iter().any(|p| p.matches(t)))
+            .filter(|(t, s)| s.via_pattern && !keep.values().any(|p| p.matches(t)))
             .map(|(t, _)| t.clone())
             .collect();
         stale
@@ -264,10 +271,9 @@ pub fn unsubscribe_all(state: &ServerState, conn: &Arc<Conn>) {
     }
     if !patterns.is_empty() {
         let mut all = state.fanout.patterns.write();
-        for p in all.iter_mut() {
-            p.conns.retain(|c| c.id != conn.id);
+        for source in patterns.keys() {
+            all.remove(source, conn.id);
         }
-        all.retain(|p| !p.conns.is_empty());
     }
     for (topic, g) in groups {
         if let Some(c) = state.fanout.channels.get(&topic).map(|c| c.clone()) {

@@ -18,8 +18,9 @@
 
 use serde_json::Value;
 
+use super::bounded::{DocLimits, ShapeError, parse_json};
 use super::envelope::{normalize_keys, strip_legacy_prefix};
-use super::msgpack::decode_msgpack;
+use super::msgpack::{MsgpackError, decode_msgpack};
 
 /// Protocol version assumed when `client_hello` carries none (or not an
 /// unsigned integer).
@@ -77,13 +78,19 @@ pub enum TextInbound<'a> {
     /// Not a JSON object (after prefix strip) or not parseable: the app's
     /// `raw` event with the **original** frame text (prefix included).
     Raw(&'a str),
+    /// A JSON object past the document limits: refused (the client is
+    /// told), never handed on, parsed no further than the limit.
+    Refused(ShapeError),
 }
 
-/// Classify a client text frame (§5.4, text rules 1-4).
+/// Classify a client text frame (§5.4, text rules 1-4), parsing it under
+/// `limits`.
 #[must_use]
-pub fn classify_text(text: &str) -> TextInbound<'_> {
-    let Some(value) = parse_object(text) else {
-        return TextInbound::Raw(text);
+pub fn classify_text(text: &str, limits: DocLimits) -> TextInbound<'_> {
+    let value = match parse_object(text, limits) {
+        Ok(Some(value)) => value,
+        Ok(None) => return TextInbound::Raw(text),
+        Err(why) => return TextInbound::Refused(why),
     };
     match value.get("t").and_then(Value::as_str) {
         Some("client_hello") => return TextInbound::ClientHello(ClientHello::from_message(&value)),
@@ -103,13 +110,13 @@ pub fn classify_text(text: &str) -> TextInbound<'_> {
     TextInbound::Msg(value)
 }
 
-/// Strip a legacy prefix, require a `{`, and parse.
-fn parse_object(text: &str) -> Option<Value> {
+/// Strip a legacy prefix, require a `{`, and parse under `limits`.
+fn parse_object(text: &str, limits: DocLimits) -> Result<Option<Value>, ShapeError> {
     let json = strip_legacy_prefix(text);
     if !json.starts_with('{') {
-        return None;
+        return Ok(None);
     }
-    serde_json::from_str(json).ok()
+    parse_json(json, limits)
 }
 
 /// What the plaintext of a decrypted `E:` frame is.
@@ -123,12 +130,14 @@ pub enum DecryptedInbound<'a> {
     Raw(&'a str),
     /// Invalid UTF-8 or invalid JSON: dropped silently.
     Drop,
+    /// A JSON object past the document limits: refused.
+    Refused(ShapeError),
 }
 
 /// Classify the plaintext of a decrypted client `E:` frame (§5.4 binary
-/// rule 1).
+/// rule 1), parsing it under `limits`.
 #[must_use]
-pub fn classify_decrypted(plaintext: &[u8]) -> DecryptedInbound<'_> {
+pub fn classify_decrypted(plaintext: &[u8], limits: DocLimits) -> DecryptedInbound<'_> {
     let Ok(text) = std::str::from_utf8(plaintext) else {
         return DecryptedInbound::Drop;
     };
@@ -136,12 +145,13 @@ pub fn classify_decrypted(plaintext: &[u8]) -> DecryptedInbound<'_> {
     if !json.starts_with('{') {
         return DecryptedInbound::Raw(text);
     }
-    match serde_json::from_str::<Value>(json) {
-        Ok(mut value) => {
+    match parse_json(json, limits) {
+        Ok(Some(mut value)) => {
             normalize_keys(&mut value);
             DecryptedInbound::Msg(value)
         }
-        Err(_) => DecryptedInbound::Drop,
+        Ok(None) => DecryptedInbound::Drop,
+        Err(why) => DecryptedInbound::Refused(why),
     }
 }
 
@@ -154,24 +164,34 @@ pub enum BinaryInbound<'a> {
     /// dropped.
     Encrypted(&'a [u8]),
     /// Msgpack connection, and the frame is exactly one MessagePack value
-    /// nested at most 64 deep: the app's `msg` event (any JSON value, maps
-    /// key-normalised).
+    /// within the document limits: the app's `msg` event (any JSON value,
+    /// maps key-normalised).
     Msg(Value),
+    /// Msgpack connection, and the MessagePack value is past the document
+    /// limits: refused, decoded no further than the limit.
+    Refused(ShapeError),
     /// Anything else: the app's `bin` event with the frame bytes
     /// (`C:` frames are not decompressed).
     Bin(&'a [u8]),
 }
 
 /// Classify a client binary frame (§5.4 binary rules). `msgpack` says
-/// whether the connection was opened with `format=msgpack`.
+/// whether the connection was opened with `format=msgpack`; its documents
+/// are decoded under `limits`.
 #[must_use]
-pub fn classify_binary(data: &[u8], msgpack: bool) -> BinaryInbound<'_> {
+pub fn classify_binary(data: &[u8], msgpack: bool, limits: DocLimits) -> BinaryInbound<'_> {
     if let Some(sealed) = data.strip_prefix(b"E:") {
         return BinaryInbound::Encrypted(sealed);
     }
-    if msgpack && let Ok(mut value) = decode_msgpack(data) {
-        normalize_keys(&mut value);
-        return BinaryInbound::Msg(value);
+    if msgpack {
+        match decode_msgpack(data, limits) {
+            Ok(mut value) => {
+                normalize_keys(&mut value);
+                return BinaryInbound::Msg(value);
+            }
+            Err(MsgpackError::Shape(why)) => return BinaryInbound::Refused(why),
+            Err(_) => {}
+        }
     }
     BinaryInbound::Bin(data)
 }
@@ -181,12 +201,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const L: DocLimits = DocLimits::UNBOUNDED;
+
     #[test]
     fn client_hello_fields() {
         let text = r#"{"c":"WSE","t":"client_hello","p":{"client_version":"2.0.7","protocol_version":2,
             "features":{"compression":true,"encryption":true},"encryption_public_key":"BASE64"},"v":1}"#;
         assert_eq!(
-            classify_text(text),
+            classify_text(text, L),
             TextInbound::ClientHello(ClientHello {
                 protocol_version: 2,
                 encryption_requested: true,
@@ -206,7 +228,7 @@ mod tests {
         ] {
             let text = format!(r#"{{"t":"client_hello","p":{p}}}"#);
             assert_eq!(
-                classify_text(&text),
+                classify_text(&text, L),
                 TextInbound::ClientHello(ClientHello {
                     protocol_version: 1,
                     encryption_requested: false,
@@ -216,7 +238,7 @@ mod tests {
             );
         }
         assert!(matches!(
-            classify_text(r#"{"t":"client_hello"}"#),
+            classify_text(r#"{"t":"client_hello"}"#, L),
             TextInbound::ClientHello(ClientHello {
                 protocol_version: 1,
                 ..
@@ -228,7 +250,7 @@ mod tests {
     fn ping_pong() {
         let ping = r#"{"c":"WSE","t":"ping","p":{"timestamp":1795756556316},"v":1}"#;
         assert_eq!(
-            classify_text(ping),
+            classify_text(ping, L),
             TextInbound::Ping {
                 client_timestamp: 1_795_756_556_316
             }
@@ -236,24 +258,24 @@ mod tests {
         for p in [r#"{"timestamp":"x"}"#, r#"{"timestamp":1.5}"#, "{}", "7"] {
             let text = format!(r#"{{"t":"ping","p":{p}}}"#);
             assert_eq!(
-                classify_text(&text),
+                classify_text(&text, L),
                 TextInbound::Ping {
                     client_timestamp: 0
                 }
             );
         }
-        assert_eq!(classify_text(r#"{"t":"pong"}"#), TextInbound::Pong);
+        assert_eq!(classify_text(r#"{"t":"pong"}"#, L), TextInbound::Pong);
         assert_eq!(
-            classify_text(r#"WSE{"t":"PONG","p":{}}"#),
+            classify_text(r#"WSE{"t":"PONG","p":{}}"#, L),
             TextInbound::Pong
         );
         // Case matters, and the long key is not consulted for core messages.
         assert!(matches!(
-            classify_text(r#"{"t":"PING"}"#),
+            classify_text(r#"{"t":"PING"}"#, L),
             TextInbound::Msg(_)
         ));
         assert_eq!(
-            classify_text(r#"{"type":"ping"}"#),
+            classify_text(r#"{"type":"ping"}"#, L),
             TextInbound::Msg(json!({"t": "ping"}))
         );
     }
@@ -261,11 +283,11 @@ mod tests {
     #[test]
     fn messages_are_normalised() {
         assert_eq!(
-            classify_text(r#"U{"type":"chat","payload":{"x":1}}"#),
+            classify_text(r#"U{"type":"chat","payload":{"x":1}}"#, L),
             TextInbound::Msg(json!({"t": "chat", "p": {"x": 1}}))
         );
         assert_eq!(
-            classify_text(r#"{"t":7}"#),
+            classify_text(r#"{"t":7}"#, L),
             TextInbound::Msg(json!({"t": 7}))
         );
     }
@@ -281,59 +303,68 @@ mod tests {
             r#"WSE{"t":"x""#,
             "",
         ] {
-            assert_eq!(classify_text(text), TextInbound::Raw(text), "{text:?}");
+            assert_eq!(classify_text(text, L), TextInbound::Raw(text), "{text:?}");
         }
     }
 
     #[test]
     fn decrypted_plaintext() {
         assert_eq!(
-            classify_decrypted(br#"{"t":"ping","p":{"timestamp":1}}"#),
+            classify_decrypted(br#"{"t":"ping","p":{"timestamp":1}}"#, L),
             DecryptedInbound::Msg(json!({"t": "ping", "p": {"timestamp": 1}}))
         );
         assert_eq!(
-            classify_decrypted(br#"S{"type":"client_hello"}"#),
+            classify_decrypted(br#"S{"type":"client_hello"}"#, L),
             DecryptedInbound::Msg(json!({"t": "client_hello"}))
         );
         assert_eq!(
-            classify_decrypted(b"PONG:5"),
+            classify_decrypted(b"PONG:5", L),
             DecryptedInbound::Raw("PONG:5")
         );
-        assert_eq!(classify_decrypted(b"{oops"), DecryptedInbound::Drop);
-        assert_eq!(classify_decrypted(b"\xff{}"), DecryptedInbound::Drop);
+        assert_eq!(classify_decrypted(b"{oops", L), DecryptedInbound::Drop);
+        assert_eq!(classify_decrypted(b"\xff{}", L), DecryptedInbound::Drop);
         // An `M:` payload inside `E:` is not JSON: raw text when UTF-8, else dropped.
-        assert_eq!(classify_decrypted(b"M:x"), DecryptedInbound::Raw("M:x"));
-        assert_eq!(classify_decrypted(b"M:\x80"), DecryptedInbound::Drop);
+        assert_eq!(classify_decrypted(b"M:x", L), DecryptedInbound::Raw("M:x"));
+        assert_eq!(classify_decrypted(b"M:\x80", L), DecryptedInbound::Drop);
     }
 
     #[test]
     fn binary_frames() {
         assert_eq!(
-            classify_binary(b"E:abc", false),
+            classify_binary(b"E:abc", false, L),
             BinaryInbound::Encrypted(b"abc")
         );
         assert_eq!(
-            classify_binary(b"E:abc", true),
+            classify_binary(b"E:abc", true, L),
             BinaryInbound::Encrypted(b"abc")
         );
-        assert_eq!(classify_binary(b"C:x", false), BinaryInbound::Bin(b"C:x"));
         assert_eq!(
-            classify_binary(b"\x01\x02", false),
+            classify_binary(b"C:x", false, L),
+            BinaryInbound::Bin(b"C:x")
+        );
+        assert_eq!(
+            classify_binary(b"\x01\x02", false, L),
             BinaryInbound::Bin(b"\x01\x02")
         );
         // {"type":"x"} as msgpack → normalised
         let packed = [0x81, 0xa4, b't', b'y', b'p', b'e', 0xa1, b'x'];
         assert_eq!(
-            classify_binary(&packed, true),
+            classify_binary(&packed, true, L),
             BinaryInbound::Msg(json!({"t": "x"}))
         );
-        assert_eq!(classify_binary(&packed, false), BinaryInbound::Bin(&packed));
+        assert_eq!(
+            classify_binary(&packed, false, L),
+            BinaryInbound::Bin(&packed)
+        );
         // A scalar is a message too; garbage is bin.
         assert_eq!(
-            classify_binary(&[0x2a], true),
+            classify_binary(&[0x2a], true, L),
             BinaryInbound::Msg(json!(42))
         );
-        assert_eq!(classify_binary(&[0xc1], true), BinaryInbound::Bin(&[0xc1]));
-        assert_eq!(classify_binary(b"C:x", true), BinaryInbound::Bin(b"C:x"));
+        assert_eq!(
+            classify_binary(&[0xc1], true, L),
+            BinaryInbound::Bin(&[0xc1])
+        );
+        assert_eq!(classify_binary(b"C:x", true, L), BinaryInbound::Bin(b"C:x"));
     }
 }

@@ -9,8 +9,9 @@
 //! - [`inbound`]: what a client frame is — `client_hello`, `ping`, `pong`
 //!   (answered or swallowed by the core) or an app event (`msg`, `raw`,
 //!   `bin`), plus the `E:` hand-off for decryption. Uses [`envelope`]
-//!   (legacy prefixes, `type`/`payload` renaming) and [`msgpack`] (guarded
-//!   MessagePack decoding).
+//!   (legacy prefixes, `type`/`payload` renaming), [`bounded`] (parsing
+//!   under limits of depth and element count) and [`msgpack`] (MessagePack
+//!   decoding through the same bounds).
 //! - [`control`]: heartbeats (`ping`, `PONG`), `KEY_EXCHANGE_FAILED`,
 //!   `RATE_LIMITED`, `rate_limit_warning`, in upstream's template key order.
 //! - [`category`]: the `c` rule and its textual injection into broadcasts,
@@ -23,6 +24,7 @@
 //! `serde_json::Map` ordering, so enabling serde_json's `preserve_order`
 //! anywhere in the build cannot change the bytes.
 
+pub mod bounded;
 pub mod category;
 pub mod clock;
 pub mod control;
@@ -33,6 +35,7 @@ pub mod msgpack;
 pub mod scan;
 pub mod stamp;
 
+pub use bounded::{DocLimits, ShapeError, parse_json};
 pub use category::{
     Category, CategoryInsertion, category_for, category_insertion, inject_category,
 };
@@ -47,5 +50,5 @@ pub use inbound::{
     BinaryInbound, ClientHello, DecryptedInbound, TextInbound, classify_binary, classify_decrypted,
     classify_text,
 };
-pub use msgpack::{MAX_MSGPACK_DEPTH, MsgpackError, decode_msgpack};
+pub use msgpack::{MsgpackError, decode_msgpack};
 pub use stamp::{write_stamped, write_stamped_with_category};

@@ -242,8 +242,15 @@ struct Session {
     waiting_for_room: Option<RoomWait>,
     /// Client messages per second.
     inbound: TokenBucket,
-    /// Reading pauses until then (inbound rate limit).
+    /// Client bytes per second, charged as each message is taken from the
+    /// read buffer, before it is parsed.
+    inbound_bytes: TokenBucket,
+    /// Reading pauses until then (inbound rate limits).
     throttled_until: Option<Instant>,
+    /// The read buffer holds frames not yet handled because the last pass
+    /// used up its share of work (`reader::PASS_MESSAGES`, `PASS_BYTES`):
+    /// the task yields to the others, then goes on.
+    parse_more: bool,
     /// Publishes waiting for their record to be durable before their ack.
     acks: acks::Acks,
     /// The log read in flight for subscriptions behind their ring.
@@ -292,6 +299,13 @@ impl Session {
             state.config.inbound_rate_capacity,
             state.config.inbound_rate_refill,
         );
+        // Every message the size limit allows must be able to pass.
+        let bytes_burst = state
+            .config
+            .inbound_bytes_capacity
+            .max(state.config.max_message_size);
+        let inbound_bytes =
+            TokenBucket::new(bytes_burst as f64, state.config.inbound_bytes_refill as f64);
         Self {
             parser: FrameParser::new(state.config.max_message_size),
             state,
@@ -304,7 +318,9 @@ impl Session {
             held: VecDeque::new(),
             waiting_for_room: None,
             inbound,
+            inbound_bytes,
             throttled_until: None,
+            parse_more: false,
             acks: acks::Acks::default(),
         }
     }
@@ -332,8 +348,14 @@ impl Session {
                     return self.finish(end).await;
                 }
             }
-            let can_read =
-                self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none();
+            let can_read = self.held.is_empty()
+                && self.throttled_until.is_none()
+                && self.core_job.is_none()
+                && !self.parse_more;
+            let parse_more = self.parse_more
+                && self.held.is_empty()
+                && self.throttled_until.is_none()
+                && self.core_job.is_none();
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
             let data_held = self
@@ -395,6 +417,8 @@ impl Session {
                     self.throttled_until = None;
                     self.process_buffer()
                 }
+                // Other tasks ran meanwhile: handle the next share.
+                () = tokio::task::yield_now(), if parse_more => self.process_buffer(),
             };
             if let Err(end) = end {
                 return self.finish(end).await;

@@ -3,7 +3,7 @@
 //! to the application.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -17,6 +17,7 @@ use crate::events::AppEvent;
 use crate::metrics::Metrics;
 use crate::ops::client::{PendingAck, Published, publish};
 use crate::ops::send::send_text;
+use crate::protocol::bounded::{DocLimits, ShapeError};
 use crate::protocol::control;
 use crate::protocol::handshake::{COMPAT_SERVER_VERSION, ServerHello, server_hello};
 use crate::protocol::inbound::{
@@ -27,6 +28,15 @@ use crate::ws::frame::{self, FrameParser, Incoming};
 
 /// Smallest read.
 const READ_CHUNK: usize = 4096;
+
+/// Messages one pass over the read buffer handles at most before the task
+/// yields, so that a client sending many messages at once cannot hold a
+/// worker thread that other connections' deliveries wait for.
+pub(super) const PASS_MESSAGES: usize = 64;
+
+/// Message bytes one pass handles at most before the task yields (a pass
+/// always handles at least one message).
+pub(super) const PASS_BYTES: usize = 256 * 1024;
 
 /// A client message the core handles on the blocking pool because it may
 /// block: a publish whose append must create its topic or wait for room in
@@ -53,19 +63,39 @@ impl Session {
             .reserve(want.min(self.state.config.max_message_size + 16));
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => return Err(End::Gone),
-            Ok(n) => Metrics::add(&self.state.metrics.bytes_received, n as u64),
+            Ok(n) => {
+                Metrics::add(&self.state.metrics.bytes_received, n as u64);
+                // Liveness counts bytes, not messages: a client whose
+                // reply to the server's ping sits behind a large message
+                // it is still sending is not idle.
+                self.conn
+                    .last_activity_ms
+                    .store(self.state.now_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
             Err(_) => return Err(End::Gone),
         }
         self.process_buffer()
     }
 
-    /// Handle every complete frame in the read buffer, pausing when the
-    /// inbound queue is full or the connection's rate limit is reached.
+    /// Handle the complete frames in the read buffer, pausing when the
+    /// inbound queue is full or the connection's rate limits are reached,
+    /// and stopping after a share of work ([`PASS_MESSAGES`],
+    /// [`PASS_BYTES`]) with `parse_more` set.
     pub(super) fn process_buffer(&mut self) -> Result<(), End> {
+        self.parse_more = false;
+        let (mut messages, mut bytes) = (0, 0);
         while self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none() {
+            if messages >= PASS_MESSAGES || bytes >= PASS_BYTES {
+                self.parse_more = true;
+                break;
+            }
             match self.parser.next(&mut self.rbuf) {
-                Ok(Some(msg)) => self.handle(msg)?,
+                Ok(Some(msg)) => {
+                    messages += 1;
+                    bytes += msg.len();
+                    self.handle(msg)?;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     return Err(End::Close(CloseRequest {
@@ -98,28 +128,46 @@ impl Session {
                 }));
             }
             Incoming::Text(bytes) => {
-                self.count_message();
+                self.count_message(bytes.len());
                 self.handle_text(&bytes);
             }
             Incoming::Binary(bytes) => {
-                self.count_message();
+                self.count_message(bytes.len());
                 self.handle_binary(bytes);
             }
         }
         Ok(())
     }
 
-    /// Activity for the idle timeout, metrics, and the inbound rate limit.
-    fn count_message(&mut self) {
-        self.conn
-            .last_activity_ms
-            .store(self.state.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    /// Metrics, and the inbound rate limits: messages, and `len` bytes (charged before the message is
+    /// parsed; a debt pauses reading until it is paid back).
+    fn count_message(&mut self, len: usize) {
         Metrics::add(&self.state.metrics.messages_received, 1);
         let now = Instant::now();
+        let mut wait = None;
         if !self.inbound.acquire_at(1.0, now) {
-            let wait = 1.0 / self.inbound.refill_rate();
-            self.throttled_until = Some(now + std::time::Duration::from_secs_f64(wait));
+            wait = Some(Duration::from_secs_f64(1.0 / self.inbound.refill_rate()));
         }
+        if let Some(debt) = self.inbound_bytes.charge_at(len as f64, now) {
+            wait = wait.max(Some(debt));
+        }
+        if let Some(wait) = wait {
+            self.throttled_until = Some(now + wait);
+        }
+    }
+
+    /// The shape a client's message may have.
+    fn doc_limits(&self) -> DocLimits {
+        DocLimits {
+            max_depth: self.state.config.max_message_depth,
+            max_elements: self.state.config.max_message_elements,
+        }
+    }
+
+    /// A message past the document limits: refused, counted.
+    fn refuse_shape(&mut self, why: ShapeError) {
+        Metrics::add(&self.state.metrics.messages_too_complex, 1);
+        self.refuse("MESSAGE_TOO_COMPLEX", &format!("message refused: {why}"));
     }
 
     fn handle_text(&mut self, bytes: &Bytes) {
@@ -130,7 +178,7 @@ impl Session {
 
     fn handle_text_str(&mut self, text: &str) {
         let limit = self.state.config.max_outbound_bytes;
-        match classify_text(text) {
+        match classify_text(text, self.doc_limits()) {
             TextInbound::ClientHello(hello) => self.answer_hello(&hello),
             TextInbound::Ping { client_timestamp } => {
                 let reply = control::pong(client_timestamp, SystemTime::now());
@@ -142,6 +190,7 @@ impl Session {
                     self.handle_message(value);
                 }
             }
+            TextInbound::Refused(why) => self.refuse_shape(why),
             TextInbound::Raw(raw) => {
                 if self.signature_ok(None) {
                     self.emit(AppEvent::Raw {
@@ -209,8 +258,9 @@ impl Session {
     }
 
     fn handle_binary(&mut self, bytes: Bytes) {
-        match classify_binary(&bytes, self.conn.msgpack) {
+        match classify_binary(&bytes, self.conn.msgpack, self.doc_limits()) {
             BinaryInbound::Encrypted(_) => self.handle_encrypted(&bytes),
+            BinaryInbound::Refused(why) => self.refuse_shape(why),
             BinaryInbound::Msg(value) => {
                 if self.signature_ok(None) {
                     self.handle_message(value);

@@ -109,6 +109,22 @@ impl TopicPattern {
         &self.source
     }
 
+    /// The text before the first wildcard: every topic this matches
+    /// starts with it (the whole source for a plain name).
+    #[must_use]
+    pub fn literal_prefix(&self) -> &str {
+        let end = self.source.find(['*', '?']).unwrap_or(self.source.len());
+        &self.source[..end]
+    }
+
+    /// The text after the last wildcard: every topic this matches ends
+    /// with it (the whole source for a plain name).
+    #[must_use]
+    pub fn literal_suffix(&self) -> &str {
+        let start = self.source.rfind(['*', '?']).map_or(0, |i| i + 1);
+        &self.source[start..]
+    }
+
     /// Whether this contains a wildcard (otherwise it only matches itself).
     #[must_use]
     pub fn is_glob(&self) -> bool {

@@ -133,6 +133,23 @@ pub enum Incoming {
     Close(Option<u16>),
 }
 
+impl Incoming {
+    /// Payload bytes (0 for Pong and Close).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(b) | Self::Binary(b) | Self::Ping(b) => b.len(),
+            Self::Pong | Self::Close(_) => 0,
+        }
+    }
+
+    /// No payload.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Why a client's frames end the connection, with the close code to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {

@@ -109,6 +109,18 @@ struct Settings {
     /// Burst of client messages per connection.
     #[arg(long, env = "WSE_INBOUND_BURST")]
     inbound_burst: Option<f64>,
+    /// Client bytes per second per connection.
+    #[arg(long, env = "WSE_INBOUND_BYTES_RATE")]
+    inbound_bytes_rate: Option<usize>,
+    /// Burst of client bytes per connection (at least max-message-size).
+    #[arg(long, env = "WSE_INBOUND_BYTES_BURST")]
+    inbound_bytes_burst: Option<usize>,
+    /// Deepest nesting of a client's JSON or msgpack message.
+    #[arg(long, env = "WSE_MAX_MESSAGE_DEPTH")]
+    max_message_depth: Option<usize>,
+    /// Most values in a client's JSON or msgpack message.
+    #[arg(long, env = "WSE_MAX_MESSAGE_ELEMENTS")]
+    max_message_elements: Option<usize>,
     /// Most messages one recovery request replays; a larger gap is not
     /// recovered at all.
     #[arg(long, env = "WSE_RECOVERY_MAX_MESSAGES")]
@@ -165,6 +177,9 @@ struct Settings {
     /// Topics, patterns and groups per connection (0: unlimited).
     #[arg(long, env = "WSE_MAX_SUBSCRIPTIONS_PER_CONNECTION")]
     max_subscriptions_per_connection: Option<usize>,
+    /// Topic patterns per connection (0: unlimited).
+    #[arg(long, env = "WSE_MAX_PATTERNS_PER_CONNECTION")]
+    max_patterns_per_connection: Option<usize>,
     /// Longest topic name in bytes.
     #[arg(long, env = "WSE_MAX_TOPIC_BYTES")]
     max_topic_bytes: Option<usize>,
@@ -288,6 +303,10 @@ settings_map! {
     slow_consumer => c.slow_consumer, parse |v: String| parse_slow_consumer(&v);
     inbound_rate => c.inbound_rate_refill;
     inbound_burst => c.inbound_rate_capacity;
+    inbound_bytes_rate => c.inbound_bytes_refill;
+    inbound_bytes_burst => c.inbound_bytes_capacity;
+    max_message_depth => c.max_message_depth;
+    max_message_elements => c.max_message_elements;
     recovery_max_messages => c.recovery_max_messages;
     client_publish => c.client_publish;
     // 0 keeps history without a limit (as the Python options do).
@@ -308,6 +327,7 @@ settings_map! {
     handshake_timeout => c.handshake_timeout, via Duration::from_secs;
     close_grace => c.close_grace, via Duration::from_secs;
     max_subscriptions_per_connection => c.max_subscriptions_per_connection;
+    max_patterns_per_connection => c.max_patterns_per_connection;
     max_topic_bytes => c.max_topic_bytes;
     fanout_frames_per_topic => c.fanout_frames_per_topic;
     max_inbound_queue => c.max_inbound_queue;

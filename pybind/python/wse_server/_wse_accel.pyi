@@ -107,6 +107,11 @@ class RustWSEServer:
         app_events: bool = True,
         inbound_rate_capacity: float = 10000.0,
         inbound_rate_refill: float = 5000.0,
+        inbound_bytes_capacity: int = 8388608,
+        inbound_bytes_refill: int = 4194304,
+        max_message_depth: int = 32,
+        max_message_elements: int = 100000,
+        max_patterns_per_connection: int = 0,
         max_inbound_queue_bytes: int = 67108864,
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
@@ -185,6 +190,15 @@ class RustWSEServer:
           instead of losing messages.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
+        - ``inbound_bytes_capacity``, ``inbound_bytes_refill``: client
+          bytes per connection (8 MiB burst, at least ``max_message_size``;
+          4 MiB per second); past them the server reads that client later.
+        - ``max_message_depth`` (32), ``max_message_elements`` (100,000):
+          the shape a client's JSON or msgpack message may have; one past
+          them is refused with ``MESSAGE_TOO_COMPLEX`` and never reaches
+          the app.
+        - ``max_patterns_per_connection``: topic patterns per connection
+          (0, the default here: unlimited; ``wse serve``: 64).
         - ``encryption``: agree end-to-end encryption with clients that ask
           for it in ``client_hello`` (then every data frame they receive,
           ``send``/``send_bytes`` output included, is an ``E:`` frame).
