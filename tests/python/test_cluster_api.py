@@ -109,8 +109,14 @@ def test_add_node_and_remove_node_change_every_shards_membership(cluster) -> Non
     try:
         changed = nodes[2].add_node(4, f"127.0.0.1:{ports[4]}", timeout=60)
         assert changed == [0, 1]
-        status = nodes[1].cluster_status()
-        assert all(4 in s["voters"] for s in status["shards"])
+        # add_node returns once the shards' leaders committed the change;
+        # another node sees it when it applies it.
+        status = until(
+            "node 1 sees node 4 in every shard",
+            lambda: (st := nodes[1].cluster_status())
+            and all(4 in s["voters"] for s in st["shards"])
+            and st,
+        )
         assert status["members"]["4"] == f"127.0.0.1:{ports[4]}"
         # The new node holds the history and takes publishes.
         until("the history on the new node", lambda: fourth.position("history"))
@@ -118,7 +124,10 @@ def test_add_node_and_remove_node_change_every_shards_membership(cluster) -> Non
         assert nodes[3].add_node(4, f"127.0.0.1:{ports[4]}") == [], "asked again: nothing to change"
 
         assert sorted(nodes[1].remove_node(4)) == [0, 1]
-        assert all(4 not in s["voters"] for s in nodes[3].cluster_status()["shards"])
+        until(
+            "node 3 sees node 4 gone from every shard",
+            lambda: all(4 not in s["voters"] for s in nodes[3].cluster_status()["shards"]),
+        )
     finally:
         fourth.stop()
 
