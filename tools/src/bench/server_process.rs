@@ -264,6 +264,11 @@ pub fn serve_command(setup: &Setup) -> Result<Command, CliError> {
             cmd.env_remove(key);
         }
     }
+    // The load generator is one client per publisher: no byte budget
+    // either. As variables, not flags, so that a `--server-bin` built
+    // before these options existed still starts (it ignores them).
+    cmd.env("WSE_INBOUND_BYTES_RATE", "1073741824")
+        .env("WSE_INBOUND_BYTES_BURST", "1073741824");
     Ok(cmd)
 }
 
