@@ -20,6 +20,10 @@ use wse::ServerConfig;
 /// Hostile 1 MiB documents sent back to back.
 const FLOOD: usize = 48;
 
+/// The tests here measure a bound on one worker thread: run one at a
+/// time, so that they do not share the machine with each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A round trip slower than this means the probe was stalled.
 const STALLED: Duration = Duration::from_millis(500);
 
@@ -130,6 +134,7 @@ async fn flood_while_probing(ts: &TestServer, path: &str, frame: Vec<u8>) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_of_empty_objects_are_refused_and_do_not_stall_a_probe() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start(one_worker_no_byte_pacing());
     let frame = masked(op::TEXT, empty_objects_json(1 << 20).as_bytes());
     // Every document of the flood was refused with a reason, not handed on.
@@ -148,6 +153,7 @@ async fn documents_of_empty_objects_are_refused_and_do_not_stall_a_probe() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msgpack_of_a_million_empty_maps_is_refused_and_does_not_stall_a_probe() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start(one_worker_no_byte_pacing());
     // array32 of ~1M fixmaps of size 0: one byte per value.
     let n: u32 = (1 << 20) - 8;
@@ -162,6 +168,7 @@ async fn msgpack_of_a_million_empty_maps_is_refused_and_does_not_stall_a_probe()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_document_is_refused_and_the_connection_goes_on() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start(ServerConfig {
         max_message_depth: 8,
         ..one_worker()
@@ -185,6 +192,7 @@ async fn a_deep_document_is_refused_and_the_connection_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_past_the_budget_slow_the_client_down_instead_of_failing_it() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // 64 KiB burst, 256 KiB/s: 32 messages of 16 KiB take ~1.75 s to be
     // read, all of them handled, in order.
     let ts = TestServer::start(ServerConfig {
@@ -223,6 +231,7 @@ async fn bytes_past_the_budget_slow_the_client_down_instead_of_failing_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patterns_past_the_cap_are_refused_with_the_rest_subscribed() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let ts = TestServer::start(ServerConfig {
         max_patterns_per_connection: 3,
         ..one_worker()
@@ -241,6 +250,7 @@ async fn patterns_past_the_cap_are_refused_with_the_rest_subscribed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_subscribing_tens_of_thousands_of_patterns_does_not_stall_a_probe() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // No cap here: what is under test is that each pattern costs the same
     // however many there are (they were a list searched on each
     // subscribe: quadratic, seconds of one worker for 50,000).
