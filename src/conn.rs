@@ -80,6 +80,15 @@ pub struct Sub {
     pub via_pattern: bool,
 }
 
+/// What a reply to a client's ping is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PongKind {
+    /// A WebSocket Pong frame (to a Ping frame).
+    Frame,
+    /// The protocol's `PONG` text message (to a `ping` message).
+    Text,
+}
+
 /// A frame queued for one connection.
 pub struct Queued {
     /// The frame, sealed already if it is data on an encrypted connection.
@@ -93,6 +102,7 @@ impl Outbox {
     /// protocol frames (data frames keep their order for later).
     pub fn take_queued(&mut self, hold_data: bool, out: &mut Vec<Bytes>) -> u64 {
         let before = out.len();
+        self.pong_last = None;
         if hold_data {
             let mut kept = VecDeque::new();
             for q in self.queue.drain(..) {
@@ -123,6 +133,9 @@ pub struct Outbox {
     pub queue: VecDeque<Queued>,
     /// Bytes in `queue`.
     pub queued_bytes: usize,
+    /// The last frame of `queue` is a reply to a ping, of this kind; a
+    /// newer reply of the same kind replaces it.
+    pub pong_last: Option<PongKind>,
     /// Topic subscriptions by topic.
     pub subs: HashMap<Arc<str>, Sub>,
     /// Pattern subscriptions, by the pattern as written.
@@ -278,6 +291,40 @@ impl Conn {
             }
             ob.queued_bytes += frame.len();
             ob.queue.push_back(Queued { frame, data: false });
+            ob.pong_last = None;
+        }
+        self.signal();
+        true
+    }
+
+    /// Queue the reply to a client's ping: like [`Conn::push_control`],
+    /// except that it replaces a reply still waiting at the end of the
+    /// queue. RFC 6455 §5.5.3 allows answering only the most recent Ping;
+    /// without this, a client that sends pings and never reads would make
+    /// its queue grow by a pong per ping, up to `limit`.
+    pub fn push_pong(&self, frame: Bytes, kind: PongKind, limit: usize) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        {
+            let mut ob = self.outbox.lock();
+            if ob.pong_last == Some(kind) {
+                let old = ob.queue.back().map_or(0, |q| q.frame.len());
+                if limit != 0 && ob.queued_bytes - old + frame.len() > limit {
+                    return false;
+                }
+                ob.queued_bytes = ob.queued_bytes - old + frame.len();
+                if let Some(q) = ob.queue.back_mut() {
+                    q.frame = frame;
+                }
+                return true;
+            }
+            if !Self::fits(&ob, &frame, limit) {
+                return false;
+            }
+            ob.queued_bytes += frame.len();
+            ob.queue.push_back(Queued { frame, data: false });
+            ob.pong_last = Some(kind);
         }
         self.signal();
         true
@@ -305,6 +352,7 @@ impl Conn {
                 return Pushed::Refused;
             }
             ob.queued_bytes += f.len();
+            ob.pong_last = None;
             ob.queue.push_back(Queued {
                 frame: f,
                 data: true,
@@ -337,6 +385,7 @@ impl Conn {
         let key = self.e2e.get()?;
         let mut early = Vec::new();
         let mut data = VecDeque::new();
+        ob.pong_last = None;
         for q in ob.queue.drain(..) {
             if q.data {
                 let frame = key.seal_frame(&q.frame);

@@ -519,3 +519,37 @@ async fn a_client_still_sending_a_large_message_is_not_idle() {
         Some("wse_idle_timeouts_total 0")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_from_a_client_that_does_not_read_are_answered_by_the_latest_pong() {
+    // 200,000 pings of 125 bytes (25 MB of pongs, more than the socket
+    // buffers hold) from a client that reads nothing until the end: the
+    // pongs the socket cannot take are coalesced into the latest one
+    // (RFC 6455 §5.5.3), so the server's queue does not grow by a pong per
+    // ping, and the last ping is still answered.
+    let ts = TestServer::start(ServerConfig {
+        inbound_bytes_capacity: 1 << 30,
+        inbound_bytes_refill: 1 << 30,
+        ..ServerConfig::default()
+    });
+    let mut raw = RawWs::connect(ts.addr, "/wse", &[]).await;
+    const PINGS: u32 = 200_000;
+    let mut flood = Vec::new();
+    for i in 0..PINGS {
+        let mut payload = [b'.'; 125];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        flood.extend_from_slice(&masked(op::PING, &payload));
+    }
+    raw.send(&flood).await;
+    let mut pongs = 0u32;
+    loop {
+        let f = raw.read_frame().await.expect("connection open");
+        if f.opcode == op::PONG {
+            pongs += 1;
+            if f.payload[..4] == (PINGS - 1).to_be_bytes() {
+                break;
+            }
+        }
+    }
+    assert!(pongs < PINGS / 2, "{pongs} pongs for {PINGS} pings");
+}

@@ -196,3 +196,38 @@ fn the_limit_counts_the_sealed_size() {
     assert_eq!(c.push_data(plain, sealed_len), Pushed::Sealed);
     assert_eq!(c.outbox.lock().queued_bytes, sealed_len);
 }
+
+#[test]
+fn a_newer_pong_replaces_one_still_queued_last_of_its_kind() {
+    let c = conn();
+    assert!(c.push_pong(Bytes::from_static(b"p1"), PongKind::Frame, 0));
+    assert!(c.push_pong(Bytes::from_static(b"p22"), PongKind::Frame, 0));
+    assert_eq!(queued(&c), [(Bytes::from_static(b"p22"), false)]);
+    assert_eq!(c.outbox.lock().queued_bytes, 3);
+    // A text PONG is another kind: queued after it, then replaced itself.
+    assert!(c.push_pong(Bytes::from_static(b"T1"), PongKind::Text, 0));
+    assert!(c.push_pong(Bytes::from_static(b"T2"), PongKind::Text, 0));
+    // Another frame in between: the next pong is queued after it.
+    assert!(c.push_control(Bytes::from_static(b"err"), 0));
+    assert!(c.push_pong(Bytes::from_static(b"p3"), PongKind::Frame, 0));
+    assert!(c.push_pong(Bytes::from_static(b"p4"), PongKind::Frame, 0));
+    assert_eq!(
+        queued(&c),
+        [
+            (Bytes::from_static(b"p22"), false),
+            (Bytes::from_static(b"T2"), false),
+            (Bytes::from_static(b"err"), false),
+            (Bytes::from_static(b"p4"), false),
+        ]
+    );
+    assert_eq!(c.outbox.lock().queued_bytes, 3 + 2 + 3 + 2);
+    // Once taken, the next pong is queued anew.
+    let mut out = Vec::new();
+    c.outbox.lock().take_queued(false, &mut out);
+    assert!(c.push_pong(Bytes::from_static(b"p5"), PongKind::Frame, 0));
+    assert!(c.push_pong(Bytes::from_static(b"p6"), PongKind::Frame, 0));
+    assert_eq!(queued(&c), [(Bytes::from_static(b"p6"), false)]);
+    // The limit counts the replacement's size.
+    assert!(!c.push_pong(Bytes::from_static(b"p777"), PongKind::Frame, 3));
+    assert!(c.push_pong(Bytes::from_static(b"p77"), PongKind::Frame, 3));
+}

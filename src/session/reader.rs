@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{End, Session};
 use crate::config::EventDelivery;
-use crate::conn::{CloseRequest, Conn};
+use crate::conn::{CloseRequest, Conn, PongKind};
 use crate::crypto::signing::{SignatureError, verify_signed_json};
 use crate::e2e;
 use crate::events::AppEvent;
@@ -117,7 +117,10 @@ impl Session {
         let limit = self.state.config.max_outbound_bytes;
         match msg {
             Incoming::Ping(p) => {
-                self.conn.push_control(frame::pong(&p), limit);
+                // Pings cost bytes too (not messages: they never reach
+                // the app); their replies are coalesced.
+                self.charge_bytes(p.len(), Instant::now());
+                self.conn.push_pong(frame::pong(&p), PongKind::Frame, limit);
             }
             Incoming::Pong => {}
             Incoming::Close(code) => {
@@ -144,16 +147,24 @@ impl Session {
     fn count_message(&mut self, len: usize) {
         Metrics::add(&self.state.metrics.messages_received, 1);
         let now = Instant::now();
-        let mut wait = None;
         if !self.inbound.acquire_at(1.0, now) {
-            wait = Some(Duration::from_secs_f64(1.0 / self.inbound.refill_rate()));
+            let wait = Duration::from_secs_f64(1.0 / self.inbound.refill_rate());
+            self.throttle_for(wait, now);
         }
+        self.charge_bytes(len, now);
+    }
+
+    /// Charge `len` bytes to the byte budget; a debt pauses reading.
+    fn charge_bytes(&mut self, len: usize, now: Instant) {
         if let Some(debt) = self.inbound_bytes.charge_at(len as f64, now) {
-            wait = wait.max(Some(debt));
+            self.throttle_for(debt, now);
         }
-        if let Some(wait) = wait {
-            self.throttled_until = Some(now + wait);
-        }
+    }
+
+    /// Read nothing more for `wait` (or longer, if already paused so).
+    fn throttle_for(&mut self, wait: Duration, now: Instant) {
+        let until = now + wait;
+        self.throttled_until = Some(self.throttled_until.map_or(until, |t| t.max(until)));
     }
 
     /// The shape a client's message may have.
@@ -182,7 +193,8 @@ impl Session {
             TextInbound::ClientHello(hello) => self.answer_hello(&hello),
             TextInbound::Ping { client_timestamp } => {
                 let reply = control::pong(client_timestamp, SystemTime::now());
-                self.conn.push_control(frame::text(reply.as_bytes()), limit);
+                self.conn
+                    .push_pong(frame::text(reply.as_bytes()), PongKind::Text, limit);
             }
             TextInbound::Pong => {}
             TextInbound::Msg(value) => {
