@@ -10,8 +10,10 @@
 
 mod cluster_support;
 
-use cluster_support::Cluster;
+use std::time::Duration;
+
 use cluster_support::load::{Load, Subscriber, check_histories, history};
+use cluster_support::{Cluster, EVENT_TIMEOUT};
 use rand::{Rng, SeedableRng};
 
 /// Publishes per publisher (one publisher per node).
@@ -149,7 +151,19 @@ async fn randomised_fault_schedules_lose_nothing() {
             c.leader(shard, &rest).await;
         }
         acked += per_step;
-        load.acked_at_least(acked).await;
+        let progress = load.acked_at_least(acked);
+        if tokio::time::timeout(EVENT_TIMEOUT - Duration::from_secs(1), progress)
+            .await
+            .is_err()
+        {
+            // Keep what the nodes said: their directories go with the test.
+            let dump = std::env::temp_dir().join(format!("wse-cluster-faults-{seed}.log"));
+            let _ = std::fs::write(&dump, c.logs());
+            panic!(
+                "step {step}: fewer than {acked} publishes acknowledged in time; node logs in {}",
+                dump.display()
+            );
+        }
         match fault {
             Fault::Kill => c.start_node(victim),
             Fault::Pause => c.node(victim).resume(),

@@ -10,6 +10,19 @@
 //!
 //! Anything that does not decode ends the connection: after one bad frame
 //! the stream cannot be trusted.
+//!
+//! AppendEntries of one shard are served one at a time, in arrival order,
+//! and one that a newer request carrying entries overtook while it waited
+//! is dropped unanswered. openraft has one AppendEntries in flight per
+//! follower and sends the next only when the last was answered or timed
+//! out, so an overtaken request is one its sender gave up on. Why it
+//! matters: a node resumed after a pause (SIGSTOP, a long GC-like stall)
+//! finds its socket full of requests the leader sent meanwhile, each a
+//! retry of the last; served all, each with its fsync, they took longer
+//! than the leader's timeout (one heartbeat interval) to clear while the
+//! leader kept adding more, and the shard stopped committing for good
+//! (found by the randomised fault schedule). Dropping a request is what a
+//! lossy network does; Raft is safe under it.
 
 use super::NetOptions;
 use super::error::FrameError;
@@ -17,7 +30,9 @@ use super::frame::{self, Envelope, Limits};
 use super::handshake;
 use super::listener::PeerService;
 use super::message::{PeerRequest, PeerResponse};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
@@ -74,6 +89,7 @@ async fn read_loop(
     limits: Limits,
 ) -> Result<(), FrameError> {
     let mut r = BufReader::new(read);
+    let mut lanes = Lanes::default();
     while let Some((flags, body)) = frame::read(&mut r, limits.max_frame).await? {
         let envelope: Envelope<PeerRequest> = frame::decode(flags, &body, limits)?;
         let reply = Reply {
@@ -81,18 +97,62 @@ async fn read_loop(
             outbox: outbox.clone(),
             limits,
         };
-        dispatch(envelope.msg, &*service, reply).await;
+        dispatch(envelope.msg, &*service, reply, &mut lanes).await;
     }
     Ok(())
 }
 
+/// The AppendEntries lanes of one connection, by shard (see the module
+/// doc).
+#[derive(Default)]
+struct Lanes {
+    /// Requests read so far (a request's place in arrival order).
+    read: u64,
+    by_shard: HashMap<u32, Arc<Lane>>,
+}
+
+/// One shard's AppendEntries on one connection.
+#[derive(Default)]
+struct Lane {
+    /// The arrival number of the newest request with entries.
+    newest_with_entries: AtomicU64,
+    /// Held while a request is served: one at a time.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Lanes {
+    /// Note an AppendEntries of `shard` (with entries or not); its arrival
+    /// number and its lane.
+    fn arrive(&mut self, shard: u32, with_entries: bool) -> (u64, Arc<Lane>) {
+        self.read += 1;
+        let lane = self.by_shard.entry(shard).or_default().clone();
+        if with_entries {
+            lane.newest_with_entries.store(self.read, Ordering::Release);
+        }
+        (self.read, lane)
+    }
+}
+
 /// Start serving one request.
-async fn dispatch(request: PeerRequest, service: &dyn PeerService, reply: Reply) {
+async fn dispatch(
+    request: PeerRequest,
+    service: &dyn PeerService,
+    reply: Reply,
+    lanes: &mut Lanes,
+) {
     let no_shard = |shard| PeerResponse::Failed(format!("no shard {shard} on this node"));
     match request {
         PeerRequest::AppendEntries(shard, req) => match service.raft(shard) {
-            Some(raft) => reply
-                .spawn(async move { PeerResponse::AppendEntries(raft.append_entries(req).await) }),
+            Some(raft) => {
+                let (arrived, lane) = lanes.arrive(shard, !req.entries.is_empty());
+                reply.spawn_unless_overtaken(async move {
+                    let _turn = lane.turn.lock().await;
+                    if lane.newest_with_entries.load(Ordering::Acquire) > arrived {
+                        return None;
+                    }
+                    Some(PeerResponse::AppendEntries(raft.append_entries(req).await))
+                });
+            }
             None => reply.send(no_shard(shard)).await,
         },
         PeerRequest::Vote(shard, req) => match service.raft(shard) {
@@ -145,6 +205,19 @@ impl Reply {
     /// Answer with what `work` gives, from a task of its own.
     fn spawn(self, work: impl Future<Output = PeerResponse> + Send + 'static) {
         tokio::spawn(async move { self.send(work.await).await });
+    }
+
+    /// Answer with what `work` gives, if anything (`None`: a request
+    /// overtaken by a newer one, left unanswered), from a task of its own.
+    fn spawn_unless_overtaken(
+        self,
+        work: impl Future<Output = Option<PeerResponse>> + Send + 'static,
+    ) {
+        tokio::spawn(async move {
+            if let Some(response) = work.await {
+                self.send(response).await;
+            }
+        });
     }
 
     /// Answer with `response` (a failure if it cannot be framed). A
