@@ -1,7 +1,8 @@
 //! Printing helpers shared by the commands: buffered stdout that turns a
 //! closed pipe into [`CliError::BrokenPipe`] (a clean stop, not an error
-//! message), and timestamp formatting.
+//! message), timestamp formatting, and names made safe for a terminal.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -72,6 +73,33 @@ fn stdout_error(e: io::Error) -> CliError {
     }
 }
 
+/// `name` (a topic name, from a client) as a terminal may show it: control
+/// characters (C0, DEL, C1) and the bidirectional formatting characters
+/// that reorder what follows them (U+061C, U+200E, U+200F, U+202A..U+202E,
+/// U+2066..U+2069) written as `\u{..}`, and a backslash as `\\`, so the
+/// output cannot be mistaken for another name. Other names are borrowed
+/// as they are.
+pub fn escaped(name: &str) -> Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !name.chars().any(|c| c == '\\' || hidden(c)) {
+        return Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if hidden(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Seconds since the Unix epoch of 10000-01-01, the first instant RFC 3339
 /// cannot show.
 const YEAR_10000: u64 = 253_402_300_800;
@@ -95,6 +123,23 @@ pub fn rfc3339_us_opt(ts_us: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_escaped_for_a_terminal() {
+        assert!(matches!(escaped("chat.room-1 é"), Cow::Borrowed(_)));
+        assert_eq!(escaped("\u{1}presence:lobby"), "\\u{0001}presence:lobby");
+        assert_eq!(escaped("a\u{202e}gpj.exe"), "a\\u{202e}gpj.exe");
+        assert_eq!(
+            escaped("x\u{1b}[31my\u{7f}\u{85}"),
+            "x\\u{001b}[31my\\u{007f}\\u{0085}"
+        );
+        assert_eq!(
+            escaped("a\\u{0001}"),
+            "a\\\\u{0001}",
+            "a backslash cannot fake an escape"
+        );
+        assert_eq!(escaped("\u{2066}\u{200f}"), "\\u{2066}\\u{200f}");
+    }
 
     #[test]
     fn formats_microseconds_and_survives_absurd_times() {

@@ -493,3 +493,33 @@ fn bench_log_smoke_run() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read dir").collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn topic_names_with_control_and_bidi_characters_are_escaped() {
+    // A client may name a topic anything the server accepts; an operator
+    // listing topics must see what is there, not what it makes a terminal
+    // do (colour escapes, right-to-left overrides).
+    let (_tmp, dir) = data_dir();
+    let d = path(&dir);
+    {
+        let log = open_log(&dir);
+        for topic in ["evil\u{1b}[2Jx", "invoice\u{202e}fdp.exe", "plain"] {
+            log.append(topic, RecordKind::Message, b"{}")
+                .expect("append");
+        }
+        log.flush().expect("flush");
+    }
+    let o = run(&["log", "topics", d], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("evil\\u{001b}[2Jx "), "{text}");
+    assert!(text.contains("invoice\\u{202e}fdp.exe "), "{text}");
+    assert!(text.contains("plain "), "{text}");
+    assert!(
+        !text.contains(['\u{1b}', '\u{202e}']),
+        "raw characters: {text:?}"
+    );
+    let o = run(&["log", "inspect", d, "invoice\u{202e}fdp.exe"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("topic:        invoice\\u{202e}fdp.exe\n"));
+}

@@ -7,7 +7,7 @@ use super::meta_snapshot::{self, RetentionSetting};
 use super::{DirArg, find_topic, open_reader, record_count};
 use crate::Run;
 use crate::error::CliError;
-use crate::output::{Out, rfc3339_us_opt};
+use crate::output::{Out, escaped, rfc3339_us_opt};
 
 /// Show a topic: epoch, first and last offset, record count, each segment
 /// (offsets, bytes, record times, corruption), total bytes, retention, and
@@ -108,7 +108,7 @@ fn print_text(out: &mut Out, v: &InspectJson) -> Result<(), CliError> {
     let last = v
         .last_offset
         .map_or_else(|| "none".to_owned(), |o| o.to_string());
-    out.line(format_args!("topic:        {}", v.name))?;
+    out.line(format_args!("topic:        {}", escaped(&v.name)))?;
     out.line(format_args!("directory:    {}", v.dir))?;
     out.line(format_args!("epoch:        {}", v.epoch))?;
     out.line(format_args!("first offset: {}", v.first_offset))?;

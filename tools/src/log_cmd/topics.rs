@@ -6,7 +6,7 @@ use wse_log::TopicSummary;
 use super::{DirArg, open_reader, record_count};
 use crate::Run;
 use crate::error::CliError;
-use crate::output::Out;
+use crate::output::{Out, escaped};
 
 /// List the topics of a data directory: name, epoch, first..next offsets,
 /// records, segments, bytes. Directories that cannot be read as a topic
@@ -97,16 +97,22 @@ fn print_table(out: &mut Out, rows: &[TopicRow]) -> Result<(), CliError> {
         .iter()
         .map(|r| format!("{}..{}", r.first_offset, r.next_offset))
         .collect();
-    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(5);
+    let names: Vec<_> = rows.iter().map(|r| escaped(&r.name)).collect();
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     let off_w = offsets.iter().map(String::len).max().unwrap_or(0).max(7);
     out.line(format_args!(
         "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
         "TOPIC", "EPOCH", "OFFSETS", "RECORDS", "SEGMENTS", "BYTES"
     ))?;
-    for (r, o) in rows.iter().zip(&offsets) {
+    for ((r, o), name) in rows.iter().zip(&offsets).zip(&names) {
         out.line(format_args!(
             "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
-            r.name, r.epoch, o, r.records, r.segments, r.bytes
+            name, r.epoch, o, r.records, r.segments, r.bytes
         ))?;
     }
     Ok(())
