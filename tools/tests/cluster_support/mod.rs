@@ -545,9 +545,14 @@ impl Client {
     /// Publish `marker` on `topic` and wait for its answer: the acknowledged
     /// (epoch, offset), or the error frame.
     pub async fn publish(&mut self, topic: &str, marker: &str) -> Result<(String, u64), Value> {
-        self.send(&json!({"t":"publish","id":marker,
-            "p":{"topic":topic,"message":{"t":"m","p":{"k":marker}}}}))
-            .await;
+        let publish = json!({"t":"publish","id":marker,
+            "p":{"topic":topic,"message":{"t":"m","p":{"k":marker}}}});
+        // A node killed under us may fail the write itself (a broken
+        // pipe) before any read says so: the connection ended.
+        self.ws
+            .send(Message::text(publish.to_string()))
+            .await
+            .map_err(|_| json!("connection ended"))?;
         loop {
             // Longer than the server's publish timeout (5 s): a live node
             // answers by then; a paused one does not.
