@@ -246,6 +246,9 @@ async fn patterns_past_the_cap_are_refused_with_the_rest_subscribed() {
         json!(["a.*", "b.*", "plain", "c.*", "other"])
     );
     assert_eq!(reply["p"]["failed_topics"], json!(["d.*"]));
+    // At the cap, a pattern the connection holds is still "subscribed".
+    let again = c.subscribe(&["a.*"], None).await;
+    assert_eq!(again["p"]["success_topics"], json!(["a.*"]), "{again}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

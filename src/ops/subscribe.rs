@@ -112,16 +112,19 @@ pub(crate) fn subscribe_from(
     }
     let max_patterns = state.config.max_patterns_per_connection;
     if max_patterns > 0 && group.is_none() && wanted.iter().any(|t| is_pattern(t)) {
-        let mut free = max_patterns.saturating_sub(conn.outbox.lock().patterns.len());
+        let ob = conn.outbox.lock();
+        let mut free = max_patterns.saturating_sub(ob.patterns.len());
         let asked = wanted.len();
+        // A pattern the connection holds already takes no new place.
         wanted.retain(|t| {
-            if !is_pattern(t) {
+            if !is_pattern(t) || ob.patterns.contains_key(t.as_str()) {
                 return true;
             }
             let fits = free > 0;
             free = free.saturating_sub(1);
             fits
         });
+        drop(ob);
         if wanted.is_empty() && asked > 0 {
             return Err(SubscriptionLimit {
                 conn: conn.id_str.clone(),
