@@ -265,9 +265,11 @@ async fn a_client_subscribing_tens_of_thousands_of_patterns_does_not_stall_a_pro
     let mut probe = probe_client(&ts).await;
     let mut hostile = ts.client().await;
     hostile.hello().await;
-    const CHUNKS: usize = 10;
+    // 50 messages of 1,000: one message is one unit of the session's work,
+    // and what is measured is the cost per pattern as they accumulate.
+    const CHUNKS: usize = 50;
     for chunk in 0..CHUNKS {
-        let topics: Vec<String> = (0..5_000)
+        let topics: Vec<String> = (0..1_000)
             .map(|i| format!("hostile.{chunk}.{i}.*"))
             .collect();
         hostile
@@ -285,7 +287,7 @@ async fn a_client_subscribing_tens_of_thousands_of_patterns_does_not_stall_a_pro
     let mut publisher = ts.client().await;
     publisher
         .send_json(&json!({"t": "publish",
-            "p": {"topic": "hostile.9.4999.x", "message": {"t": "hit"}}}))
+            "p": {"topic": "hostile.49.999.x", "message": {"t": "hit"}}}))
         .await;
     assert_eq!(hostile.expect_type("hit").await["t"], "hit");
 }
