@@ -247,10 +247,11 @@ struct Session {
     inbound_bytes: TokenBucket,
     /// Reading pauses until then (inbound rate limits).
     throttled_until: Option<Instant>,
-    /// The read buffer holds frames not yet handled because the last pass
-    /// used up its share of work (`reader::PASS_MESSAGES`, `PASS_BYTES`):
-    /// the task yields to the others, then goes on.
+    /// The read buffer holds frames not yet handled because the task used
+    /// up its share of work: it yields to the others, then goes on.
     parse_more: bool,
+    /// The work done since the task last gave way.
+    share: reader::WorkShare,
     /// Publishes waiting for their record to be durable before their ack.
     acks: acks::Acks,
     /// The log read in flight for subscriptions behind their ring.
@@ -321,6 +322,7 @@ impl Session {
             inbound_bytes,
             throttled_until: None,
             parse_more: false,
+            share: reader::WorkShare::default(),
             acks: acks::Acks::default(),
         }
     }
@@ -348,14 +350,21 @@ impl Session {
                     return self.finish(end).await;
                 }
             }
-            let can_read = self.held.is_empty()
-                && self.throttled_until.is_none()
-                && self.core_job.is_none()
-                && !self.parse_more;
-            let parse_more = self.parse_more
-                && self.held.is_empty()
-                && self.throttled_until.is_none()
-                && self.core_job.is_none();
+            let ready_to_parse =
+                self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none();
+            if ready_to_parse && self.parse_more {
+                // A share of work is done: let the worker's other tasks
+                // run before the next. Awaited here, not as a branch of
+                // the select below, which a ready write or signal would
+                // win every time, so that the task never gave way.
+                tokio::task::yield_now().await;
+                self.share = reader::WorkShare::default();
+                if let Err(end) = self.process_buffer() {
+                    return self.finish(end).await;
+                }
+                continue;
+            }
+            let can_read = ready_to_parse && !self.parse_more;
             let want_write = !self.out.is_empty();
             let throttle = self.throttled_until;
             let data_held = self
@@ -417,8 +426,6 @@ impl Session {
                     self.throttled_until = None;
                     self.process_buffer()
                 }
-                // Other tasks ran meanwhile: handle the next share.
-                () = tokio::task::yield_now(), if parse_more => self.process_buffer(),
             };
             if let Err(end) = end {
                 return self.finish(end).await;

@@ -29,14 +29,42 @@ use crate::ws::frame::{self, FrameParser, Incoming};
 /// Smallest read.
 const READ_CHUNK: usize = 4096;
 
-/// Messages one pass over the read buffer handles at most before the task
-/// yields, so that a client sending many messages at once cannot hold a
-/// worker thread that other connections' deliveries wait for.
-pub(super) const PASS_MESSAGES: usize = 64;
+/// Messages a connection's task handles at most before it gives way to
+/// the other tasks of its worker thread, so that a client sending many
+/// messages at once cannot hold a worker that other connections'
+/// deliveries wait for.
+const SHARE_MESSAGES: usize = 64;
 
-/// Message bytes one pass handles at most before the task yields (a pass
-/// always handles at least one message).
-pub(super) const PASS_BYTES: usize = 256 * 1024;
+/// Message bytes handled at most before the task gives way (a share
+/// always holds at least one message).
+const SHARE_BYTES: usize = 256 * 1024;
+
+/// Time spent handling messages at most before the task gives way: what
+/// bounds the share when each message is costly (a subscription update
+/// of a thousand patterns takes milliseconds), where counts would not.
+const SHARE_BUSY: Duration = Duration::from_millis(1);
+
+/// The work a connection's task did since it last gave way. Counted
+/// across wake-ups: a task whose socket is always readable is never made
+/// to wait by the runtime, so only this makes it yield.
+#[derive(Default)]
+pub(super) struct WorkShare {
+    messages: usize,
+    bytes: usize,
+    busy: Duration,
+}
+
+impl WorkShare {
+    fn used_up(&self) -> bool {
+        self.messages >= SHARE_MESSAGES || self.bytes >= SHARE_BYTES || self.busy >= SHARE_BUSY
+    }
+
+    fn add(&mut self, bytes: usize, busy: Duration) {
+        self.messages += 1;
+        self.bytes += bytes;
+        self.busy += busy;
+    }
+}
 
 /// A client message the core handles on the blocking pool because it may
 /// block: a publish whose append must create its topic or wait for room in
@@ -80,21 +108,21 @@ impl Session {
 
     /// Handle the complete frames in the read buffer, pausing when the
     /// inbound queue is full or the connection's rate limits are reached,
-    /// and stopping after a share of work ([`PASS_MESSAGES`],
-    /// [`PASS_BYTES`]) with `parse_more` set.
+    /// and stopping once the task's share of work ([`WorkShare`]) is used
+    /// up, with `parse_more` set.
     pub(super) fn process_buffer(&mut self) -> Result<(), End> {
         self.parse_more = false;
-        let (mut messages, mut bytes) = (0, 0);
         while self.held.is_empty() && self.throttled_until.is_none() && self.core_job.is_none() {
-            if messages >= PASS_MESSAGES || bytes >= PASS_BYTES {
+            if self.share.used_up() {
                 self.parse_more = true;
                 break;
             }
             match self.parser.next(&mut self.rbuf) {
                 Ok(Some(msg)) => {
-                    messages += 1;
-                    bytes += msg.len();
-                    self.handle(msg)?;
+                    let (len, t0) = (msg.len(), Instant::now());
+                    let handled = self.handle(msg);
+                    self.share.add(len, t0.elapsed());
+                    handled?;
                 }
                 Ok(None) => break,
                 Err(e) => {
