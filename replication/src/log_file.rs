@@ -20,13 +20,13 @@
 //! node, once here (inside its Raft entry) and once into its topic's log by
 //! the state machine; plus the small applied marker per applied batch.
 
-use crate::durable_file;
 use crate::types::TypeConfig;
 use openraft::Entry;
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wse_log::storage::{OpenMode, Storage, StorageFile, write_all_at};
 
 /// Bytes before a frame's body: length and CRC.
 const FRAME_HEADER: usize = /* len */ 4 + /* crc */ 4;
@@ -36,10 +36,12 @@ const MAX_BODY: usize = 256 << 20;
 
 /// The open Raft log file and where each entry starts in it.
 pub(crate) struct LogFile {
+    /// The file operations (real files unless a test injects faults).
+    storage: Arc<dyn Storage>,
     /// `<dir>/raft-log`.
     path: PathBuf,
     /// Open for reading and writing; writes go at `end`.
-    file: File,
+    file: Arc<dyn StorageFile>,
     /// Byte offset of each entry's frame, by log index: `truncate` cuts the
     /// file there.
     starts: BTreeMap<u64, u64>,
@@ -51,22 +53,21 @@ pub(crate) struct LogFile {
 pub(crate) type RaftEntry = Entry<TypeConfig>;
 
 impl LogFile {
-    /// Open (or create) the log in `dir`; returns the whole entries found,
-    /// after cutting a torn tail.
-    pub(crate) fn open(dir: &Path) -> io::Result<(LogFile, Vec<RaftEntry>)> {
+    /// Open (or create) the log in `dir` through `storage`; returns the
+    /// whole entries found, after cutting a torn tail.
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+    ) -> io::Result<(LogFile, Vec<RaftEntry>)> {
         let path = dir.join("raft-log");
-        let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        if created {
-            durable_file::sync_dir(&path)?;
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        let file = if path.exists() {
+            storage.open(&path, OpenMode::ReadWrite)?
+        } else {
+            let file = storage.open(&path, OpenMode::CreateNew)?;
+            storage.sync_dir(dir)?;
+            file
+        };
+        let bytes = read_all(&*file)?;
         let (entries, starts, end) = scan(&bytes);
         if end < bytes.len() as u64 {
             tracing::warn!(path = %path.display(), kept = end, found = bytes.len(), "raft log: cutting a torn tail");
@@ -74,6 +75,7 @@ impl LogFile {
             file.sync_all()?;
         }
         let log = LogFile {
+            storage,
             path,
             file,
             starts,
@@ -90,8 +92,7 @@ impl LogFile {
             starts.push((e.log_id.index, self.end + buf.len() as u64));
             encode_frame(e, &mut buf)?;
         }
-        self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&buf)?;
+        write_all_at(&*self.file, &buf, self.end)?;
         self.file.sync_data()?;
         self.end += buf.len() as u64;
         self.starts.extend(starts);
@@ -125,16 +126,31 @@ impl LogFile {
             encode_frame(e, &mut buf)?;
         }
         {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&buf)?;
+            let f = self.storage.open(&tmp, OpenMode::CreateTruncate)?;
+            write_all_at(&*f, &buf, 0)?;
             f.sync_all()?;
         }
-        fs::rename(&tmp, &self.path)?;
-        durable_file::sync_dir(&self.path)?;
-        self.file = OpenOptions::new().read(true).write(true).open(&self.path)?;
+        self.storage.rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            self.storage.sync_dir(dir)?;
+        }
+        self.file = self.storage.open(&self.path, OpenMode::ReadWrite)?;
         self.starts = starts;
         self.end = buf.len() as u64;
         Ok(())
+    }
+}
+
+/// The whole content of `file`.
+fn read_all(file: &dyn StorageFile) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read_at(&mut chunk, bytes.len() as u64)?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        bytes.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -182,6 +198,8 @@ fn decode_frame(bytes: &[u8]) -> Option<(RaftEntry, usize)> {
 mod tests {
     use super::*;
     use openraft::{CommittedLeaderId, EntryPayload, LogId};
+    use std::fs::{self, OpenOptions};
+    use wse_log::storage::FsStorage;
 
     fn entry(index: u64) -> RaftEntry {
         Entry {
@@ -197,25 +215,25 @@ mod tests {
     #[test]
     fn append_truncate_rewrite_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut f, found) = LogFile::open(dir.path()).unwrap();
+        let (mut f, found) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         assert!(found.is_empty());
         f.append(&(1..=5).map(entry).collect::<Vec<_>>()).unwrap();
         f.truncate(4).unwrap();
         f.append(&[entry(4)]).unwrap();
         drop(f);
-        let (mut f, found) = LogFile::open(dir.path()).unwrap();
+        let (mut f, found) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         assert_eq!(indexes(&found), vec![1, 2, 3, 4]);
         f.rewrite(&found[2..]).unwrap();
         f.append(&[entry(5)]).unwrap();
         drop(f);
-        let (_, found) = LogFile::open(dir.path()).unwrap();
+        let (_, found) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         assert_eq!(indexes(&found), vec![3, 4, 5]);
     }
 
     #[test]
     fn a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut f, _) = LogFile::open(dir.path()).unwrap();
+        let (mut f, _) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         f.append(&[entry(1), entry(2)]).unwrap();
         drop(f);
         let path = dir.path().join("raft-log");
@@ -226,11 +244,11 @@ mod tests {
             .unwrap()
             .set_len(len - 3)
             .unwrap();
-        let (mut f, found) = LogFile::open(dir.path()).unwrap();
+        let (mut f, found) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         assert_eq!(indexes(&found), vec![1]);
         f.append(&[entry(2)]).unwrap();
         drop(f);
-        let (_, found) = LogFile::open(dir.path()).unwrap();
+        let (_, found) = LogFile::open(Arc::new(FsStorage), dir.path()).unwrap();
         assert_eq!(indexes(&found), vec![1, 2]);
     }
 }

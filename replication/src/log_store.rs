@@ -27,6 +27,7 @@ use std::io;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wse_log::storage::{FsStorage, Storage};
 
 /// What `raft-vote.json` holds: the state that must never go back.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -71,13 +72,20 @@ impl LogStore {
         last.or(self.marks.lock().last_purged)
     }
 
-    /// Open (or create) the Raft log in `dir`.
+    /// Open (or create) the Raft log in `dir`, on real files.
     pub fn open(dir: impl AsRef<Path>) -> io::Result<LogStore> {
+        LogStore::open_on(Arc::new(FsStorage), dir)
+    }
+
+    /// [`LogStore::open`] with the log file's operations going through
+    /// `storage`, where tests inject faults (a slow or failing disk). The
+    /// small marker files (vote, purge, commit) stay on `std::fs`.
+    pub fn open_on(storage: Arc<dyn Storage>, dir: impl AsRef<Path>) -> io::Result<LogStore> {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir)?;
         let marks: VoteFile = durable_file::read(&dir.join("raft-vote.json"))?.unwrap_or_default();
         let committed = durable_file::read_hint(&dir.join("raft-committed.json"))?.flatten();
-        let (file, found) = LogFile::open(&dir)?;
+        let (file, found) = LogFile::open(storage, &dir)?;
         let purged = marks.last_purged.map(|l| l.index);
         let entries = found
             .into_iter()

@@ -166,6 +166,7 @@ impl ClusterNode {
             snapshot_every: config.snapshot_every,
             snapshot_keep: config.snapshot_keep,
             fetch: Arc::new(peers.clone()),
+            storage: Arc::new(wse_log::storage::FsStorage),
         };
         let root = log.dir().join("cluster");
         let mut shards = Vec::new();

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wse::cluster::RecordEncoder;
+use wse_log::storage::{FsStorage, Storage};
 use wse_log::{Log, Position};
 
 /// How a shard's Raft runs.
@@ -45,6 +46,10 @@ pub struct ShardOptions {
     /// Default: nowhere (such an install fails); a node passes its
     /// [`crate::Peers`], tests a [`crate::Loopback`].
     pub fetch: Arc<dyn Fetch>,
+    /// The file operations of the Raft log file: real files by default;
+    /// tests pass a [`wse_log::storage::FaultyStorage`] to make one
+    /// node's disk slow or failing.
+    pub storage: Arc<dyn Storage>,
 }
 
 impl std::fmt::Debug for ShardOptions {
@@ -76,6 +81,7 @@ impl Default for ShardOptions {
             snapshot_every: 20_000,
             snapshot_keep: 1_000,
             fetch: Arc::new(NoFetch),
+            storage: Arc::new(FsStorage),
         }
     }
 }
@@ -141,7 +147,7 @@ impl Shard {
         N: RaftNetworkFactory<TypeConfig>,
     {
         let storage = |source| ClusterError::Storage { shard, source };
-        let log_store = LogStore::open(dir).map_err(storage)?;
+        let log_store = LogStore::open_on(options.storage.clone(), dir).map_err(storage)?;
         let state_machine =
             StateMachine::open(dir, log, options.encode.clone(), options.dedup_window)
                 .map_err(storage)?

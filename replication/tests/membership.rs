@@ -154,6 +154,11 @@ impl Nodes {
 
     /// Assert nodes `ids` hold the same records of `topics`, same epoch.
     fn assert_same(&self, ids: &[NodeId], topics: &[&str]) {
+        // Applied means appended; a record is readable once its log made
+        // it visible, a moment later: wait for that first.
+        for id in ids {
+            self.running[id].1.flush().unwrap();
+        }
         for topic in topics {
             let first = &self.running[&ids[0]].1;
             for id in &ids[1..] {

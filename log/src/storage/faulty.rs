@@ -12,6 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -96,6 +97,8 @@ pub enum FaultAction {
     },
     /// Wait until the gate is open, then do the operation for real.
     Stall(Gate),
+    /// Wait this long, then do the operation for real (a slow disk).
+    Delay(Duration),
 }
 
 /// One fault to inject.
@@ -171,6 +174,10 @@ impl Rules {
             Some(FaultAction::Fail(errno)) => Err(io::Error::from_raw_os_error(errno)),
             Some(FaultAction::Stall(gate)) => {
                 gate.wait();
+                Ok(())
+            }
+            Some(FaultAction::Delay(d)) => {
+                std::thread::sleep(d);
                 Ok(())
             }
             _ => Ok(()),
@@ -278,6 +285,10 @@ impl StorageFile for FaultyFile {
             }
             Some(FaultAction::Stall(gate)) => {
                 gate.wait();
+                self.inner.write_at(buf, pos)
+            }
+            Some(FaultAction::Delay(d)) => {
+                std::thread::sleep(d);
                 self.inner.write_at(buf, pos)
             }
             _ => self.inner.write_at(buf, pos),

@@ -14,7 +14,6 @@ use super::error::{FrameError, NetError};
 use super::message::{PeerRequest, PeerResponse};
 use super::peers::Peers;
 use crate::types::{NodeId, TypeConfig};
-use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -23,6 +22,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{BasicNode, LogId};
 use std::time::Duration;
 
 /// The network factory of one shard: links to the shard's peers.
@@ -48,6 +48,7 @@ impl RaftNetworkFactory<TypeConfig> for ShardNetwork {
             shard: self.shard,
             target,
             addr: node.addr.clone(),
+            unanswered: None,
         }
     }
 }
@@ -62,6 +63,9 @@ pub struct PeerLink {
     target: NodeId,
     /// The peer's address, from its membership entry.
     addr: String,
+    /// The last entry of the newest AppendEntries with entries that got no
+    /// answer in time (see [`PeerLink::append_entries`]).
+    unanswered: Option<LogId<NodeId>>,
 }
 
 /// An RPC error of this network.
@@ -142,15 +146,51 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         Backoff::new(std::iter::repeat(self.peers.options().reconnect_backoff))
     }
 
+    /// Send `req`, or only its entries up to the last one of a request
+    /// that timed out, answering `PartialSuccess` for those (openraft lets
+    /// a network send a prefix of the entries).
+    ///
+    /// Why: openraft waits one heartbeat interval for an answer and then
+    /// sends again from the last entry the follower confirmed, with every
+    /// entry since, new ones included. A follower whose fsync takes longer
+    /// than that (a slow or busy disk) has stored the entries of the
+    /// request that timed out, but each new request brings new entries to
+    /// fsync, so it timed out too: under a steady stream of publishes no
+    /// answer ever came back in time and the shard stopped committing,
+    /// though the follower was up to date. Sending only what the follower
+    /// already got lets it answer without an fsync; the leader learns how
+    /// far it is, commits, and the next request carries the new entries.
     async fn append_entries(
         &mut self,
-        req: AppendEntriesRequest<TypeConfig>,
+        mut req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, LinkError> {
+        let resent = self.unanswered.filter(|u| {
+            req.entries.last().is_some_and(|e| e.log_id.index > u.index)
+                && req.entries.iter().any(|e| e.log_id == *u)
+        });
+        if let Some(u) = resent {
+            req.entries.retain(|e| e.log_id.index <= u.index);
+        }
+        // Noted before sending: openraft drops this future when its own
+        // deadline passes first, and that is a timeout too.
+        if let Some(last) = req.entries.last() {
+            self.unanswered = Some(last.log_id);
+        }
         let request = PeerRequest::AppendEntries(self.shard, req);
-        match self.send(RPCTypes::AppendEntries, request, &option).await? {
-            PeerResponse::AppendEntries(r) => r.map_err(|e| self.remote(e)),
-            other => Err(self.unserved(other, "append-entries")),
+        let answer = match self.send(RPCTypes::AppendEntries, request, &option).await {
+            Ok(PeerResponse::AppendEntries(r)) => r.map_err(|e| self.remote(e)),
+            Ok(other) => Err(self.unserved(other, "append-entries")),
+            Err(e) => Err(e),
+        };
+        if !matches!(answer, Err(RPCError::Timeout(_))) {
+            self.unanswered = None;
+        }
+        match answer? {
+            AppendEntriesResponse::Success if resent.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(resent))
+            }
+            other => Ok(other),
         }
     }
 

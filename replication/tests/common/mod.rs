@@ -275,6 +275,11 @@ pub fn log_contents(log: &Log, topic: &str) -> Vec<(u64, Bytes)> {
 /// Assert every log of `logs` holds the same records of `topics` under the
 /// same epoch, and each acknowledged publish is there at its offset.
 pub fn assert_identical_logs(logs: &[(NodeId, &Log)], topics: &[&str], acked: &[Acked]) {
+    // Applied means appended; a record is readable once its log made it
+    // visible, a moment later: wait for that first.
+    for (_, log) in logs {
+        log.flush().unwrap();
+    }
     let (first, first_log) = logs[0];
     for topic in topics {
         let reference = log_contents(first_log, topic);

@@ -2,7 +2,9 @@
 //! each node binds its peer listener on 127.0.0.1 (port 0 at first, the
 //! same port again on restart), runs `SHARDS` shards that share its one
 //! [`Peers`], and serves a [`TestService`] that hands out the shards'
-//! Rafts and publishes forwarded batches.
+//! Rafts and publishes forwarded batches. Each node's Raft log files go
+//! through its own [`FaultyStorage`] (real files until a test injects a
+//! fault, see [`TcpCluster::disk`]).
 
 use super::{EVENT_TIMEOUT, fast_options};
 use openraft::BasicNode;
@@ -11,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tempfile::TempDir;
+use wse_log::storage::FaultyStorage;
 use wse_log::{Log, LogConfig, Position};
 use wse_replication::net::BoxFuture;
 use wse_replication::transfer;
@@ -91,6 +94,8 @@ pub struct TcpCluster {
     pub nodes: BTreeMap<NodeId, TcpNode>,
     pub options: ShardOptions,
     pub net: NetOptions,
+    /// Each node's disk for its Raft logs, kept across restarts.
+    disks: BTreeMap<NodeId, FaultyStorage>,
 }
 
 impl TcpCluster {
@@ -109,6 +114,7 @@ impl TcpCluster {
             nodes: BTreeMap::new(),
             options,
             net: NetOptions::default(),
+            disks: BTreeMap::new(),
         };
         let mut listeners = Vec::new();
         for &id in &c.ids {
@@ -152,8 +158,10 @@ impl TcpCluster {
     async fn run_node(&mut self, id: NodeId, listener: PeerListener) {
         let log = Arc::new(Log::open(self.dir(id).join("log"), LogConfig::default()).unwrap());
         let peers = Peers::new(id, self.net.clone());
+        let disk = self.disks.entry(id).or_default().clone();
         let options = ShardOptions {
             fetch: Arc::new(peers.clone()),
+            storage: Arc::new(disk),
             ..self.options.clone()
         };
         let mut shards = Vec::new();
@@ -195,6 +203,11 @@ impl TcpCluster {
             shard.shutdown().await;
         }
         node.log.close().unwrap();
+    }
+
+    /// Node `id`'s disk for its Raft logs, to inject faults into.
+    pub fn disk(&self, id: NodeId) -> &FaultyStorage {
+        &self.disks[&id]
     }
 
     pub fn node(&self, id: NodeId) -> &TcpNode {
