@@ -250,7 +250,10 @@ impl FrameParser {
         let mut cur = Cursor::new(buf);
         match FrameHeader::parse(&mut cur) {
             Ok(Some((_, len))) => {
-                (cur.position() as usize + len as usize).saturating_sub(buf.len())
+                // Saturating: a header may claim a length near 2^64.
+                (cur.position() as usize)
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .saturating_sub(buf.len())
             }
             _ => 14usize.saturating_sub(buf.len()),
         }
@@ -277,9 +280,13 @@ impl FrameParser {
             if is_control && (len > 125 || !header.is_final) {
                 return Err(FrameError::Protocol("control frame too long or fragmented"));
             }
+            // Saturating: a continuation frame may claim a length near
+            // 2^64, and the sum wrapped past the limit check (the fuzz
+            // target `frames` found it: a panic in `split_to`).
             let so_far = self.partial.as_ref().map_or(0, |p| p.bytes.len() as u64);
-            if !is_control && so_far + len > self.max_message as u64 {
-                return Err(FrameError::TooBig(so_far + len));
+            let total = so_far.saturating_add(len);
+            if !is_control && total > self.max_message as u64 {
+                return Err(FrameError::TooBig(total));
             }
             if buf.len() < header_len + len as usize {
                 return Ok(None);
@@ -446,6 +453,18 @@ mod tests {
         let mut cut = client(0x1, false, b"a");
         cut.extend(client(0x0, true, &euro[..2]));
         assert_eq!(parse_all(&cut, 100).unwrap_err(), FrameError::InvalidUtf8);
+    }
+
+    #[test]
+    fn a_continuation_claiming_a_length_near_2_pow_64_is_too_big() {
+        // Found by the `frames` fuzz target: the message's length so far
+        // plus such a length wrapped past the limit check.
+        let mut bytes = client(0x2, false, b"abc");
+        bytes.extend_from_slice(&[0x80, 0x80 | 127]);
+        bytes.extend_from_slice(&u64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&[1, 2, 3, 4, 0, 0]);
+        assert!(matches!(parse_all(&bytes, 100), Err(FrameError::TooBig(_))));
+        assert!(FrameParser::wanted(&bytes[9..]) > 1 << 60, "no overflow");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(
     max_bytes: usize,
 ) -> Result<UpgradeRequest, HandshakeError> {
     loop {
-        if let Some(req) = parse(buf)? {
+        if let Some(req) = parse_request(buf)? {
             return Ok(req);
         }
         if buf.len() >= max_bytes {
@@ -75,8 +75,9 @@ pub async fn read_request<S: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// Parse a complete request at the start of `buf`, consuming it.
-fn parse(buf: &mut BytesMut) -> Result<Option<UpgradeRequest>, HandshakeError> {
+/// Parse a complete request at the start of `buf`, consuming it (`None`:
+/// more bytes are needed). Public for the fuzz targets.
+pub fn parse_request(buf: &mut BytesMut) -> Result<Option<UpgradeRequest>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
