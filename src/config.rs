@@ -133,6 +133,14 @@ pub struct ServerConfig {
     pub max_inbound_queue_bytes: usize,
     /// Where application events go (default the queue).
     pub event_delivery: EventDelivery,
+    /// Bytes all connections together may hold in their queues and read
+    /// buffers (default 256 MiB; 0 = unlimited). Past it, a connection
+    /// holding more than 16 KiB gets nothing more queued (as for a full
+    /// queue: `slow_consumer` applies) and a read buffer may not grow
+    /// past 16 KiB (reading from that client pauses until there is room): ten thousand clients
+    /// that never read cannot hold ten thousand `max_outbound_bytes`.
+    /// See `crate::budget`.
+    pub queue_memory_budget: usize,
     /// Topics, patterns and queue groups at most per connection (default
     /// 1,024; 0 = unlimited, the Python module's default as upstream's).
     /// Each costs memory on the server (a cursor, a channel); without a
@@ -251,6 +259,7 @@ impl Default for ServerConfig {
             max_inbound_queue: 131_072,
             max_inbound_queue_bytes: 64 << 20,
             event_delivery: EventDelivery::Queue,
+            queue_memory_budget: 256 << 20,
             max_subscriptions_per_connection: 1024,
             max_patterns_per_connection: 64,
             max_topic_bytes: 256,

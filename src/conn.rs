@@ -12,6 +12,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::budget::{Held, MemoryBudget};
 use crate::e2e::E2eKey;
 use crate::fanout::Channel;
 use crate::metrics::Metrics;
@@ -205,6 +206,10 @@ pub struct Conn {
     pub acl: RwLock<Option<TopicAcl>>,
     /// Subscriptions and queued frames.
     pub outbox: Mutex<Outbox>,
+    /// The bytes of this connection's frames counted in the server's
+    /// memory budget: queued here, then gathered for its socket, until
+    /// written (see `crate::budget`).
+    pub(crate) held: Held,
     /// `send_event` rate limiting.
     pub limiter: Mutex<SendLimiter>,
     /// Last data frame from the client, ms since the server started.
@@ -234,6 +239,7 @@ impl Conn {
         acl: Option<TopicAcl>,
         bucket: TokenBucket,
         now_ms: u64,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         Self {
             id,
@@ -242,6 +248,7 @@ impl Conn {
             msgpack,
             acl: RwLock::new(acl),
             outbox: Mutex::new(Outbox::default()),
+            held: Held::new(budget),
             limiter: Mutex::new(SendLimiter {
                 bucket,
                 last_warning: None,
@@ -286,7 +293,7 @@ impl Conn {
         }
         {
             let mut ob = self.outbox.lock();
-            if !Self::fits(&ob, &frame, limit) {
+            if !Self::fits(&ob, &frame, limit) || !self.held.admit(frame.len()) {
                 return false;
             }
             ob.queued_bytes += frame.len();
@@ -314,12 +321,13 @@ impl Conn {
                     return false;
                 }
                 ob.queued_bytes = ob.queued_bytes - old + frame.len();
+                self.held.replace(old, frame.len());
                 if let Some(q) = ob.queue.back_mut() {
                     q.frame = frame;
                 }
                 return true;
             }
-            if !Self::fits(&ob, &frame, limit) {
+            if !Self::fits(&ob, &frame, limit) || !self.held.admit(frame.len()) {
                 return false;
             }
             ob.queued_bytes += frame.len();
@@ -348,7 +356,7 @@ impl Conn {
                 (None, Some(k)) => (k.seal_frame(&frame), Pushed::Sealed),
                 (None, None) => (frame, Pushed::Plain),
             };
-            if !Self::fits(&ob, &f, limit) {
+            if !Self::fits(&ob, &f, limit) || !self.held.admit(f.len()) {
                 return Pushed::Refused;
             }
             ob.queued_bytes += f.len();
@@ -394,7 +402,12 @@ impl Conn {
                 early.push(q.frame);
             }
         }
+        let before = ob.queued_bytes;
         ob.queued_bytes = data.iter().map(|q| q.frame.len()).sum();
+        // Sealed data frames are longer; the early frames stay held until
+        // the caller's writes give them back.
+        let early_bytes: usize = early.iter().map(Bytes::len).sum();
+        self.held.replace(before, ob.queued_bytes + early_bytes);
         ob.queue = data;
         Some(early)
     }

@@ -36,6 +36,7 @@
 //!   the health snapshot, Prometheus text.
 
 pub mod auth;
+pub(crate) mod budget;
 pub mod cluster;
 pub mod compression;
 pub mod config;

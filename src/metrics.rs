@@ -255,6 +255,10 @@ metrics! {
             "Log reads that met damaged records";
         /// Topics with subscribers.
         topics: u64, Gauge, "wse_topics", Always, "Topics with subscribers";
+        /// Bytes the connections' queues and read buffers hold, as the
+        /// memory budget counts them (`queue_memory_budget`).
+        queue_memory_bytes: u64, Gauge, "wse_queue_memory_bytes", Always,
+            "Bytes held by connection queues and read buffers";
     }
     counters {
         /// Recovery requests whose range started in the fan-out memory.
@@ -275,6 +279,10 @@ metrics! {
         /// Connections closed as slow consumers.
         slow_consumer_disconnects, "wse_slow_consumer_disconnects_total",
             "Connections closed as slow consumers";
+        /// Reads paused because a connection's read buffer could not grow
+        /// within `queue_memory_budget`.
+        memory_budget_waits, "wse_memory_budget_waits_total",
+            "Reads paused because the queue memory budget was exhausted";
         /// Connections closed for idleness.
         idle_timeouts, "wse_idle_timeouts_total", "Connections closed for idleness";
         /// Connections closed because their JWT expired

@@ -137,6 +137,8 @@ pub struct ServerOptions {
     pub max_patterns_per_connection: usize,
     /// Memory the queued events hold at most (estimated).
     pub max_inbound_queue_bytes: usize,
+    /// Bytes all connections' queues and read buffers hold together.
+    pub queue_memory_budget: usize,
     /// Agree end-to-end encryption with clients that ask.
     pub encryption: bool,
     /// Seconds an end-to-end key may live before its connection is closed
@@ -234,6 +236,7 @@ keywords_map! {
     max_message_elements => c.max_message_elements;
     max_patterns_per_connection => c.max_patterns_per_connection;
     max_inbound_queue_bytes => c.max_inbound_queue_bytes;
+    queue_memory_budget => c.queue_memory_budget;
     max_outbound_queue_bytes => c.max_outbound_bytes;
     slow_consumer => c.slow_consumer, parse |v: String| parse_slow_consumer(&v);
     max_inbound_queue_size => c.max_inbound_queue;

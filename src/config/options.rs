@@ -164,6 +164,11 @@ pub const OPTIONS: &[OptionDoc] = &[
         "memory the queued events hold (estimated)"
     ),
     option!(
+        queue_memory_budget,
+        bytes_or_unlimited,
+        "bytes all connections' queues and read buffers hold together"
+    ),
+    option!(
         event_delivery,
         event_delivery,
         "where application events go: the queue, or nowhere"

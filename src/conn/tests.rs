@@ -13,6 +13,7 @@ fn conn() -> Conn {
         None,
         TokenBucket::new(10.0, 10.0),
         0,
+        crate::budget::MemoryBudget::unlimited(),
     )
 }
 

@@ -201,6 +201,7 @@ mod tests {
             None,
             TokenBucket::new(1.0, 1.0),
             0,
+            crate::budget::MemoryBudget::unlimited(),
         ))
     }
 

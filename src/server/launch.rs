@@ -8,6 +8,7 @@ use std::time::Duration;
 use wse_log::{AppendListener, Epoch, Log, Record};
 
 use super::{Server, ServerError, accept, fd_limit, ticker};
+use crate::budget::MemoryBudget;
 use crate::fanout::Fanout;
 use crate::fanout::feed::Feed;
 use crate::metrics::Metrics;
@@ -108,6 +109,7 @@ impl Server {
             );
             config.max_connections = allowed;
         }
+        let budget = MemoryBudget::new(config.queue_memory_budget);
         let state = Arc::new(ServerState {
             conns: Connections::new(
                 config.max_connections,
@@ -120,6 +122,7 @@ impl Server {
             feed,
             events: self.events.clone(),
             metrics,
+            budget,
             life: Lifecycle::new(),
             sends: SendLedger::new(),
             presence,

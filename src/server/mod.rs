@@ -680,6 +680,7 @@ impl Server {
             log_disk_reads: log.disk_reads,
             log_damaged_reads: log.damaged_reads,
             topics: state.fanout.channels.len() as u64,
+            queue_memory_bytes: state.budget.used() as u64,
             ..base
         }
         .with_counters(&state.metrics)

@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::auth::AuthenticatedUser;
+use crate::budget::Held;
 use crate::config::EventDelivery;
 use crate::conn::{CloseRequest, Conn, ConnId};
 use crate::events::{AppEvent, Reservation};
@@ -168,6 +169,7 @@ fn new_conn(
         user.and_then(|u| u.topic_acl.clone()),
         bucket,
         state.now_ms(),
+        state.budget.clone(),
     ));
     if let Some(exp) = user.and_then(|u| u.expires_at) {
         conn.token_expires_at.store(exp, Ordering::Relaxed);
@@ -232,6 +234,8 @@ struct Session {
     /// Bytes read and not yet parsed (released when empty, so an idle
     /// connection holds no buffer).
     rbuf: BytesMut,
+    /// `rbuf`'s capacity, counted in the memory budget.
+    rbuf_held: Held,
     parser: FrameParser,
     out: OutQueue,
     /// Events read but not yet queued (the inbound queue was full): no
@@ -309,6 +313,7 @@ impl Session {
             TokenBucket::new(bytes_burst as f64, state.config.inbound_bytes_refill as f64);
         Self {
             parser: FrameParser::new(state.config.max_message_size),
+            rbuf_held: Held::new(state.budget.clone()),
             state,
             conn,
             stream,
@@ -414,6 +419,8 @@ impl Session {
                     let mut frames = Vec::new();
                     let n = catch_up::apply(&self.state.metrics, &self.conn, pages, &mut frames);
                     Metrics::add(&self.state.metrics.frames_sent, n);
+                    // Read for this connection alone: counted until written.
+                    self.conn.held.charge(frames.iter().map(Bytes::len).sum());
                     self.out.push_all(frames);
                     Ok(())
                 }
@@ -441,7 +448,7 @@ impl Session {
                 && writer::apply_slow_consumer_policy(&self.state, &self.conn).is_err()
             {
                 Metrics::add(&self.state.metrics.slow_consumer_disconnects, 1);
-                self.out.discard_unstarted();
+                self.discard_unstarted();
                 return Err(End::Close(CloseRequest {
                     code: Some(close_code::TRY_AGAIN_LATER),
                     reason: "slow consumer".into(),
@@ -455,14 +462,33 @@ impl Session {
             let tried = self.out.bytes() < 64 * 1024 && !paused;
             let gathered = tried && self.out.fill(&self.state.metrics, &self.conn);
             self.read_behind();
-            self.out
-                .flush(&self.stream, &self.state.metrics)
-                .map_err(|_| End::Gone)?;
+            self.flush_out().map_err(|_| End::Gone)?;
             // Gathering stops at a budget: while the socket takes everything,
             // go on until there is nothing left to gather.
             if !self.out.is_empty() || paused || (tried && !gathered) {
                 return Ok(());
             }
+        }
+    }
+
+    /// Write what the socket takes now; what was written no longer counts
+    /// in the memory budget. (Broadcast frames are not counted, so this
+    /// may give back a connection's count before its own frames are out:
+    /// exact for a client that does not read, which is what the budget is
+    /// for.)
+    fn flush_out(&mut self) -> std::io::Result<()> {
+        let written = self.out.flush(&self.stream, &self.state.metrics)?;
+        self.conn.held.release(written);
+        Ok(())
+    }
+
+    /// Drop what was gathered and not started; the budget keeps counting
+    /// only what is still queued or gathered.
+    fn discard_unstarted(&mut self) {
+        self.out.discard_unstarted();
+        let kept = self.conn.outbox.lock().queued_bytes + self.out.bytes();
+        if self.conn.held.bytes() > kept {
+            self.conn.held.set(kept);
         }
     }
 
@@ -506,12 +532,12 @@ impl Session {
         if req.flush {
             self.out.fill(&self.state.metrics, &self.conn);
         } else {
-            self.out.discard_unstarted();
+            self.discard_unstarted();
         }
         self.out.push(frame::close(req.code, &req.reason));
         let deadline = tokio::time::Instant::now() + self.state.config.close_grace;
         while !self.out.is_empty() {
-            if self.out.flush(&self.stream, &self.state.metrics).is_err() {
+            if self.flush_out().is_err() {
                 return;
             }
             if self.out.is_empty() {

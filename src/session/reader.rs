@@ -29,6 +29,10 @@ use crate::ws::frame::{self, FrameParser, Incoming};
 /// Smallest read.
 const READ_CHUNK: usize = 4096;
 
+/// How long reading pauses when the read buffer needs to grow and the
+/// memory budget has no room (see `crate::budget`).
+const BUDGET_RETRY: Duration = Duration::from_millis(20);
+
 /// Messages a connection's task handles at most before it gives way to
 /// the other tasks of its worker thread, so that a client sending many
 /// messages at once cannot hold a worker that other connections'
@@ -87,8 +91,20 @@ impl Session {
     /// Read what the socket has, then handle the complete frames.
     pub(super) fn read_some(&mut self) -> Result<(), End> {
         let want = FrameParser::wanted(&self.rbuf).max(READ_CHUNK);
-        self.rbuf
-            .reserve(want.min(self.state.config.max_message_size + 16));
+        let want = want.min(self.state.config.max_message_size + 16);
+        // A buffer growing past the budget's floor needs room in it: a
+        // partial message waits there, and ten thousand clients each
+        // sending most of a large message would otherwise hold that much.
+        // Without room, reading pauses (TCP back-pressure, nothing lost)
+        // and tries again shortly.
+        let grows = (self.rbuf.len() + want).saturating_sub(self.rbuf.capacity());
+        if grows > 0 && !self.rbuf_held.has_room(grows) {
+            Metrics::add(&self.state.metrics.memory_budget_waits, 1);
+            self.throttled_until = Some(Instant::now() + BUDGET_RETRY);
+            return Ok(());
+        }
+        self.rbuf.reserve(want);
+        self.rbuf_held.set(self.rbuf.capacity());
         match self.stream.try_read_buf(&mut self.rbuf) {
             Ok(0) => return Err(End::Gone),
             Ok(n) => {
@@ -137,6 +153,7 @@ impl Session {
         if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             // Idle connections hold no read buffer.
             self.rbuf = BytesMut::new();
+            self.rbuf_held.set(0);
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use wse_log::Log;
 
+use crate::budget::MemoryBudget;
 use crate::cluster::Replicator;
 use crate::config::ServerConfig;
 use crate::conn::{Conn, ConnId};
@@ -42,6 +43,9 @@ pub(crate) struct ServerState {
     pub(crate) events: Arc<InboundQueue>,
     /// Counters.
     pub(crate) metrics: Arc<Metrics>,
+    /// The count of the bytes the connections' queues and read buffers
+    /// hold, against `queue_memory_budget`.
+    pub(crate) budget: Arc<MemoryBudget>,
     /// Since when the server runs, and whether it drains or stops.
     pub(crate) life: Lifecycle,
     /// `send_event` deduplication and sequence numbers.

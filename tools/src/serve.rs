@@ -192,6 +192,9 @@ struct Settings {
     /// Memory (estimated) the application queue's events hold.
     #[arg(long, env = "WSE_MAX_INBOUND_QUEUE_BYTES")]
     max_inbound_queue_bytes: Option<usize>,
+    /// Bytes all connections' queues and read buffers hold together.
+    #[arg(long, env = "WSE_QUEUE_MEMORY_BUDGET")]
+    queue_memory_budget: Option<usize>,
     /// Agree end-to-end encryption with clients that ask.
     #[arg(long, env = "WSE_ENCRYPTION")]
     encryption: Option<bool>,
@@ -332,6 +335,7 @@ settings_map! {
     fanout_frames_per_topic => c.fanout_frames_per_topic;
     max_inbound_queue => c.max_inbound_queue;
     max_inbound_queue_bytes => c.max_inbound_queue_bytes;
+    queue_memory_budget => c.queue_memory_budget;
     encryption => c.encryption;
     e2e_rekey_interval => c.e2e_rekey_interval, via |v| Some(Duration::from_secs(v));
     close_on_token_expiry => c.close_on_token_expiry;

@@ -113,6 +113,7 @@ class RustWSEServer:
         max_message_elements: int = 100000,
         max_patterns_per_connection: int = 0,
         max_inbound_queue_bytes: int = 67108864,
+        queue_memory_budget: int = 268435456,
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
         close_on_token_expiry: bool = False,
@@ -188,6 +189,11 @@ class RustWSEServer:
           (64 MiB, estimated from each parsed message); past it, as past
           ``max_inbound_queue_size`` events, clients are read more slowly
           instead of losing messages.
+        - ``queue_memory_budget``: bytes all connections' queues and read
+          buffers hold together (256 MiB; 0 = unlimited). Past it, a
+          connection holding more than 16 KiB gets nothing more queued (as
+          for a full queue) and reading from one whose partial message would
+          need more pauses until there is room.
         - ``inbound_rate_capacity``, ``inbound_rate_refill``: client
           messages per connection (burst, per second).
         - ``inbound_bytes_capacity``, ``inbound_bytes_refill``: client

@@ -45,6 +45,7 @@ fn config_leaves() -> BTreeSet<String> {
         max_inbound_queue,
         max_inbound_queue_bytes,
         event_delivery,
+        queue_memory_budget,
         max_subscriptions_per_connection,
         max_patterns_per_connection,
         max_topic_bytes,

@@ -20,6 +20,7 @@ fn conn(acl: Option<TopicAcl>) -> Conn {
         acl,
         TokenBucket::new(10.0, 10.0),
         0,
+        crate::budget::MemoryBudget::unlimited(),
     )
 }
 

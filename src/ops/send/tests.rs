@@ -16,6 +16,7 @@ fn conn(capacity: f64) -> Conn {
         None,
         TokenBucket::new(capacity, 0.0),
         0,
+        crate::budget::MemoryBudget::unlimited(),
     )
 }
 

@@ -58,6 +58,7 @@ fn recovering(head: u64) -> Arc<Conn> {
         None,
         TokenBucket::new(10.0, 10.0),
         0,
+        crate::budget::MemoryBudget::unlimited(),
     ));
     let ch = Arc::new(Channel::new(TOPIC.into(), head, 64, 0));
     ch.subscribe(&conn, false, Start::Replay { from: 0, cap: 1000 });

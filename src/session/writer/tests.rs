@@ -23,6 +23,7 @@ fn conn() -> Arc<Conn> {
         None,
         TokenBucket::new(10.0, 10.0),
         0,
+        crate::budget::MemoryBudget::unlimited(),
     ))
 }
 
