@@ -100,7 +100,8 @@ async fn clients_that_never_read_stay_within_the_budget_and_others_are_served() 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let read = metric(&ts, "wse_bytes_received_total") - received_before;
-        let full = metric(&ts, "wse_queue_memory_bytes") as usize >= BUDGET;
+        // Full: no room for one more reply (~15 KB) past the floors.
+        let full = metric(&ts, "wse_queue_memory_bytes") as usize + (64 << 10) >= BUDGET;
         if read >= sent || (full && metric(&ts, "wse_memory_budget_waits_total") > 0) {
             break;
         }
