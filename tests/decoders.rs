@@ -4,6 +4,8 @@
 //! needed" or a clear error, never a panic, never a value past the
 //! limits, and the way bytes arrive does not change what they mean.
 
+mod support;
+
 use bytes::BytesMut;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -12,6 +14,8 @@ use wse::protocol::inbound::{TextInbound, classify_binary, classify_decrypted, c
 use wse::protocol::msgpack::decode_msgpack;
 use wse::ws::frame::{FrameError, FrameParser, Incoming};
 use wse::ws::handshake::parse_request;
+
+use support::raw::client_frame;
 
 const MAX: usize = 4096;
 
@@ -37,25 +41,6 @@ fn parse_frames(chunks: &[&[u8]]) -> (Vec<Incoming>, Option<FrameError>) {
         }
     }
     (out, None)
-}
-
-/// A masked client frame.
-fn masked(fin: bool, opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n < 65536 => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&key);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    f
 }
 
 /// Depth and value count of a decoded document.
@@ -122,7 +107,8 @@ proptest! {
         let pieces = bounds.len() - 1;
         for (i, w) in bounds.windows(2).enumerate() {
             let opcode = if i == 0 { 2 } else { 0 };
-            stream.extend(masked(i + 1 == pieces, opcode, &payload[w[0]..w[1]], key));
+            let fin = if i + 1 == pieces { 0x80 } else { 0 };
+            stream.extend(client_frame(fin | opcode, &payload[w[0]..w[1]], Some(key)));
         }
         let chunks: Vec<&[u8]> = stream.chunks(size).collect();
         let (messages, error) = parse_frames(&chunks);
