@@ -77,6 +77,15 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<JwtConfig>>,
     /// Largest inbound frame and reassembled message (default 1 MiB).
     pub max_message_size: usize,
+    /// Accept per-message deflate (RFC 7692) when a client offers it
+    /// (default on: browsers offer it on every connection). Each broadcast
+    /// is compressed once and shared; clients' compressed messages are
+    /// inflated up to `max_message_size`.
+    pub permessage_deflate: bool,
+    /// Broadcasts smaller than this go uncompressed even to clients that
+    /// negotiated deflate (default 256 bytes): below it compression saves
+    /// little and costs a compressor pass.
+    pub deflate_min_size: usize,
     /// Server `ping` every this long (default 25 s; must stay under the
     /// clients' 40 s liveness check and under `idle_timeout`).
     pub ping_interval: Duration,
@@ -242,6 +251,8 @@ impl Default for ServerConfig {
             max_handshake_bytes: 64 * 1024,
             jwt: None,
             max_message_size: 1 << 20,
+            permessage_deflate: true,
+            deflate_min_size: 256,
             ping_interval: Duration::from_secs(25),
             idle_timeout: Duration::from_secs(60),
             rate_limit_capacity: 100_000.0,

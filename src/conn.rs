@@ -202,6 +202,12 @@ pub struct Conn {
     pub user_id: Option<String>,
     /// Negotiated `format=msgpack`.
     pub msgpack: bool,
+    /// Per-message deflate was agreed: the client may send compressed
+    /// messages.
+    pub(crate) inflate: bool,
+    /// Broadcasts of at least this many bytes go to this client compressed
+    /// (the shared compressed frames of `fanout::ring`); `None`: all plain.
+    pub(crate) compress_from: Option<usize>,
     /// Topic ACL (`None` = everything allowed).
     pub acl: RwLock<Option<TopicAcl>>,
     /// Subscriptions and queued frames.
@@ -246,6 +252,8 @@ impl Conn {
             id_str: id.to_string(),
             user_id,
             msgpack,
+            inflate: false,
+            compress_from: None,
             acl: RwLock::new(acl),
             outbox: Mutex::new(Outbox::default()),
             held: Held::new(budget),

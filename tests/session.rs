@@ -175,6 +175,7 @@ async fn a_websocket_ping_is_answered_with_a_pong() {
         pong,
         RawFrame {
             fin: true,
+            compressed: false,
             opcode: op::PONG,
             payload: b"hi".to_vec()
         }
@@ -473,6 +474,7 @@ async fn control_frames_may_come_between_the_fragments_of_a_message() {
         raw.read_frame().await.unwrap(),
         RawFrame {
             fin: true,
+            compressed: false,
             opcode: op::PONG,
             payload: b"mid".to_vec()
         }

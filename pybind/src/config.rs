@@ -139,6 +139,10 @@ pub struct ServerOptions {
     pub max_inbound_queue_bytes: usize,
     /// Bytes all connections' queues and read buffers hold together.
     pub queue_memory_budget: usize,
+    /// Accept per-message deflate when a client offers it.
+    pub permessage_deflate: bool,
+    /// Smallest broadcast compressed for deflate clients.
+    pub deflate_min_size: usize,
     /// Agree end-to-end encryption with clients that ask.
     pub encryption: bool,
     /// Seconds an end-to-end key may live before its connection is closed
@@ -224,6 +228,8 @@ keywords_map! {
     port => c.port;
     max_connections => c.max_connections;
     max_message_size => c.max_message_size;
+    permessage_deflate => c.permessage_deflate;
+    deflate_min_size => c.deflate_min_size;
     ping_interval => c.ping_interval, via Duration::from_secs;
     idle_timeout => c.idle_timeout, via Duration::from_secs;
     rate_limit_capacity => c.rate_limit_capacity;

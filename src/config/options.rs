@@ -92,6 +92,16 @@ pub const OPTIONS: &[OptionDoc] = &[
         bytes,
         "one inbound frame and one reassembled message"
     ),
+    option!(
+        permessage_deflate,
+        plain,
+        "accept per-message deflate when a client offers it"
+    ),
+    option!(
+        deflate_min_size,
+        bytes,
+        "smallest broadcast compressed for deflate clients"
+    ),
     option!(ping_interval, dur, "server ping period"),
     option!(
         idle_timeout,

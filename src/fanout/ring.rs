@@ -7,12 +7,18 @@
 //! is slicing runs, one `Bytes` per run however many frames it holds, so a
 //! single vectored write carries many frames to a connection without any
 //! per-connection copy.
+//!
+//! A run also has a compressed form (per-message deflate, RFC 7692), built
+//! the first time a subscriber that negotiated deflate needs the run and
+//! then shared the same way: compression costs once per broadcast, not once
+//! per delivery.
 
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::ws::frame;
+use crate::ws::{deflate, frame};
 
 /// One batch of consecutive frames.
 struct Run {
@@ -24,6 +30,25 @@ struct Run {
     ends: Vec<u32>,
     /// Bytes pushed into the ring before this run (for lag in bytes).
     base_total: u64,
+    /// The same frames for deflate subscribers, built on first use;
+    /// `None` inside when no frame of the run was compressed.
+    deflated: OnceLock<Option<Frames>>,
+}
+
+/// Frames back to back, and where each ends.
+struct Frames {
+    data: Bytes,
+    ends: Vec<u32>,
+}
+
+impl Frames {
+    /// Start position of the `i`th frame (or `data.len()` past the last).
+    fn pos(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            n => self.ends[n - 1] as usize,
+        }
+    }
 }
 
 impl Run {
@@ -37,6 +62,49 @@ impl Run {
             0 => 0,
             n => self.ends[n as usize - 1] as usize,
         }
+    }
+
+    /// The bytes of frames `from..to`, compressed for a deflate subscriber
+    /// when `compress_from` says so (frames of at least that many payload
+    /// bytes that shrink).
+    fn slice(&self, from: u64, to: u64, compress_from: Option<usize>) -> Bytes {
+        if let Some(min) = compress_from
+            && let Some(packed) = self.deflated.get_or_init(|| self.deflate(min))
+        {
+            let (a, b) = ((from - self.first) as usize, (to - self.first) as usize);
+            return packed.data.slice(packed.pos(a)..packed.pos(b));
+        }
+        self.data.slice(self.pos(from)..self.pos(to))
+    }
+
+    /// The run's frames with every text payload of at least `min` bytes
+    /// compressed (RSV1 set); `None` when none was.
+    fn deflate(&self, min: usize) -> Option<Frames> {
+        let mut data = BytesMut::new();
+        let mut ends = Vec::with_capacity(self.ends.len());
+        let mut any = false;
+        let mut start = 0usize;
+        for &end in &self.ends {
+            let plain = self.data.slice(start..end as usize);
+            start = end as usize;
+            let payload = frame::payload_of(&plain);
+            match (payload.len() >= min)
+                .then(|| deflate::compress(&payload))
+                .flatten()
+            {
+                Some(packed) => {
+                    any = true;
+                    frame::put_compressed_header(&mut data, frame::TEXT, packed.len());
+                    data.extend_from_slice(&packed);
+                }
+                None => data.extend_from_slice(&plain),
+            }
+            ends.push(data.len() as u32);
+        }
+        any.then(|| Frames {
+            data: data.freeze(),
+            ends,
+        })
     }
 }
 
@@ -113,6 +181,7 @@ impl FrameRing {
             data: data.freeze(),
             ends,
             base_total: self.total,
+            deflated: OnceLock::new(),
         };
         self.total += run.data.len() as u64;
         self.head += n as u64;
@@ -129,12 +198,15 @@ impl FrameRing {
     }
 
     /// Append slices covering frames `from..to` to `out`, stopping after
-    /// about `max_bytes`; returns the offset reached.
+    /// about `max_bytes`; returns the offset reached. `compress_from`: a
+    /// deflate subscriber's threshold (see `Conn::compress_from`), whose
+    /// slices come from the runs' compressed form.
     pub fn collect(
         &self,
         from: u64,
         to: u64,
         max_bytes: usize,
+        compress_from: Option<usize>,
         out: &mut Vec<Bytes>,
     ) -> Result<u64, Behind> {
         if from < self.first {
@@ -147,9 +219,9 @@ impl FrameRing {
         while at < to && i < self.runs.len() && bytes < max_bytes {
             let run = &self.runs[i];
             let end = run.end().min(to);
-            let (a, b) = (run.pos(at), run.pos(end));
-            out.push(run.data.slice(a..b));
-            bytes += b - a;
+            let slice = run.slice(at, end, compress_from);
+            bytes += slice.len();
+            out.push(slice);
             at = end;
             i += 1;
         }
@@ -220,17 +292,17 @@ mod tests {
         push(&mut r, 10, &["a", "bb"]);
         push(&mut r, 12, &["ccc"]);
         let mut out = Vec::new();
-        assert_eq!(r.collect(10, 13, usize::MAX, &mut out), Ok(13));
+        assert_eq!(r.collect(10, 13, usize::MAX, None, &mut out), Ok(13));
         assert_eq!(out.len(), 2, "one slice per run");
         assert_eq!(joined(&out), b"\x81\x01a\x81\x02bb\x81\x03ccc");
         out.clear();
-        assert_eq!(r.collect(11, 13, usize::MAX, &mut out), Ok(13));
+        assert_eq!(r.collect(11, 13, usize::MAX, None, &mut out), Ok(13));
         assert_eq!(joined(&out), b"\x81\x02bb\x81\x03ccc");
         out.clear();
-        assert_eq!(r.collect(11, 12, usize::MAX, &mut out), Ok(12));
+        assert_eq!(r.collect(11, 12, usize::MAX, None, &mut out), Ok(12));
         assert_eq!(joined(&out), b"\x81\x02bb");
-        assert_eq!(r.collect(13, 99, usize::MAX, &mut out), Ok(13));
-        assert_eq!(r.collect(9, 13, usize::MAX, &mut out), Err(Behind));
+        assert_eq!(r.collect(13, 99, usize::MAX, None, &mut out), Ok(13));
+        assert_eq!(r.collect(9, 13, usize::MAX, None, &mut out), Err(Behind));
         assert_eq!(r.lag_bytes(11), 9);
         assert_eq!(r.lag_bytes(13), 0);
         let frames = r.frames(10, 13, usize::MAX).unwrap();
@@ -245,7 +317,7 @@ mod tests {
         push(&mut r, 1, &["b", "c"]); // offset 1 already framed
         assert_eq!(r.head(), 3);
         let mut out = Vec::new();
-        r.collect(0, 3, usize::MAX, &mut out).unwrap();
+        r.collect(0, 3, usize::MAX, None, &mut out).unwrap();
         assert_eq!(joined(&out), b"\x81\x01a\x81\x01b\x81\x01c");
         push(&mut r, 3, &["d", "e"]);
         assert_eq!(

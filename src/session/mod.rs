@@ -31,6 +31,7 @@ use crate::protocol::handshake::{ServerReady, server_ready};
 use crate::rate_limit::TokenBucket;
 use crate::state::ServerState;
 use crate::state::handshakes::HandshakeSlot;
+use crate::ws::extensions::{self, Deflate};
 use crate::ws::frame::{self, FrameParser, close_code};
 use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
@@ -49,11 +50,17 @@ pub(crate) async fn serve(state: Arc<ServerState>, mut stream: TcpStream, mut sl
     if !admit(&state) {
         return;
     }
-    let accept = handshake::accept_response(&req.key);
+    let deflate = req
+        .extensions
+        .as_deref()
+        .filter(|_| state.config.permessage_deflate)
+        .and_then(extensions::negotiate);
+    let accept =
+        handshake::accept_response(&req.key, deflate.as_ref().map(|d| d.response.as_str()));
     let Some(user) = authenticate(&state, &mut stream, &req, &accept).await else {
         return;
     };
-    let conn = new_conn(&state, user.as_ref(), &req);
+    let conn = new_conn(&state, user.as_ref(), &req, deflate.as_ref());
     register(&state, &conn, req.cookie);
     // The connection is registered (and the app told) before the client
     // sees the upgrade: once a client is connected, the app knows it, and
@@ -150,19 +157,21 @@ async fn authenticate(
     }
 }
 
-/// The connection of an admitted client, with its first frames queued:
+/// The connection of an admitted client (`deflate`: what was agreed in the
+/// upgrade), with its first frames queued:
 /// `server_ready` when the clients expect one, and, when the client may
 /// still ask for encryption, no topic data until it has had the chance.
 fn new_conn(
     state: &ServerState,
     user: Option<&AuthenticatedUser>,
     req: &UpgradeRequest,
+    deflate: Option<&Deflate>,
 ) -> Arc<Conn> {
     let bucket = TokenBucket::new(
         state.config.rate_limit_capacity,
         state.config.rate_limit_refill,
     );
-    let conn = Arc::new(Conn::new(
+    let mut conn = Conn::new(
         ConnId::generate(),
         user.map(|u| u.user_id.clone()),
         req.wants_msgpack(),
@@ -170,7 +179,12 @@ fn new_conn(
         bucket,
         state.now_ms(),
         state.budget.clone(),
-    ));
+    );
+    conn.inflate = deflate.is_some();
+    conn.compress_from = deflate
+        .filter(|d| d.compress)
+        .map(|_| state.config.deflate_min_size);
+    let conn = Arc::new(conn);
     if let Some(exp) = user.and_then(|u| u.expires_at) {
         conn.token_expires_at.store(exp, Ordering::Relaxed);
     }
@@ -312,7 +326,11 @@ impl Session {
         let inbound_bytes =
             TokenBucket::new(bytes_burst as f64, state.config.inbound_bytes_refill as f64);
         Self {
-            parser: FrameParser::new(state.config.max_message_size),
+            parser: if conn.inflate {
+                FrameParser::with_inflate(state.config.max_message_size)
+            } else {
+                FrameParser::new(state.config.max_message_size)
+            },
             rbuf_held: Held::new(state.budget.clone()),
             state,
             conn,

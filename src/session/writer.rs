@@ -197,6 +197,12 @@ fn gather(
     // Before the client's hello (or the end of its wait), no topic data.
     let held = conn.data_held_until().is_some();
     if !held {
+        // Sealed one by one, compressed (shared), or plain (shared).
+        let framing = match (&e2e, conn.compress_from) {
+            (Some(_), _) => Framing::OneByOne,
+            (None, Some(min)) => Framing::Shared(Some(min)),
+            (None, None) => Framing::Shared(None),
+        };
         let mut ob = conn.outbox.lock();
         let reply_waiting = ob.queue.iter().any(|q| q.data);
         for (topic, sub) in ob.subs.iter_mut() {
@@ -217,7 +223,7 @@ fn gather(
             if sub.cursor >= target {
                 continue;
             }
-            match collect(&ring, sub.cursor, target, budget, e2e.is_some(), out) {
+            match collect(&ring, sub.cursor, target, budget, framing, out) {
                 Ok(reached) => {
                     frames += reached - sub.cursor;
                     sub.cursor = reached;
@@ -306,7 +312,12 @@ fn gather_presence(
         return 0;
     }
     let from = sub.presence_cursor.max(ring.first());
-    match collect(&ring, from, ring.head(), budget, one_by_one, out) {
+    let framing = if one_by_one {
+        Framing::OneByOne
+    } else {
+        Framing::Shared(None)
+    };
+    match collect(&ring, from, ring.head(), budget, framing, out) {
         Ok(reached) => {
             sub.presence_cursor = reached;
             reached - from
@@ -315,18 +326,27 @@ fn gather_presence(
     }
 }
 
-/// Frames `from..to` of a ring: slices of whole runs, or (`one_by_one`,
-/// for connections that seal each frame) one slice per frame.
+/// How a connection takes a ring's frames.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// Slices of whole runs, the compressed form for frames of at least
+    /// this many bytes when set (per-message deflate).
+    Shared(Option<usize>),
+    /// One slice per frame, plain (for connections that seal each frame).
+    OneByOne,
+}
+
+/// Frames `from..to` of a ring, as `framing` says.
 fn collect(
     ring: &FrameRing,
     from: u64,
     to: u64,
     budget: usize,
-    one_by_one: bool,
+    framing: Framing,
     out: &mut Vec<Bytes>,
 ) -> Result<u64, Behind> {
-    if !one_by_one {
-        return ring.collect(from, to, budget, out);
+    if let Framing::Shared(compress_from) = framing {
+        return ring.collect(from, to, budget, compress_from, out);
     }
     let frames = ring.frames(from, to, budget)?;
     let reached = from + frames.len() as u64;

@@ -6,6 +6,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+use super::deflate::Inflater;
+
 /// Close codes the server uses, with why each was chosen (see
 /// docs/PROTOCOL.md: both clients reconnect on every code except 1000,
 /// 1001, 1005, 1008, 4401 and 4403).
@@ -46,7 +48,17 @@ pub fn header_len(len: usize) -> usize {
 /// Append the header of an unmasked, final frame of `opcode` with `len`
 /// payload bytes.
 pub fn put_header(out: &mut BytesMut, opcode: u8, len: usize) {
-    out.put_u8(0x80 | opcode);
+    put_header_bits(out, 0x80 | opcode, len);
+}
+
+/// Append the header of an unmasked, final frame of `opcode` whose `len`
+/// payload bytes are a compressed message (RSV1 set, RFC 7692 §6).
+pub fn put_compressed_header(out: &mut BytesMut, opcode: u8, len: usize) {
+    put_header_bits(out, 0xC0 | opcode, len);
+}
+
+fn put_header_bits(out: &mut BytesMut, first: u8, len: usize) {
+    out.put_u8(first);
     match len {
         0..=125 => out.put_u8(len as u8),
         126..=65535 => {
@@ -162,6 +174,10 @@ pub enum FrameError {
     /// A text message is not UTF-8.
     #[error("text message is not valid UTF-8")]
     InvalidUtf8,
+    /// A compressed message (per-message deflate) is not valid deflate
+    /// data.
+    #[error("compressed message is not valid deflate data")]
+    BadCompression,
 }
 
 impl FrameError {
@@ -170,7 +186,7 @@ impl FrameError {
         match self {
             Self::Protocol(_) => close_code::PROTOCOL_ERROR,
             Self::TooBig(_) => close_code::MESSAGE_TOO_BIG,
-            Self::InvalidUtf8 => close_code::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::BadCompression => close_code::INVALID_PAYLOAD,
         }
     }
 }
@@ -181,6 +197,9 @@ impl FrameError {
 /// is buffered.
 pub struct FrameParser {
     max_message: usize,
+    /// Per-message deflate was negotiated: the first frame of a message may
+    /// set RSV1, meaning the message is compressed (RFC 7692 §6).
+    inflate: bool,
     /// A fragmented message being reassembled.
     partial: Option<Partial>,
 }
@@ -188,7 +207,10 @@ pub struct FrameParser {
 /// A fragmented message so far.
 struct Partial {
     text: bool,
+    /// The message so far (inflated, for a compressed one).
     bytes: BytesMut,
+    /// A compressed message's inflater.
+    inflater: Option<Box<Inflater>>,
     /// For text: bytes known to be valid UTF-8 (a character split across
     /// fragments waits for the rest), so invalid text fails at the
     /// fragment that breaks it, not at the end of the message.
@@ -240,7 +262,17 @@ impl FrameParser {
     pub fn new(max_message: usize) -> Self {
         Self {
             max_message,
+            inflate: false,
             partial: None,
+        }
+    }
+
+    /// A parser that also takes compressed messages (per-message deflate
+    /// negotiated); `max_message` bounds them inflated too.
+    pub fn with_inflate(max_message: usize) -> Self {
+        Self {
+            inflate: true,
+            ..Self::new(max_message)
         }
     }
 
@@ -270,8 +302,17 @@ impl FrameParser {
                 Err(_) => return Err(FrameError::Protocol("malformed frame header")),
             };
             let header_len = cur.position() as usize;
-            if header.rsv1 || header.rsv2 || header.rsv3 {
+            if header.rsv2 || header.rsv3 {
                 return Err(FrameError::Protocol("reserved bits set"));
+            }
+            let compressed = header.rsv1;
+            if compressed
+                && !(self.inflate
+                    && matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)))
+            {
+                // RSV1 is per-message deflate's mark, on a message's first
+                // frame only, and only once negotiated.
+                return Err(FrameError::Protocol("reserved bit 1 set"));
             }
             let Some(mask) = header.mask else {
                 return Err(FrameError::Protocol("client frame is not masked"));
@@ -308,14 +349,25 @@ impl FrameParser {
                 }
                 OpCode::Data(Data::Text) | OpCode::Data(Data::Binary) => {
                     let text = header.opcode == OpCode::Data(Data::Text);
-                    if header.is_final {
+                    if header.is_final && !compressed {
                         return finish(text, payload).map(Some);
                     }
                     let mut partial = Partial {
                         text,
-                        bytes: payload,
+                        bytes: BytesMut::new(),
+                        inflater: None,
                         checked: 0,
                     };
+                    if compressed {
+                        let mut inflater = Inflater::new(self.max_message);
+                        inflater.push(&payload, header.is_final, &mut partial.bytes)?;
+                        if header.is_final {
+                            return finish(text, partial.bytes).map(Some);
+                        }
+                        partial.inflater = Some(Box::new(inflater));
+                    } else {
+                        partial.bytes = payload;
+                    }
                     partial.check_utf8(false)?;
                     self.partial = Some(partial);
                 }
@@ -323,7 +375,12 @@ impl FrameParser {
                     let Some(mut partial) = self.partial.take() else {
                         return Err(FrameError::Protocol("continuation without a message"));
                     };
-                    partial.bytes.extend_from_slice(&payload);
+                    match &mut partial.inflater {
+                        Some(inflater) => {
+                            inflater.push(&payload, header.is_final, &mut partial.bytes)?;
+                        }
+                        None => partial.bytes.extend_from_slice(&payload),
+                    }
                     partial.check_utf8(header.is_final)?;
                     if header.is_final {
                         return Ok(Some(if partial.text {
@@ -573,5 +630,81 @@ mod tests {
                 .collect();
             assert_eq!(fast, slow);
         }
+    }
+
+    /// A client frame with RSV1 set (a compressed message's first frame).
+    fn client_rsv1(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut f = client(opcode, fin, payload);
+        f[0] |= 0x40;
+        f
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_once_negotiated() {
+        let text = "caf\u{e9} au lait ".repeat(50);
+        let packed = crate::ws::deflate::compress(text.as_bytes()).unwrap();
+        let mut p = FrameParser::with_inflate(1 << 20);
+        let mut buf = BytesMut::from(&client_rsv1(0x1, true, &packed)[..]);
+        assert_eq!(
+            p.next(&mut buf).unwrap(),
+            Some(Incoming::Text(Bytes::from(text.clone())))
+        );
+        // Fragmented: RSV1 on the first frame only.
+        let (a, b) = packed.split_at(packed.len() / 2);
+        let mut bytes = client_rsv1(0x2, false, a);
+        bytes.extend(client(0x0, true, b));
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(
+            p.next(&mut buf).unwrap(),
+            Some(Incoming::Binary(Bytes::from(text)))
+        );
+        // Plain messages still pass.
+        let mut buf = BytesMut::from(&client(0x1, true, b"plain")[..]);
+        assert_eq!(
+            p.next(&mut buf).unwrap(),
+            Some(Incoming::Text(Bytes::from_static(b"plain")))
+        );
+    }
+
+    #[test]
+    fn rsv1_is_refused_where_deflate_does_not_allow_it() {
+        let packed = crate::ws::deflate::compress(&[b'a'; 300]).unwrap();
+        // Not negotiated.
+        assert_eq!(
+            parse_all(&client_rsv1(0x1, true, &packed), 1 << 20),
+            Err(FrameError::Protocol("reserved bit 1 set"))
+        );
+        let with = |bytes: &[u8]| {
+            let mut p = FrameParser::with_inflate(1 << 20);
+            let mut buf = BytesMut::from(bytes);
+            let mut out = Vec::new();
+            while let Some(m) = p.next(&mut buf)? {
+                out.push(m);
+            }
+            Ok::<_, FrameError>(out)
+        };
+        // On a control frame, or a continuation.
+        assert!(matches!(
+            with(&client_rsv1(0x9, true, b"")),
+            Err(FrameError::Protocol(_))
+        ));
+        let mut bytes = client(0x1, false, b"a");
+        bytes.extend(client_rsv1(0x0, true, b"b"));
+        assert!(matches!(with(&bytes), Err(FrameError::Protocol(_))));
+        // Not deflate data; text that inflates to bad UTF-8; a bomb.
+        assert_eq!(
+            with(&client_rsv1(0x1, true, &[0xff; 8])),
+            Err(FrameError::BadCompression)
+        );
+        let bad = crate::ws::deflate::compress(&[0xff; 300]).unwrap();
+        assert_eq!(
+            with(&client_rsv1(0x1, true, &bad)),
+            Err(FrameError::InvalidUtf8)
+        );
+        let bomb = crate::ws::deflate::compress(&vec![b'a'; 4 << 20]).unwrap();
+        assert!(matches!(
+            with(&client_rsv1(0x2, true, &bomb)),
+            Err(FrameError::TooBig(_))
+        ));
     }
 }

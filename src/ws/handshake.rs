@@ -25,6 +25,9 @@ pub struct UpgradeRequest {
     pub authorization: Option<String>,
     /// `Sec-WebSocket-Key`.
     pub key: String,
+    /// Every `Sec-WebSocket-Extensions` header, joined by commas (the
+    /// client's extension offers, in its order of preference).
+    pub extensions: Option<String>,
 }
 
 impl UpgradeRequest {
@@ -137,15 +140,28 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<UpgradeRequest>, Hands
         cookie: header("cookie"),
         authorization: header("authorization"),
         key,
+        extensions: {
+            let offers: Vec<&str> = req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                .filter_map(|h| std::str::from_utf8(h.value).ok())
+                .collect();
+            (!offers.is_empty()).then(|| offers.join(", "))
+        },
     };
     buf.advance(len);
     Ok(Some(out))
 }
 
-/// The 101 response accepting the upgrade (no subprotocol, no extension).
-pub fn accept_response(key: &str) -> Vec<u8> {
+/// The 101 response accepting the upgrade (no subprotocol), with the
+/// `Sec-WebSocket-Extensions` value agreed, if any.
+pub fn accept_response(key: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     format!(
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n{extensions}\r\n",
         tungstenite::handshake::derive_accept_key(key.as_bytes())
     )
     .into_bytes()
@@ -178,7 +194,7 @@ mod tests {
         assert_eq!(req.cookie.as_deref(), Some("a=1; access_token=tok"));
         assert_eq!(req.authorization.as_deref(), Some("Bearer tok"));
         assert_eq!(&buf[..], b"\x81\x80rest");
-        let resp = String::from_utf8(accept_response(&req.key)).unwrap();
+        let resp = String::from_utf8(accept_response(&req.key, None)).unwrap();
         // RFC 6455's example key and accept value.
         assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     }

@@ -9,6 +9,10 @@
 //! - [`handshake`]: reading the HTTP upgrade request and answering it.
 //! - [`frame`]: server frames (built once, shared) and the parser of client
 //!   frames (masking, fragmentation, limits, UTF-8).
+//! - [`extensions`]: negotiating per-message deflate in the upgrade;
+//!   [`deflate`]: compressing and inflating messages.
 
+pub mod deflate;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;

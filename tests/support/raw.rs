@@ -78,6 +78,8 @@ pub fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
 pub struct RawFrame {
     /// FIN bit.
     pub fin: bool,
+    /// RSV1: a compressed message (per-message deflate).
+    pub compressed: bool,
     /// Opcode.
     pub opcode: u8,
     /// Payload (server frames are never masked).
@@ -121,7 +123,21 @@ impl RawWs {
 
     /// Send `first` (an upgrade request, possibly with frames after it) on
     /// an open socket; panics unless the answer is a 101.
-    pub async fn upgrade(mut stream: TcpStream, first: &[u8]) -> Self {
+    pub async fn upgrade(stream: TcpStream, first: &[u8]) -> Self {
+        Self::upgrade_head(stream, first).await.0
+    }
+
+    /// [`RawWs::connect`], also returning the response head (its headers).
+    pub async fn connect_head(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (Self, String) {
+        let stream = TcpStream::connect(addr).await.expect("TCP connect");
+        Self::upgrade_head(stream, upgrade_request(path, headers).as_bytes()).await
+    }
+
+    async fn upgrade_head(mut stream: TcpStream, first: &[u8]) -> (Self, String) {
         stream.write_all(first).await.expect("write the upgrade");
         let mut ws = Self {
             stream,
@@ -132,7 +148,7 @@ impl RawWs {
             head.starts_with("HTTP/1.1 101 "),
             "expected 101 Switching Protocols, got {head:?}"
         );
-        ws
+        (ws, head)
     }
 
     async fn read_response_head(&mut self) -> String {
@@ -235,6 +251,7 @@ pub fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     Some((
         RawFrame {
             fin: buf[0] & 0x80 != 0,
+            compressed: buf[0] & 0x40 != 0,
             opcode: buf[0] & 0x0f,
             payload: buf[at..at + len].to_vec(),
         },

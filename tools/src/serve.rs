@@ -91,6 +91,13 @@ struct Settings {
     /// Largest inbound message in bytes.
     #[arg(long, env = "WSE_MAX_MESSAGE_SIZE")]
     max_message_size: Option<usize>,
+    /// Accept per-message deflate when a client offers it.
+    #[arg(long, env = "WSE_PERMESSAGE_DEFLATE", num_args = 0..=1, default_missing_value = "true")]
+    permessage_deflate: Option<bool>,
+    /// Smallest broadcast in bytes compressed for clients that negotiated
+    /// deflate.
+    #[arg(long, env = "WSE_DEFLATE_MIN_SIZE")]
+    deflate_min_size: Option<usize>,
     /// Seconds between server pings.
     #[arg(long, env = "WSE_PING_INTERVAL")]
     ping_interval: Option<u64>,
@@ -300,6 +307,8 @@ settings_map! {
     durability => c.log.durability, parse |v: String| Durability::parse(&v).map_err(CliError::Config);
     max_connections => c.max_connections;
     max_message_size => c.max_message_size;
+    permessage_deflate => c.permessage_deflate;
+    deflate_min_size => c.deflate_min_size;
     ping_interval => c.ping_interval, via Duration::from_secs;
     idle_timeout => c.idle_timeout, via Duration::from_secs;
     max_outbound_bytes => c.max_outbound_bytes;

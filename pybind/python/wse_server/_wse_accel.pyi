@@ -114,6 +114,8 @@ class RustWSEServer:
         max_patterns_per_connection: int = 0,
         max_inbound_queue_bytes: int = 67108864,
         queue_memory_budget: int = 268435456,
+        permessage_deflate: bool = True,
+        deflate_min_size: int = 256,
         encryption: bool = True,
         e2e_rekey_interval: float | None = None,
         close_on_token_expiry: bool = False,
@@ -189,6 +191,10 @@ class RustWSEServer:
           (64 MiB, estimated from each parsed message); past it, as past
           ``max_inbound_queue_size`` events, clients are read more slowly
           instead of losing messages.
+        - ``permessage_deflate`` (True): accept per-message deflate (RFC
+          7692) when a client offers it; each broadcast of at least
+          ``deflate_min_size`` bytes (256) is compressed once and shared
+          by every client that negotiated it.
         - ``queue_memory_budget``: bytes all connections' queues and read
           buffers hold together (256 MiB; 0 = unlimited). Past it, a
           connection holding more than 16 KiB gets nothing more queued (as

@@ -28,6 +28,8 @@ fn config_leaves() -> BTreeSet<String> {
         max_handshake_bytes,
         jwt,
         max_message_size,
+        permessage_deflate,
+        deflate_min_size,
         ping_interval,
         idle_timeout,
         rate_limit_capacity,
