@@ -33,12 +33,38 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The published message object: `{"t":"b","p":{"ts":<ns>,"pad":"x..."}}`.
+/// The published message object: `{"t":"b","p":{"ts":<ns>,"pad":"..."}}`,
+/// the padding words of text, so that a compressed message shrinks about
+/// as much as real JSON does (a run of one letter would shrink to nothing).
 fn message(ts: u64, pad: usize) -> String {
     format!(
         r#"{{"t":"b","p":{{"ts":{ts},"pad":"{}"}}}}"#,
-        "x".repeat(pad)
+        words(ts, pad)
     )
+}
+
+/// `len` bytes of lower-case words and spaces, varied by `seed`.
+fn words(seed: u64, len: usize) -> String {
+    const WORDS: [&str; 16] = [
+        "price", "bid", "ask", "volume", "order", "filled", "market", "limit", "stop", "symbol",
+        "buy", "sell", "open", "close", "high", "low",
+    ];
+    let mut out = String::with_capacity(len + 8);
+    let mut x = seed | 1;
+    while out.len() < len {
+        // xorshift: cheap, and different for every message.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(WORDS[(x & 15) as usize]);
+        out.push(if x & 0x30 == 0 { ',' } else { ' ' });
+        if x & 0x1c0 == 0 {
+            out.push_str(&(x % 10_000).to_string());
+            out.push(' ');
+        }
+    }
+    out.truncate(len);
+    out
 }
 
 /// Padding that makes a message object `size` bytes (at least the

@@ -12,7 +12,9 @@
 //! with any key), and it lets a batch of frames be built once and sent as
 //! is. The client speaks only what the benchmarks need: text frames in
 //! both directions, the server's JSON `ping` (answered with `PONG`, as the
-//! real clients do), WebSocket Ping and Close.
+//! real clients do), WebSocket Ping and Close, and (when it offers
+//! per-message deflate) compressed server frames, which it marks for the
+//! caller to inflate.
 
 use std::io;
 use std::net::SocketAddr;
@@ -50,6 +52,12 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// accept value).
 const UPGRADE: &[u8] = b"GET /wse HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: d3NlLWJlbmNoLWtleS0wMQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// The same request offering per-message deflate as browsers do.
+const UPGRADE_DEFLATE: &[u8] = b"GET /wse HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: d3NlLWJlbmNoLWtleS0wMQ==\r\n\
+Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
 Sec-WebSocket-Version: 13\r\n\r\n";
 
 /// The reply to the server's JSON `ping` (the core swallows it; it counts
@@ -97,6 +105,8 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> WireError {
 pub struct Frame<'a> {
     /// The opcode (continuation frames keep 0).
     pub opcode: u8,
+    /// RSV1: the payload is a compressed message (per-message deflate).
+    pub compressed: bool,
     /// The payload, unmasked (server frames are never masked).
     pub payload: &'a [u8],
 }
@@ -169,25 +179,27 @@ impl FrameBuf {
 
     /// The next complete frame, if the buffer holds one.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, WireError> {
-        let Some((opcode, h, len)) = header(self.data())? else {
+        let Some((first, h, len)) = header(self.data())? else {
             return Ok(None);
         };
         let from = self.start + h;
         self.start = from + len;
         Ok(Some(Frame {
-            opcode,
+            opcode: first & 0x0f,
+            compressed: first & 0x40 != 0,
             payload: &self.buf[from..from + len],
         }))
     }
 }
 
-/// `(opcode, header length, payload length)` of the frame at the start of
-/// `b`, when all of it is there.
+/// `(first header byte, header length, payload length)` of the frame at
+/// the start of `b`, when all of it is there. RSV1 is allowed (a
+/// compressed message, when deflate was agreed); RSV2 and RSV3 are not.
 fn header(b: &[u8]) -> Result<Option<(u8, usize, usize)>, WireError> {
     if b.len() < 2 {
         return Ok(None);
     }
-    if b[0] & 0x70 != 0 {
+    if b[0] & 0x30 != 0 {
         return Err(WireError::Protocol("reserved bits set"));
     }
     if b[1] & 0x80 != 0 {
@@ -207,7 +219,7 @@ fn header(b: &[u8]) -> Result<Option<(u8, usize, usize)>, WireError> {
         .ok()
         .filter(|&l| l <= MAX_FRAME)
         .ok_or(WireError::Protocol("frame larger than 64 MiB"))?;
-    Ok((b.len() >= h + len).then_some((b[0] & 0x0f, h, len)))
+    Ok((b.len() >= h + len).then_some((b[0], h, len)))
 }
 
 /// Append a final client frame (masked with the zero key) to `out`.
@@ -253,12 +265,21 @@ pub struct WsConn {
 impl WsConn {
     /// Connect to `addr` and upgrade; reads `buf_size` bytes at a time.
     pub async fn connect(addr: SocketAddr, buf_size: usize) -> Result<Self, WireError> {
+        Self::connect_offering(addr, buf_size, false).await
+    }
+
+    /// [`WsConn::connect`], offering per-message deflate when `deflate`.
+    pub async fn connect_offering(
+        addr: SocketAddr,
+        buf_size: usize,
+        deflate: bool,
+    ) -> Result<Self, WireError> {
         let mut stream = TcpStream::connect(addr).await.map_err(io_err("connect"))?;
         stream
             .set_nodelay(true)
             .map_err(io_err("set TCP_NODELAY"))?;
         stream
-            .write_all(UPGRADE)
+            .write_all(if deflate { UPGRADE_DEFLATE } else { UPGRADE })
             .await
             .map_err(io_err("send the upgrade request"))?;
         let mut buf = FrameBuf::new(buf_size);
@@ -276,6 +297,15 @@ impl WsConn {
                 let status = head.lines().next().unwrap_or_default();
                 if !status.starts_with("HTTP/1.1 101") {
                     return Err(WireError::Upgrade(status.to_owned()));
+                }
+                if deflate
+                    && !head
+                        .to_ascii_lowercase()
+                        .contains("sec-websocket-extensions: permessage-deflate")
+                {
+                    return Err(WireError::Upgrade(
+                        "per-message deflate offered but not agreed".into(),
+                    ));
                 }
                 buf.consume(at + 4);
                 return Ok(Self {
@@ -367,6 +397,8 @@ pub enum Greeting {
     /// Subscribe, then agree an end-to-end key (everything after arrives
     /// sealed).
     SubscribeEncrypted(&'static str),
+    /// Subscribe on a connection that agreed per-message deflate.
+    SubscribeDeflate(&'static str),
 }
 
 /// Open `n` connections to `addr`, at most `parallel` at a time (the server
@@ -406,13 +438,16 @@ async fn open_one(
     buf_size: usize,
     greeting: Greeting,
 ) -> Result<WsConn, WireError> {
-    let mut conn = WsConn::connect(addr, buf_size).await?;
+    let deflate = matches!(greeting, Greeting::SubscribeDeflate(_));
+    let mut conn = WsConn::connect_offering(addr, buf_size, deflate).await?;
     match greeting {
         Greeting::ServerReady => {
             conn.wait_for_text(br#""t":"server_ready""#).await?;
         }
-        Greeting::Subscribe(topic) | Greeting::SubscribeEncrypted(topic) => {
-            if matches!(greeting, Greeting::Subscribe(_)) {
+        Greeting::Subscribe(topic)
+        | Greeting::SubscribeEncrypted(topic)
+        | Greeting::SubscribeDeflate(topic) => {
+            if !matches!(greeting, Greeting::SubscribeEncrypted(_)) {
                 // A plain hello, as the wse-client packages send on
                 // connecting: the server holds topic data until then.
                 conn.send_text(PLAIN_HELLO).await?;

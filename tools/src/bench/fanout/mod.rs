@@ -84,6 +84,11 @@ pub struct FanoutBenchArgs {
     /// sealed for each subscriber (and opened by the load generator).
     #[arg(long)]
     e2e: bool,
+    /// Subscribers agree per-message deflate (as browsers do): messages of
+    /// at least the server's `deflate_min_size` arrive compressed, and the
+    /// load generator inflates them. Use with --size above 256.
+    #[arg(long, conflicts_with = "e2e")]
+    deflate: bool,
     #[command(flatten)]
     setup: Setup,
     /// Print one JSON document at the end instead of a table.
@@ -102,6 +107,8 @@ struct FanoutRun {
     subscribers: usize,
     /// Subscribers were end-to-end encrypted.
     e2e: bool,
+    /// Subscribers agreed per-message deflate.
+    deflate: bool,
     durability: String,
     /// Size of each published message object, bytes.
     message_bytes: usize,
@@ -167,6 +174,8 @@ impl Run for FanoutBenchArgs {
                 publisher::message_bytes(self.size),
                 if self.e2e {
                     ", end-to-end encrypted subscribers"
+                } else if self.deflate {
+                    ", deflate subscribers"
                 } else {
                     ""
                 },
@@ -207,7 +216,14 @@ impl Run for FanoutBenchArgs {
                     size: self.size,
                     run_time,
                 };
-                let row = run_one(&self.setup, n, durability, &plan, drain, self.e2e)?;
+                let greeting = if self.e2e {
+                    Greeting::SubscribeEncrypted(TOPIC)
+                } else if self.deflate {
+                    Greeting::SubscribeDeflate(TOPIC)
+                } else {
+                    Greeting::Subscribe(TOPIC)
+                };
+                let row = run_one(&self.setup, n, durability, &plan, drain, greeting)?;
                 if text {
                     print_row(&mut out, &row)?;
                 }
@@ -261,23 +277,13 @@ fn run_one(
     durability: &str,
     plan: &Plan,
     drain: Duration,
-    e2e: bool,
+    greeting: Greeting,
 ) -> Result<FanoutRun, CliError> {
     let mut server = ServerProcess::start(setup, &["--durability", durability])?;
     let rt = setup.client_runtime()?;
     let addr = server.addr();
     let buf = (READ_BUFFERS_TOTAL / n).clamp(4096, 64 * 1024);
-    let conns = rt.block_on(wire::open_many(
-        addr,
-        n,
-        buf,
-        if e2e {
-            Greeting::SubscribeEncrypted(TOPIC)
-        } else {
-            Greeting::Subscribe(TOPIC)
-        },
-        OPEN_PARALLEL,
-    ))?;
+    let conns = rt.block_on(wire::open_many(addr, n, buf, greeting, OPEN_PARALLEL))?;
     let publisher_conn = rt.block_on(async {
         let mut c = WsConn::connect(addr, 4096).await?;
         c.wait_for_text(br#""t":"server_ready""#).await?;
@@ -304,7 +310,7 @@ fn run_one(
     server.stop()?;
     Ok(figures(Measured {
         n,
-        e2e,
+        greeting,
         durability,
         size: plan.size,
         published,
@@ -323,7 +329,7 @@ fn run_one(
 /// The raw results of one run.
 struct Measured<'a> {
     n: usize,
-    e2e: bool,
+    greeting: Greeting,
     durability: &'a str,
     size: usize,
     published: u64,
@@ -343,7 +349,8 @@ fn figures(m: Measured<'_>) -> FanoutRun {
     let deliveries = m.totals.deliveries;
     FanoutRun {
         subscribers: m.n,
-        e2e: m.e2e,
+        e2e: matches!(m.greeting, Greeting::SubscribeEncrypted(_)),
+        deflate: matches!(m.greeting, Greeting::SubscribeDeflate(_)),
         durability: m.durability.to_owned(),
         message_bytes: publisher::message_bytes(m.size),
         published: m.published,

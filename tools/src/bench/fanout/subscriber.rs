@@ -143,6 +143,10 @@ async fn receive(
 ) {
     let state = &states[i];
     let key = conn.e2e.take();
+    // A deflate subscriber inflates each compressed message on its own
+    // (the server agreed no context takeover).
+    let mut inflater = flate2::Decompress::new(false);
+    let mut inflated = Vec::new();
     let hist = &latency[i % latency.len()];
     // What a delivery on the bench topic starts with (the recovery stamp).
     let delivery = format!(r#"{{"tp":"{TOPIC}","#).into_bytes();
@@ -168,9 +172,17 @@ async fn receive(
                         break;
                     }
                 };
-                // An E2E subscriber opens each sealed frame first.
+                // An E2E subscriber opens each sealed frame first; a
+                // compressed one is inflated.
                 let opened;
                 let (opcode, payload) = match &key {
+                    _ if f.compressed => {
+                        if inflate(&mut inflater, f.payload, &mut inflated).is_err() {
+                            ended = Some((FAILED, 0));
+                            break;
+                        }
+                        (f.opcode, inflated.as_slice())
+                    }
                     Some(k) if f.opcode == OP_BINARY && f.payload.starts_with(b"E:") => {
                         match k.open(f.payload) {
                             Ok(plain) => opened = plain,
@@ -225,4 +237,28 @@ async fn receive(
     };
     state.close_code.store(code, Relaxed);
     state.end.store(end, Relaxed);
+}
+
+/// `payload`, a compressed message, inflated into `out` (RFC 7692: the
+/// tail the sender removed is put back).
+fn inflate(
+    d: &mut flate2::Decompress,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), flate2::DecompressError> {
+    d.reset(false);
+    out.clear();
+    for input in [payload, &[0, 0, 0xff, 0xff][..]] {
+        let mut input = input;
+        loop {
+            out.reserve(input.len() * 4 + 256);
+            let before = d.total_in();
+            d.decompress_vec(input, out, flate2::FlushDecompress::Sync)?;
+            input = &input[(d.total_in() - before) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
