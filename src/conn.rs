@@ -81,6 +81,12 @@ pub struct Sub {
     pub via_pattern: bool,
 }
 
+/// Replies to pings queued one after another before a newer one replaces
+/// the last: a client that pings a few times and reads gets every answer
+/// (Autobahn 2.10 sends ten pings and counts ten pongs), and one that
+/// pings without reading holds at most this many.
+pub const PONGS_QUEUED: usize = 10;
+
 /// What a reply to a client's ping is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PongKind {
@@ -134,9 +140,10 @@ pub struct Outbox {
     pub queue: VecDeque<Queued>,
     /// Bytes in `queue`.
     pub queued_bytes: usize,
-    /// The last frame of `queue` is a reply to a ping, of this kind; a
-    /// newer reply of the same kind replaces it.
-    pub pong_last: Option<PongKind>,
+    /// The last frames of `queue` are this many replies to pings of this
+    /// kind; past [`PONGS_QUEUED`] a newer reply of the same kind replaces
+    /// the last.
+    pub pong_last: Option<(PongKind, usize)>,
     /// Topic subscriptions by topic.
     pub subs: HashMap<Arc<str>, Sub>,
     /// Pattern subscriptions, by the pattern as written.
@@ -313,17 +320,22 @@ impl Conn {
     }
 
     /// Queue the reply to a client's ping: like [`Conn::push_control`],
-    /// except that it replaces a reply still waiting at the end of the
-    /// queue. RFC 6455 §5.5.3 allows answering only the most recent Ping;
-    /// without this, a client that sends pings and never reads would make
-    /// its queue grow by a pong per ping, up to `limit`.
+    /// except that past [`PONGS_QUEUED`] replies waiting at the end of the
+    /// queue it replaces the last. RFC 6455 §5.5.3 allows answering only
+    /// the most recent Ping; without this, a client that sends pings and
+    /// never reads would make its queue grow by a pong per ping, up to
+    /// `limit`.
     pub fn push_pong(&self, frame: Bytes, kind: PongKind, limit: usize) -> bool {
         if self.is_closing() {
             return false;
         }
         {
             let mut ob = self.outbox.lock();
-            if ob.pong_last == Some(kind) {
+            let run = match ob.pong_last {
+                Some((k, n)) if k == kind => n,
+                _ => 0,
+            };
+            if run >= PONGS_QUEUED {
                 let old = ob.queue.back().map_or(0, |q| q.frame.len());
                 if limit != 0 && ob.queued_bytes - old + frame.len() > limit {
                     return false;
@@ -340,7 +352,7 @@ impl Conn {
             }
             ob.queued_bytes += frame.len();
             ob.queue.push_back(Queued { frame, data: false });
-            ob.pong_last = Some(kind);
+            ob.pong_last = Some((kind, run + 1));
         }
         self.signal();
         true

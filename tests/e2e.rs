@@ -184,6 +184,30 @@ async fn sealed_messages_reach_the_app_and_bad_frames_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_encryption_off_an_e_prefix_is_just_binary() {
+    // No prefix is reserved when the server never agrees encryption: the
+    // app gets the bytes as they were sent (Autobahn 12.3.3 echoes a
+    // binary message that starts with "E:").
+    let ts = TestServer::start(ServerConfig {
+        encryption: false,
+        ..ServerConfig::default()
+    });
+    let mut events = Events::new(&ts.server);
+    let mut c = ts.client().await;
+    let (id, _) = events.connect().await;
+    c.ws.send(Message::binary(b"E:\n  Gretchen".to_vec()))
+        .await
+        .unwrap();
+    match events.next().await {
+        wse::AppEvent::Binary { conn, data } => {
+            assert_eq!(conn.to_string(), id);
+            assert_eq!(&data[..], b"E:\n  Gretchen");
+        }
+        other => panic!("expected the binary message, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_and_queue_group_deliveries_are_sealed() {
     let ts = TestServer::start(ServerConfig {
         presence_enabled: true,

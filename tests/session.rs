@@ -523,6 +523,32 @@ async fn a_client_still_sending_a_large_message_is_not_idle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_pings_in_one_write_get_ten_pongs_in_order() {
+    // Autobahn 2.10 and 2.11 (byte by byte): a client that reads gets an
+    // answer to every ping, as long as only a few wait at once.
+    let ts = TestServer::start(ServerConfig::default());
+    for chunked in [false, true] {
+        let mut raw = RawWs::connect(ts.addr, "/wse", &[]).await;
+        let mut pings = Vec::new();
+        for i in 0..10 {
+            pings.extend(masked(op::PING, format!("payload-{i}").as_bytes()));
+        }
+        if chunked {
+            for b in &pings {
+                raw.send(std::slice::from_ref(b)).await;
+            }
+        } else {
+            raw.send(&pings).await;
+        }
+        for i in 0..10 {
+            let f = raw.read_frame().await.expect("a pong");
+            assert_eq!(f.opcode, op::PONG);
+            assert_eq!(f.text(), format!("payload-{i}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_from_a_client_that_does_not_read_are_answered_by_the_latest_pong() {
     // 200,000 pings of 125 bytes (25 MB of pongs, more than the socket
     // buffers hold) from a client that reads nothing until the end: the

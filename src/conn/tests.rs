@@ -199,36 +199,45 @@ fn the_limit_counts_the_sealed_size() {
 }
 
 #[test]
-fn a_newer_pong_replaces_one_still_queued_last_of_its_kind() {
+fn pongs_queue_up_to_a_bound_then_the_newest_replaces_the_last() {
+    use crate::conn::PONGS_QUEUED;
+    let pong = |i: usize| Bytes::from(format!("p{i}"));
     let c = conn();
-    assert!(c.push_pong(Bytes::from_static(b"p1"), PongKind::Frame, 0));
-    assert!(c.push_pong(Bytes::from_static(b"p22"), PongKind::Frame, 0));
-    assert_eq!(queued(&c), [(Bytes::from_static(b"p22"), false)]);
-    assert_eq!(c.outbox.lock().queued_bytes, 3);
-    // A text PONG is another kind: queued after it, then replaced itself.
+    for i in 0..PONGS_QUEUED {
+        assert!(c.push_pong(pong(i), PongKind::Frame, 0));
+    }
+    // Every ping so far has its own answer; past the bound the newest
+    // replaces the last.
+    assert!(c.push_pong(Bytes::from_static(b"newest"), PongKind::Frame, 0));
+    let got: Vec<Bytes> = queued(&c).into_iter().map(|(f, _)| f).collect();
+    let mut want: Vec<Bytes> = (0..PONGS_QUEUED - 1).map(pong).collect();
+    want.push(Bytes::from_static(b"newest"));
+    assert_eq!(got, want);
+    let bytes: usize = want.iter().map(Bytes::len).sum();
+    assert_eq!(c.outbox.lock().queued_bytes, bytes);
+    // A text PONG is another kind, and another frame in between starts a
+    // new run: each is queued after what is there.
     assert!(c.push_pong(Bytes::from_static(b"T1"), PongKind::Text, 0));
-    assert!(c.push_pong(Bytes::from_static(b"T2"), PongKind::Text, 0));
-    // Another frame in between: the next pong is queued after it.
     assert!(c.push_control(Bytes::from_static(b"err"), 0));
-    assert!(c.push_pong(Bytes::from_static(b"p3"), PongKind::Frame, 0));
-    assert!(c.push_pong(Bytes::from_static(b"p4"), PongKind::Frame, 0));
-    assert_eq!(
-        queued(&c),
-        [
-            (Bytes::from_static(b"p22"), false),
-            (Bytes::from_static(b"T2"), false),
-            (Bytes::from_static(b"err"), false),
-            (Bytes::from_static(b"p4"), false),
-        ]
-    );
-    assert_eq!(c.outbox.lock().queued_bytes, 3 + 2 + 3 + 2);
-    // Once taken, the next pong is queued anew.
+    assert!(c.push_pong(Bytes::from_static(b"p-after"), PongKind::Frame, 0));
+    let tail: Vec<Bytes> = queued(&c)
+        .into_iter()
+        .rev()
+        .take(3)
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(tail, [&b"p-after"[..], b"err", b"T1"]);
+    // Once taken, pongs are queued anew; the limit counts a replacement's
+    // size.
     let mut out = Vec::new();
     c.outbox.lock().take_queued(false, &mut out);
-    assert!(c.push_pong(Bytes::from_static(b"p5"), PongKind::Frame, 0));
-    assert!(c.push_pong(Bytes::from_static(b"p6"), PongKind::Frame, 0));
-    assert_eq!(queued(&c), [(Bytes::from_static(b"p6"), false)]);
-    // The limit counts the replacement's size.
-    assert!(!c.push_pong(Bytes::from_static(b"p777"), PongKind::Frame, 3));
-    assert!(c.push_pong(Bytes::from_static(b"p77"), PongKind::Frame, 3));
+    for i in 0..PONGS_QUEUED {
+        assert!(
+            c.push_pong(Bytes::from_static(b"p6"), PongKind::Frame, 0),
+            "{i}"
+        );
+    }
+    let limit = PONGS_QUEUED * 2;
+    assert!(!c.push_pong(Bytes::from_static(b"p777"), PongKind::Frame, limit));
+    assert!(c.push_pong(Bytes::from_static(b"p7"), PongKind::Frame, limit));
 }

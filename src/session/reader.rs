@@ -316,14 +316,19 @@ impl Session {
 
     fn handle_binary(&mut self, bytes: Bytes) {
         match classify_binary(&bytes, self.conn.msgpack, self.doc_limits()) {
-            BinaryInbound::Encrypted(_) => self.handle_encrypted(&bytes),
+            // With encryption off no prefix is reserved: a binary message
+            // that happens to start with `E:` is the app's (Autobahn 12.3.3
+            // echoes text that does).
+            BinaryInbound::Encrypted(_) if self.state.config.encryption => {
+                self.handle_encrypted(&bytes);
+            }
             BinaryInbound::Refused(why) => self.refuse_shape(why),
             BinaryInbound::Msg(value) => {
                 if self.signature_ok(None) {
                     self.handle_message(value);
                 }
             }
-            BinaryInbound::Bin(_) => {
+            BinaryInbound::Encrypted(_) | BinaryInbound::Bin(_) => {
                 if self.signature_ok(None) {
                     self.emit(AppEvent::Binary {
                         conn: self.conn.id,

@@ -103,8 +103,14 @@ impl Inflater {
                 // A final block (a client may set BFINAL): nothing may follow
                 // but the tail put back after it.
                 Status::StreamEnd => return Ok(()),
+                // A full chunk: more output may be waiting, with or without
+                // input left (Autobahn 12.x found the second case: output
+                // held back from the previous chunk comes out with no
+                // input read, and stopping there dropped the rest).
                 _ if made == CHUNK => {}
-                _ if input.is_empty() || used == 0 => return Ok(()),
+                _ if input.is_empty() => return Ok(()),
+                // Neither input read nor output made: the data is broken.
+                _ if used == 0 && made == 0 => return Err(FrameError::BadCompression),
                 _ => {}
             }
         }
@@ -150,6 +156,27 @@ mod tests {
         inf.push(a, false, &mut out).unwrap();
         inf.push(b, true, &mut out).unwrap();
         assert_eq!(&out[..], &text[..]);
+    }
+
+    #[test]
+    fn inflates_large_messages_in_small_fragments() {
+        // As Autobahn 12.x sends them: 128 KiB of text compressed, cut into
+        // 1 KiB frames; a fragment whose output fills a whole chunk must not
+        // lose the rest of its input.
+        let text: Vec<u8> = (0..131_072u32)
+            .map(|i| b"abcdefghij klmnop, qrstuv; wxyz"[(i as usize * 7 + i as usize / 13) % 31])
+            .collect();
+        let packed = compress(&text).unwrap();
+        for size in [1024, 4096, 32_768] {
+            let mut inf = Inflater::new(1 << 20);
+            let mut out = BytesMut::new();
+            let parts: Vec<&[u8]> = packed.chunks(size).collect();
+            for (i, part) in parts.iter().enumerate() {
+                inf.push(part, i + 1 == parts.len(), &mut out).unwrap();
+            }
+            assert_eq!(out.len(), text.len(), "fragments of {size}");
+            assert_eq!(&out[..], &text[..]);
+        }
     }
 
     #[test]

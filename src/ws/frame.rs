@@ -200,6 +200,9 @@ pub struct FrameParser {
     /// Per-message deflate was negotiated: the first frame of a message may
     /// set RSV1, meaning the message is compressed (RFC 7692 §6).
     inflate: bool,
+    /// Payload bytes of the text frame still arriving known to be valid
+    /// UTF-8 (see [`FrameParser::check_arrived_text`]).
+    early_checked: usize,
     /// A fragmented message being reassembled.
     partial: Option<Partial>,
 }
@@ -263,6 +266,7 @@ impl FrameParser {
         Self {
             max_message,
             inflate: false,
+            early_checked: 0,
             partial: None,
         }
     }
@@ -274,6 +278,35 @@ impl FrameParser {
             inflate: true,
             ..Self::new(max_message)
         }
+    }
+
+    /// Check the part of a text frame's payload that has arrived (`arrived`,
+    /// still masked) as far as it goes, so that a large frame with invalid
+    /// UTF-8 early on fails when those bytes come (Autobahn 6.4.3), not
+    /// once the whole frame is in. Only new bytes are looked at: a frame
+    /// arriving in many reads is checked once over, plus a character split
+    /// across reads.
+    fn check_arrived_text(&mut self, arrived: &[u8], mask: [u8; 4]) -> Result<(), FrameError> {
+        let start = self.early_checked.min(arrived.len());
+        if start == arrived.len() {
+            return Ok(());
+        }
+        let mut plain = arrived[start..].to_vec();
+        // The mask's phase at `start`: `unmask` starts at key byte 0.
+        let phase = start % 4;
+        let shifted = [
+            mask[phase],
+            mask[(phase + 1) % 4],
+            mask[(phase + 2) % 4],
+            mask[(phase + 3) % 4],
+        ];
+        unmask(&mut plain, shifted);
+        match std::str::from_utf8(&plain) {
+            Ok(_) => self.early_checked = arrived.len(),
+            Err(e) if e.error_len().is_none() => self.early_checked = start + e.valid_up_to(),
+            Err(_) => return Err(FrameError::InvalidUtf8),
+        }
+        Ok(())
     }
 
     /// Bytes the next frame needs before it can be parsed, beyond what
@@ -330,8 +363,20 @@ impl FrameParser {
                 return Err(FrameError::TooBig(total));
             }
             if buf.len() < header_len + len as usize {
+                let text_from_boundary = !compressed
+                    && match (header.opcode, &self.partial) {
+                        (OpCode::Data(Data::Text), None) => true,
+                        (OpCode::Data(Data::Continue), Some(p)) => {
+                            p.text && p.inflater.is_none() && p.checked == p.bytes.len()
+                        }
+                        _ => false,
+                    };
+                if text_from_boundary {
+                    self.check_arrived_text(&buf[header_len..], mask)?;
+                }
                 return Ok(None);
             }
+            self.early_checked = 0;
             buf.advance(header_len);
             let mut payload = buf.split_to(len as usize);
             unmask(&mut payload, mask);
@@ -706,5 +751,31 @@ mod tests {
             with(&client_rsv1(0x2, true, &bomb)),
             Err(FrameError::TooBig(_))
         ));
+    }
+
+    #[test]
+    fn invalid_utf8_fails_while_the_frame_is_still_arriving() {
+        // Autobahn 6.4.3: one text frame sent in pieces; the invalid bytes
+        // are in the second piece, the frame's end never comes.
+        let payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80edited";
+        let frame = client(0x1, true, payload);
+        let mut p = FrameParser::new(1 << 20);
+        let mut buf = BytesMut::from(&frame[..8]);
+        assert_eq!(p.next(&mut buf), Ok(None), "valid so far");
+        buf.extend_from_slice(&frame[8..frame.len() - 4]);
+        assert_eq!(p.next(&mut buf), Err(FrameError::InvalidUtf8));
+        // Valid text split inside a character and across reads is fine.
+        let text = "κόσμε ".repeat(50);
+        let frame = client(0x1, true, text.as_bytes());
+        let mut p = FrameParser::new(1 << 20);
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for piece in frame.chunks(7) {
+            buf.extend_from_slice(piece);
+            if let Some(m) = p.next(&mut buf).unwrap() {
+                got = Some(m);
+            }
+        }
+        assert_eq!(got, Some(Incoming::Text(Bytes::from(text))));
     }
 }
