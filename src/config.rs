@@ -77,6 +77,18 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<JwtConfig>>,
     /// Largest inbound frame and reassembled message (default 1 MiB).
     pub max_message_size: usize,
+    /// Where the HTTP API listens (`None`: no HTTP API; `wse serve`
+    /// defaults to 127.0.0.1:5008). Started by [`crate::http::start`].
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// The bearer token the HTTP API asks of writes and reads (`None`: the
+    /// endpoints that need it answer 403).
+    pub admin_token: Option<crate::http::AdminToken>,
+    /// `GET /metrics` without the admin token (default off; `/health` and
+    /// `/ready` are always open).
+    pub http_public_metrics: bool,
+    /// Largest body of an HTTP batch publish (default 16 MiB; a single
+    /// publish is bounded by `max_message_size`).
+    pub http_max_body: usize,
     /// Accept per-message deflate (RFC 7692) when a client offers it
     /// (default on: browsers offer it on every connection). Each broadcast
     /// is compressed once and shared; clients' compressed messages are
@@ -251,6 +263,10 @@ impl Default for ServerConfig {
             max_handshake_bytes: 64 * 1024,
             jwt: None,
             max_message_size: 1 << 20,
+            http_listen: None,
+            admin_token: None,
+            http_public_metrics: false,
+            http_max_body: 16 << 20,
             permessage_deflate: true,
             deflate_min_size: 256,
             ping_interval: Duration::from_secs(25),
@@ -313,6 +329,7 @@ impl ServerConfig {
             event_delivery: EventDelivery::Discard,
             data_dir: Some("wse-data".into()),
             max_connections: 100_000,
+            http_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 5008))),
             ..Self::default()
         }
     }

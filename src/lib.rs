@@ -45,6 +45,7 @@ pub mod crypto;
 pub mod e2e;
 pub mod events;
 pub(crate) mod fanout;
+pub mod http;
 pub mod metrics;
 pub(crate) mod ops;
 pub mod presence;

@@ -34,6 +34,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
 use wse::config::{ClusterConfig, EventDelivery, SignatureKey};
+use wse::http::AdminToken;
 use wse::{ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -139,6 +140,14 @@ pub struct ServerOptions {
     pub max_inbound_queue_bytes: usize,
     /// Bytes all connections' queues and read buffers hold together.
     pub queue_memory_budget: usize,
+    /// Where the HTTP API listens (`host:port`; `None`: no HTTP API).
+    pub http_listen: Option<String>,
+    /// The HTTP API's bearer token.
+    pub admin_token: Option<String>,
+    /// `GET /metrics` without the admin token.
+    pub http_public_metrics: bool,
+    /// Largest HTTP batch publish body.
+    pub http_max_body: usize,
     /// Accept per-message deflate when a client offers it.
     pub permessage_deflate: bool,
     /// Smallest broadcast compressed for deflate clients.
@@ -228,6 +237,12 @@ keywords_map! {
     port => c.port;
     max_connections => c.max_connections;
     max_message_size => c.max_message_size;
+    http_listen => c.http_listen, parse |v: Option<String>| v.map(|a| a.parse().map_err(|_| {
+        PyValueError::new_err(format!("http_listen must be host:port (an IP address), not {a:?}"))
+    })).transpose();
+    admin_token => c.admin_token, via |t: Option<String>| t.and_then(|t| AdminToken::new(&t));
+    http_public_metrics => c.http_public_metrics;
+    http_max_body => c.http_max_body;
     permessage_deflate => c.permessage_deflate;
     deflate_min_size => c.deflate_min_size;
     ping_interval => c.ping_interval, via Duration::from_secs;

@@ -93,6 +93,22 @@ pub const OPTIONS: &[OptionDoc] = &[
         "one inbound frame and one reassembled message"
     ),
     option!(
+        http_listen,
+        addr_or_off,
+        "where the HTTP API listens (off: none)"
+    ),
+    option!(
+        admin_token,
+        set_or_unset,
+        "bearer token of the HTTP API's protected endpoints"
+    ),
+    option!(
+        http_public_metrics,
+        plain,
+        "GET /metrics without the admin token"
+    ),
+    option!(http_max_body, bytes, "largest HTTP batch publish body"),
+    option!(
         permessage_deflate,
         plain,
         "accept per-message deflate when a client offers it"
@@ -470,6 +486,16 @@ fn bytes<T: Copy + TryInto<u64>>(v: &T) -> String {
         }
     }
     format!("{} B", count(&n))
+}
+
+/// An address, or `off` when none is set.
+fn addr_or_off(v: &Option<std::net::SocketAddr>) -> String {
+    v.map_or_else(|| "off".into(), |a| a.to_string())
+}
+
+/// A secret shown only as set or not.
+fn set_or_unset<T>(v: &Option<T>) -> String {
+    if v.is_some() { "set" } else { "unset" }.into()
 }
 
 /// `bytes`, with 0 meaning no limit.

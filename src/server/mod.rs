@@ -107,6 +107,8 @@ struct Running {
     state: Arc<ServerState>,
     runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
+    /// Where the HTTP API listens, once started (`crate::http::start`).
+    http_addr: Option<SocketAddr>,
     /// The temporary data directory when none was configured.
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -177,6 +179,7 @@ impl Server {
                     state,
                     runtime,
                     addr,
+                    http_addr: None,
                     _tempdir: tempdir,
                 });
                 Ok(addr)
@@ -270,12 +273,24 @@ impl Server {
         self.running.lock().is_some()
     }
 
+    /// Where the HTTP API listens, when running with one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.running.lock().as_ref().and_then(|r| r.http_addr)
+    }
+
+    /// Note where the HTTP API of this run listens.
+    pub(crate) fn set_http_addr(&self, addr: SocketAddr) {
+        if let Some(r) = self.running.lock().as_mut() {
+            r.http_addr = Some(addr);
+        }
+    }
+
     /// The bound address, when running.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.running.lock().as_ref().map(|r| r.addr)
     }
 
-    fn state(&self) -> Result<Arc<ServerState>, ServerError> {
+    pub(crate) fn state(&self) -> Result<Arc<ServerState>, ServerError> {
         self.running
             .lock()
             .as_ref()
@@ -401,7 +416,7 @@ impl Server {
     }
 
     /// The runtime of the running server.
-    fn runtime_handle(&self) -> Result<tokio::runtime::Handle, ServerError> {
+    pub(crate) fn runtime_handle(&self) -> Result<tokio::runtime::Handle, ServerError> {
         match self.running.lock().as_ref() {
             Some(r) => Ok(r.runtime.handle().clone()),
             None => Err(ServerError::NotRunning),

@@ -37,7 +37,7 @@ class Node:
         self.port = port
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wse_server", "serve", "--port", str(port), "--data-dir", str(data),
-             "--client-publish", "true", "--node-id", str(node_id),
+             "--client-publish", "true", "--http-listen", "off", "--node-id", str(node_id),
              "--cluster-listen", f"127.0.0.1:{peer_port}", "--cluster-peers", peers, "--cluster-insecure",
              "--cluster-shards", "2", "--cluster-heartbeat-ms", "50", "--cluster-election-timeout-ms", "400"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from wsetest import recv_json
@@ -39,12 +40,24 @@ def test_bad_settings_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "--no-such-flag" in unknown.stderr
 
 
+def curl_examples() -> list[str]:
+    """The commands of the `sh` block in docs/OPERATIONS.md's HTTP API
+    section, continuation lines joined."""
+    doc = (Path(__file__).parents[2] / "docs" / "OPERATIONS.md").read_text()
+    section = doc.split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = block.replace("\\\n", " ").strip().splitlines()
+    assert len(commands) >= 4 and all(c.startswith("curl ") for c in commands), commands
+    return commands
+
+
 def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: Path) -> None:
     data = tmp_path / "data"
     # A WSE_* variable is a setting: it turns client publishing on.
-    env = dict(os.environ, PYTHONUNBUFFERED="1", WSE_CLIENT_PUBLISH="true")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", WSE_CLIENT_PUBLISH="true", WSE_ADMIN_TOKEN="t0ken")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wse_server", "serve", "--port", "0", "--data-dir", str(data)],
+        [sys.executable, "-m", "wse_server", "serve", "--port", "0", "--data-dir", str(data),
+         "--http-listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -55,6 +68,12 @@ def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: 
         first = proc.stdout.readline()
         assert first.startswith("WSE ") and "listening on ws://127.0.0.1:" in first, first
         url = first.split("listening on ")[1].split()[0]
+        http = ""
+        while not http:
+            line = proc.stdout.readline()
+            assert line, "no HTTP API line"
+            if line.startswith("HTTP API on "):
+                http = line.split()[3]
 
         async def main() -> None:
             import websockets
@@ -72,6 +91,21 @@ def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: 
                 assert msg["o"] == 0 and msg["p"] == {"x": 1}
 
         asyncio.run(main())
+        # The HTTP API of the same server: a probe, and an acknowledged
+        # publish that takes the next offset.
+        with urllib.request.urlopen(f"{http}/health", timeout=5) as r:
+            assert json.load(r) == {"status": "ok"}
+        req = urllib.request.Request(f"{http}/v1/topics/chat/publish", data=b'{"t":"say","p":{"x":2}}',
+                                     headers={"Authorization": "Bearer t0ken"}, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert json.load(r)["position"]["offset"] == 1
+        # The curl examples of docs/OPERATIONS.md, as written, against it.
+        for command in curl_examples():
+            run = subprocess.run(["bash", "-c", command.replace("http://127.0.0.1:5008", http)],
+                                 capture_output=True, text=True, timeout=10,
+                                 env=dict(os.environ, WSE_ADMIN_TOKEN="t0ken"))
+            assert run.returncode == 0, (command, run.stderr)
+            assert run.stdout and '"error"' not in run.stdout, (command, run.stdout)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err

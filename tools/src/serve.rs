@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wse::auth::{DEFAULT_COOKIE_NAME, JwtConfig, JwtOptions, algorithm_from_config};
 use wse::config::{ClusterConfig, SignatureKey, options};
+use wse::http::AdminToken;
 use wse::{EventDelivery, Server, ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -222,6 +223,22 @@ struct Settings {
     /// this file (its bytes as they are).
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
     signature_key_file: Option<PathBuf>,
+    /// Where the HTTP API listens (host:port), or `off`.
+    #[arg(long, value_name = "ADDR|off", env = "WSE_HTTP_LISTEN")]
+    http_listen: Option<String>,
+    /// The bearer token the HTTP API asks for (publishing, topics,
+    /// connections, metrics).
+    #[arg(long, env = "WSE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// A file holding the admin token (surrounding whitespace ignored).
+    #[arg(long, env = "WSE_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Largest body of an HTTP batch publish, in bytes.
+    #[arg(long, env = "WSE_HTTP_MAX_BODY")]
+    http_max_body: Option<usize>,
+    /// Serve GET /metrics without the admin token.
+    #[arg(long, env = "WSE_HTTP_PUBLIC_METRICS", num_args = 0..=1, default_missing_value = "true")]
+    http_public_metrics: Option<bool>,
     /// This node's id in a cluster (with --cluster-listen and
     /// --cluster-peers).
     #[arg(long, env = "WSE_NODE_ID")]
@@ -351,6 +368,12 @@ settings_map! {
     e2e_hello_wait_ms => c.e2e_hello_wait, via Duration::from_millis;
     signature_key_file => c.signature_key,
         parse |path: PathBuf| read_file(&path).map(|key| Some(SignatureKey(key)));
+    http_listen => c.http_listen, parse |v: String| parse_http_listen(&v);
+    admin_token => c.admin_token, via |v: String| AdminToken::new(&v);
+    admin_token_file => c.admin_token,
+        parse |path: PathBuf| read_file(&path).map(|t| AdminToken::new(&String::from_utf8_lossy(&t)));
+    http_public_metrics => c.http_public_metrics;
+    http_max_body => c.http_max_body;
     node_id => c.cluster.node_id, via Some;
     cluster_listen => c.cluster.listen, via Some;
     cluster_peers => c.cluster.peers,
@@ -365,6 +388,18 @@ settings_map! {
     cluster_join => c.cluster.join;
     cluster_snapshot_every => c.cluster.snapshot_every;
     cluster_snapshot_keep => c.cluster.snapshot_keep;
+}
+
+/// `host:port`, or `off` for no HTTP API.
+fn parse_http_listen(v: &str) -> Result<Option<std::net::SocketAddr>, CliError> {
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        CliError::Config(format!(
+            "http_listen must be host:port (an IP address) or off, not {v:?}"
+        ))
+    })
 }
 
 /// `disconnect` or `drop`.
@@ -469,6 +504,7 @@ impl Run for Box<ServeArgs> {
         let durability = config.log.durability.name();
         let auth = config.jwt.is_some();
         let publish = config.client_publish;
+        let admin_token = config.admin_token.is_some();
         let cluster = config.cluster.clone();
         let mut server = Server::new(config).map_err(|e| CliError::Config(e.to_string()))?;
         if cluster.enabled() {
@@ -476,6 +512,7 @@ impl Run for Box<ServeArgs> {
         }
         let server = Arc::new(server);
         let addr = server.start()?;
+        let http = wse::http::start(&server)?;
         let app = if bench_app {
             Some(crate::serve_bench_app::spawn(server.clone())?)
         } else {
@@ -501,6 +538,20 @@ impl Run for Box<ServeArgs> {
             println!(
                 r#"publish: {{"t":"publish","p":{{"topic":"chat","message":{{"t":"chat_message","p":{{"text":"hi"}}}}}}}}"#
             );
+        }
+        if let Some(http) = http {
+            println!("HTTP API on http://{http} (health: /health, docs: /openapi.json)");
+            println!(
+                "         publish: curl -H \"Authorization: Bearer $WSE_ADMIN_TOKEN\" \
+                 -d '{{\"t\":\"chat_message\",\"p\":{{\"text\":\"hi\"}}}}' \
+                 http://{http}/v1/topics/chat/publish"
+            );
+            if !admin_token {
+                eprintln!(
+                    "warning: no admin token: the HTTP API answers 403 but for /health and /ready \
+                     (set --admin-token, --admin-token-file or WSE_ADMIN_TOKEN)"
+                );
+            }
         }
         if let (Some(id), Some(listen)) = (cluster.node_id, &cluster.listen) {
             println!(

@@ -114,6 +114,10 @@ class RustWSEServer:
         max_patterns_per_connection: int = 0,
         max_inbound_queue_bytes: int = 67108864,
         queue_memory_budget: int = 268435456,
+        http_listen: str | None = None,
+        admin_token: str | None = None,
+        http_public_metrics: bool = False,
+        http_max_body: int = 16777216,
         permessage_deflate: bool = True,
         deflate_min_size: int = 256,
         encryption: bool = True,
@@ -191,6 +195,14 @@ class RustWSEServer:
           (64 MiB, estimated from each parsed message); past it, as past
           ``max_inbound_queue_size`` events, clients are read more slowly
           instead of losing messages.
+        - ``http_listen`` (None): ``"host:port"`` where the HTTP API
+          listens (``/health``, ``/ready``, ``/metrics``, ``/v1/...``
+          publishing, topics, records, connections; docs/openapi.json),
+          started with the server; None: no HTTP API.
+        - ``admin_token``: the bearer token the HTTP API asks of everything
+          but ``/health`` and ``/ready`` (None: those endpoints answer 403);
+          ``http_public_metrics`` opens ``/metrics``; ``http_max_body``
+          bounds a batch publish (16 MiB).
         - ``permessage_deflate`` (True): accept per-message deflate (RFC
           7692) when a client offers it; each broadcast of at least
           ``deflate_min_size`` bytes (256) is compressed once and shared
@@ -283,6 +295,11 @@ class RustWSEServer:
         ...
     def local_port(self) -> int | None:
         """The bound port while running (useful with ``port=0``)."""
+        ...
+
+    def local_http_port(self) -> int | None:
+        """The HTTP API's bound port while running with ``http_listen``
+        (useful with ``"127.0.0.1:0"``), else None."""
         ...
 
     # -- receiving events --------------------------------------------------

@@ -132,6 +132,10 @@ impl RustWSEServer {
         max_patterns_per_connection=0,
         max_inbound_queue_bytes=67108864,
         queue_memory_budget=268435456,
+        http_listen=None,
+        admin_token=None,
+        http_public_metrics=false,
+        http_max_body=16777216,
         permessage_deflate=true,
         deflate_min_size=256,
         encryption=true,
@@ -214,6 +218,10 @@ impl RustWSEServer {
         max_patterns_per_connection: usize,
         max_inbound_queue_bytes: usize,
         queue_memory_budget: usize,
+        http_listen: Option<String>,
+        admin_token: Option<String>,
+        http_public_metrics: bool,
+        http_max_body: usize,
         permessage_deflate: bool,
         deflate_min_size: usize,
         encryption: bool,
@@ -295,6 +303,10 @@ impl RustWSEServer {
             max_patterns_per_connection,
             max_inbound_queue_bytes,
             queue_memory_budget,
+            http_listen,
+            admin_token,
+            http_public_metrics,
+            http_max_body,
             permessage_deflate,
             deflate_min_size,
             encryption,
@@ -349,6 +361,10 @@ impl RustWSEServer {
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.server.start())
             .map_err(|e| server_error(py, e))?;
+        if let Err(e) = wse::http::start(&self.server) {
+            let _ = py.detach(|| self.server.stop());
+            return Err(server_error(py, e));
+        }
         if !self.drain_mode.load(Ordering::Acquire) {
             let mut slot = self.dispatcher.lock();
             if slot.is_none() {
@@ -408,5 +424,11 @@ impl RustWSEServer {
     /// The bound port while running (useful with `port=0`), else `None`.
     fn local_port(&self) -> Option<u16> {
         self.server.local_addr().map(|a| a.port())
+    }
+
+    /// The HTTP API's bound port while running with one (`http_listen`),
+    /// else `None`.
+    fn local_http_port(&self) -> Option<u16> {
+        self.server.http_addr().map(|a| a.port())
     }
 }

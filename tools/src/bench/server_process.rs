@@ -253,6 +253,7 @@ pub fn serve_command(setup: &Setup) -> Result<Command, CliError> {
         .arg("serve")
         .args(["--host", "127.0.0.1"])
         .args(["--client-publish", "true"])
+        .args(["--http-listen", "off"])
         .args(["--inbound-rate", "1e9", "--inbound-burst", "1e9"])
         .args(["--max-connections", "200000"])
         // The clients all connect from 127.0.0.1, many at once.

@@ -225,6 +225,7 @@ impl Cluster {
         let bin = std::env::var("WSE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wse").to_owned());
         let mut child = Command::new(bin)
             .args(["serve", "--host", "127.0.0.1", "--client-publish", "true"])
+            .args(["--http-listen", "off"])
             .args(["--port", &node.port.to_string()])
             .arg("--data-dir")
             .arg(&node.data)

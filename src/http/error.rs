@@ -1,0 +1,122 @@
+//! Every error of the HTTP API as one JSON shape,
+//! `{"error": {"code": "...", "message": "..."}}`, with a stable code a
+//! backend can switch on and the HTTP status that goes with it.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::cluster::PublishError;
+use crate::ops::client::publish_error_code;
+use crate::server::ServerError;
+
+/// An error answer: status, stable code, and a message for people.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401: no token, or not the admin token.
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "this endpoint needs Authorization: Bearer <admin token>",
+        )
+    }
+
+    /// 403: the server has no admin token, so nothing can authorize.
+    pub(crate) fn no_admin_token() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ADMIN_TOKEN_NOT_SET",
+            "the server has no admin token (set --admin-token, --admin-token-file or WSE_ADMIN_TOKEN)",
+        )
+    }
+
+    /// 404 for a path, topic or connection that does not exist.
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", what)
+    }
+
+    /// 422: the request is well-formed HTTP but its content is refused.
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_MESSAGE", message)
+    }
+
+    /// 413: the body is larger than the limit.
+    pub(crate) fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "MESSAGE_TOO_LARGE",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+}
+
+impl From<PublishError> for ApiError {
+    /// A publish that was taken but not acknowledged, or refused by the
+    /// log: the same codes a WebSocket publisher gets.
+    fn from(e: PublishError) -> Self {
+        let (status, code) = match &e {
+            PublishError::Log(log) => {
+                let code = publish_error_code(log);
+                (status_of(code), code)
+            }
+            PublishError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "CLUSTER_UNAVAILABLE")
+            }
+            PublishError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "PUBLISH_TIMEOUT"),
+            PublishError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "STORAGE_UNAVAILABLE"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Publish(p) => p.into(),
+            ServerError::Log(log) => PublishError::Log(log).into(),
+            ServerError::NotRunning => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NOT_RUNNING",
+                "the server is stopping",
+            ),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// The status of a WebSocket publish error code.
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "MESSAGE_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        "INVALID_MESSAGE" => StatusCode::UNPROCESSABLE_ENTITY,
+        "STORAGE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
