@@ -270,7 +270,7 @@ async fn bad_input_is_refused_with_its_code_and_nothing_is_published() {
     assert_eq!(server.position("news").unwrap(), None);
     let (got, text) = request(http, "GET", "/v1/topics/never/records", Some(TOKEN), b"").await;
     assert_eq!((got, code(&text).as_str()), (404, "NOT_FOUND"));
-    let (got, _) = request(
+    let (got, text) = request(
         http,
         "GET",
         "/v1/topics/never/records?from=abc",
@@ -278,7 +278,39 @@ async fn bad_input_is_refused_with_its_code_and_nothing_is_published() {
         b"",
     )
     .await;
-    assert_eq!(got, 400);
+    assert_eq!((got, code(&text).as_str()), (400, "BAD_REQUEST"));
+    // Found by schemathesis: a limit over the documented maximum was
+    // clamped instead of refused, and a `from` past the end was a 500.
+    server.publish("news", r#"{"t":"a"}"#).unwrap();
+    let (got, text) = request(
+        http,
+        "GET",
+        "/v1/topics/news/records?limit=1001",
+        Some(TOKEN),
+        b"",
+    )
+    .await;
+    assert_eq!((got, code(&text).as_str()), (400, "BAD_REQUEST"));
+    let (got, text) = request(
+        http,
+        "GET",
+        "/v1/topics/news/records?from=14979188427",
+        Some(TOKEN),
+        b"",
+    )
+    .await;
+    assert_eq!(got, 200, "{text}");
+    let page: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            page["records"].as_array().map(Vec::len),
+            page["next_offset"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+    // A path that is not UTF-8 once decoded.
+    let (got, text) = request(http, "POST", "/v1/topics/%FF/publish", Some(TOKEN), b"{}").await;
+    assert_eq!((got, code(&text).as_str()), (400, "BAD_REQUEST"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

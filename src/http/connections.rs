@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
@@ -24,10 +25,11 @@ pub(crate) async fn list(
 /// it is sent first); 404 for an id that is not connected.
 pub(crate) async fn disconnect(
     State(api): State<Arc<Api>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::require(api.token.as_ref(), &headers)?;
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let server = api.server()?;
     if !server.connections()?.contains(&id) {
         return Err(ApiError::not_found(format!("no connection {id:?}")));

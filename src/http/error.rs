@@ -56,6 +56,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_MESSAGE", message)
     }
 
+    /// 400: a query or path value that cannot be read.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
     /// 413: the body is larger than the limit.
     pub(crate) fn too_large(limit: usize) -> Self {
         Self::new(

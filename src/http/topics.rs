@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -26,11 +27,12 @@ const MAX_READ: usize = 1000;
 /// cluster (the same key is stored once).
 pub(crate) async fn publish(
     State(api): State<Arc<Api>>,
-    Path(topic): Path<String>,
+    topic: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     auth::require(api.token.as_ref(), &headers)?;
+    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let server = api.server()?;
     check_topic(&api, &topic)?;
     let body = api
@@ -64,11 +66,12 @@ pub(crate) async fn publish(
 /// the log (not an object, too large).
 pub(crate) async fn publish_batch(
     State(api): State<Arc<Api>>,
-    Path(topic): Path<String>,
+    topic: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     auth::require(api.token.as_ref(), &headers)?;
+    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let server = api.server()?;
     check_topic(&api, &topic)?;
     let body = api.read_body(body, api.max_body).await?;
@@ -146,17 +149,30 @@ pub(crate) struct ReadQuery {
 /// anything else as a string.
 pub(crate) async fn records(
     State(api): State<Arc<Api>>,
-    Path(topic): Path<String>,
-    Query(q): Query<ReadQuery>,
+    topic: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReadQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     auth::require(api.token.as_ref(), &headers)?;
+    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if limit > MAX_READ {
+        return Err(ApiError::bad_request(format!(
+            "limit is at most {MAX_READ}"
+        )));
+    }
     let server = api.server()?;
     let Some(at) = server.position(&topic)? else {
         return Err(ApiError::not_found(format!("no topic {topic:?}")));
     };
     let from = q.from.unwrap_or(at.first_offset).max(at.first_offset);
-    let limit = q.limit.unwrap_or(100).min(MAX_READ);
+    if from >= at.next_offset || limit == 0 {
+        // Nothing there yet: an empty page, where the next one starts.
+        return Ok(Json(json!({"topic": topic, "epoch": at.epoch.to_string(),
+            "first_offset": at.first_offset, "next_offset": at.next_offset,
+            "records": []})));
+    }
     let log = server.log()?;
     let topic_for_read = topic.clone();
     let batch = tokio::task::spawn_blocking(move || {
