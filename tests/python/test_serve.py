@@ -123,3 +123,27 @@ def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: 
     record = json.loads(dump.stdout.splitlines()[0])
     assert record["offset"] == 0 and json.loads(record["payload"])["p"] == {"x": 1}
     assert wse("log", "verify", str(data)).returncode == 0
+
+
+def test_log_format_json_writes_one_object_per_line_without_colour(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wse_server", "--log-format", "json", "serve", "--port", "0",
+         "--data-dir", str(tmp_path / "data"), "--http-listen", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        assert proc.stderr is not None
+        events = []
+        while not any(e["fields"].get("message") == "HTTP API listening" for e in events):
+            line = proc.stderr.readline()
+            assert line, f"no HTTP API log line; got {events}"
+            if line.startswith("{"):
+                events.append(json.loads(line))
+        started = next(e for e in events if e["fields"].get("message") == "WSE server started")
+        assert started["level"] == "INFO" and started["target"].startswith("wse")
+        assert "addr" in started["fields"] and "timestamp" in started
+        assert not any("\x1b[" in json.dumps(e) for e in events), "no ANSI codes in a pipe"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -95,9 +95,28 @@ mod serve_bench_app;
 #[derive(Debug, clap::Parser)]
 #[command(name = "wse", version, propagate_version = true)]
 struct Cli {
+    /// How log lines on stderr look: `text` for people, `json` (one object
+    /// per line) for collectors. `RUST_LOG` picks what is logged.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "WSE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     command: Command,
+}
+
+/// The format of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `2026-12-07T18:00:00Z  WARN message key=value`.
+    Text,
+    /// `{"timestamp":...,"level":"WARN","fields":{...},"target":...}`.
+    Json,
 }
 
 subcommands! {
@@ -156,7 +175,7 @@ where
         }
     };
     let _ = SELF_COMMAND.set(self_command);
-    init_tracing();
+    init_tracing(cli.log_format);
     match cli.command.run() {
         Ok(code) => code,
         // The reader went away (`wse log dump ... | head`): a normal stop.
@@ -168,14 +187,24 @@ where
     }
 }
 
-/// Warnings of the library crates go to stderr; `RUST_LOG` overrides.
-fn init_tracing() {
+/// What is logged unless `RUST_LOG` says otherwise: our own crates at
+/// info (start, stop, listeners, storage recovering, membership), every
+/// dependency at warn (their info lines are noise to an operator).
+const DEFAULT_LOG_FILTER: &str = "warn,wse=info,wse_log=info,wse_replication=info,wse_tools=info";
+
+/// Log lines go to stderr in `format`; colour codes only when stderr is a
+/// terminal (never into a file or a pipe).
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        // A host process (Python) may have set a subscriber already.
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    // A host process (Python) may have set a subscriber already.
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
 }

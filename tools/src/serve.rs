@@ -134,7 +134,7 @@ struct Settings {
     #[arg(long, env = "WSE_RECOVERY_MAX_MESSAGES")]
     recovery_max_messages: Option<u64>,
     /// Let clients publish with {"t":"publish","p":{"topic":..,"message":{..}}}.
-    #[arg(long, env = "WSE_CLIENT_PUBLISH")]
+    #[arg(long, env = "WSE_CLIENT_PUBLISH", num_args = 0..=1, default_missing_value = "true")]
     client_publish: Option<bool>,
     /// Bytes of log kept per topic, 0 for no limit.
     #[arg(long, env = "WSE_RETENTION_BYTES")]
@@ -204,7 +204,7 @@ struct Settings {
     #[arg(long, env = "WSE_QUEUE_MEMORY_BUDGET")]
     queue_memory_budget: Option<usize>,
     /// Agree end-to-end encryption with clients that ask.
-    #[arg(long, env = "WSE_ENCRYPTION")]
+    #[arg(long, env = "WSE_ENCRYPTION", num_args = 0..=1, default_missing_value = "true")]
     encryption: Option<bool>,
     /// Seconds an end-to-end key lives before its connection is closed
     /// (4000 "rekey") so the client reconnects with a fresh one.

@@ -292,3 +292,50 @@ fn rotation_accepts_the_previous_key_and_the_current_one_with_its_kid() {
     .unwrap_err();
     assert!(missing.to_string().contains("absent"), "{missing}");
 }
+
+#[test]
+fn every_bool_setting_is_a_switch_and_takes_a_value_too() {
+    use clap::{CommandFactory, FromArgMatches, Parser};
+    let bools: Vec<String> = arguments()
+        .iter()
+        .filter(|a| {
+            let values: BTreeSet<String> = a
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            values == BTreeSet::from(["true".to_owned(), "false".to_owned()])
+        })
+        .map(|a| a.get_id().to_string())
+        .collect();
+    assert!(bools.contains(&"client_publish".to_owned()), "{bools:?}");
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    for id in &bools {
+        let flag = format!("--{}", id.replace('_', "-"));
+        for (args, want) in [
+            (vec![flag.clone()], "true"),
+            (vec![flag.clone(), "false".into()], "false"),
+            (vec![format!("{flag}=true")], "true"),
+        ] {
+            let argv = std::iter::once("serve".to_owned()).chain(args.clone());
+            let matches = Serve::command()
+                .try_get_matches_from(argv)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let parsed = Serve::from_arg_matches(&matches).unwrap();
+            let got = format!("{:?}", parsed.settings).contains(&format!("{id}: Some({want})"));
+            assert!(got, "{args:?} should set {id} to {want}");
+        }
+    }
+    // What the README says: `--client-publish` alone turns publishing on.
+    let c = with(Settings {
+        client_publish: Some(true),
+        ..Default::default()
+    })
+    .config()
+    .unwrap();
+    assert!(c.client_publish);
+}
