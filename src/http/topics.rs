@@ -15,6 +15,7 @@ use wse_log::{Position, ReadLimits};
 use super::error::ApiError;
 use super::{Api, auth};
 use crate::ops::broadcast::{Broadcast, broadcast};
+use crate::server::Server;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
 
 /// Records one read returns at most.
@@ -31,10 +32,7 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let server = api.server()?;
-    check_topic(&api, &topic)?;
+    let (server, topic) = publish_target(&api, topic, &headers)?;
     let body = api
         .read_body(body, server.config().max_message_size)
         .await?;
@@ -43,18 +41,15 @@ pub(crate) async fn publish(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let state = server.state()?;
-    let taken = {
-        let topic = topic.clone();
-        // The append may wait for room in a backlogged log: not on a worker.
-        tokio::task::spawn_blocking(move || broadcast(&state, &topic, &message, key.as_deref()))
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
-            })?
-            .map_err(crate::cluster::PublishError::Log)?
+    let mut taken = take(&server, &topic, vec![(message, key)]).await?;
+    let Some(one) = taken.pop() else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "nothing taken",
+        ));
     };
-    let position = taken.acknowledged().await?;
+    let position = one.acknowledged().await?;
     Ok(Json(
         json!({"topic": topic, "position": position_json(position)}),
     ))
@@ -70,10 +65,7 @@ pub(crate) async fn publish_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let server = api.server()?;
-    check_topic(&api, &topic)?;
+    let (server, topic) = publish_target(&api, topic, &headers)?;
     let body = api.read_body(body, api.max_body).await?;
     let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
         return Err(ApiError::invalid(
@@ -92,21 +84,9 @@ pub(crate) async fn publish_batch(
                 "item {i} is larger than max_message_size ({limit} bytes)"
             )));
         }
-        messages.push(text);
+        messages.push((text, None));
     }
-    let state = server.state()?;
-    let taken: Vec<Broadcast> = {
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || {
-            messages
-                .iter()
-                .map(|m| broadcast(&state, &topic, m, None))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
-        .map_err(crate::cluster::PublishError::Log)?
-    };
+    let taken = take(&server, &topic, messages).await?;
     let mut positions = Vec::with_capacity(taken.len());
     for b in taken {
         positions.push(position_json(b.acknowledged().await?));
@@ -175,7 +155,8 @@ pub(crate) async fn records(
     }
     let log = server.log()?;
     let topic_for_read = topic.clone();
-    let batch = tokio::task::spawn_blocking(move || {
+    // A read may touch the disk: not on a worker.
+    let batch = blocking(move || {
         log.read(
             &topic_for_read,
             Position {
@@ -185,8 +166,7 @@ pub(crate) async fn records(
             ReadLimits::records(limit),
         )
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?
+    .await?
     .map_err(crate::server::ServerError::Log)?;
     let records: Vec<Value> = batch
         .records
@@ -201,6 +181,49 @@ pub(crate) async fn records(
     Ok(Json(json!({"topic": topic, "epoch": at.epoch.to_string(),
         "first_offset": at.first_offset, "next_offset": batch.head,
         "records": records})))
+}
+
+/// The server and the topic of a publish: authorized, the path readable,
+/// the topic one clients could publish to.
+fn publish_target(
+    api: &Api,
+    topic: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<(Arc<Server>, String), ApiError> {
+    auth::require(api.token.as_ref(), headers)?;
+    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_topic(api, &topic)?;
+    Ok((api.server()?, topic))
+}
+
+/// Hand `messages` (text, idempotency key) to the log in order, on the
+/// blocking pool: an append may wait for room in a backlogged log, which
+/// a worker must not. The log's first refusal ends it with that error; the
+/// messages before the refused one stay published.
+async fn take(
+    server: &Server,
+    topic: &str,
+    messages: Vec<(String, Option<String>)>,
+) -> Result<Vec<Broadcast>, ApiError> {
+    let state = server.state()?;
+    let topic = topic.to_owned();
+    blocking(move || {
+        messages
+            .iter()
+            .map(|(m, key)| broadcast(&state, &topic, m, key.as_deref()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?
+    .map_err(|e| crate::cluster::PublishError::Log(e).into())
+}
+
+/// Run `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))
 }
 
 /// A topic clients could publish to: valid, not a pattern, within
