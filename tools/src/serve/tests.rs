@@ -330,12 +330,4 @@ fn every_bool_setting_is_a_switch_and_takes_a_value_too() {
             assert!(got, "{args:?} should set {id} to {want}");
         }
     }
-    // What the README says: `--client-publish` alone turns publishing on.
-    let c = with(Settings {
-        client_publish: Some(true),
-        ..Default::default()
-    })
-    .config()
-    .unwrap();
-    assert!(c.client_publish);
 }
