@@ -77,6 +77,14 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<JwtConfig>>,
     /// Largest inbound frame and reassembled message (default 1 MiB).
     pub max_message_size: usize,
+    /// TLS on the client port (`None`: plain `ws://`): the PEM certificate
+    /// chain and key, both or neither. Reloaded on SIGHUP (`wse serve`),
+    /// `Server::reload_tls`, and when the files change.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// How often the TLS files are checked for a change (default 10 s;
+    /// zero: only on SIGHUP or `reload_tls`). A check reads the files'
+    /// metadata only.
+    pub tls_reload_interval: Duration,
     /// Where the HTTP API listens (`None`: no HTTP API; `wse serve`
     /// defaults to 127.0.0.1:5008). Started by [`crate::http::start`].
     pub http_listen: Option<std::net::SocketAddr>,
@@ -263,6 +271,8 @@ impl Default for ServerConfig {
             max_handshake_bytes: 64 * 1024,
             jwt: None,
             max_message_size: 1 << 20,
+            tls: None,
+            tls_reload_interval: Duration::from_secs(10),
             http_listen: None,
             admin_token: None,
             http_public_metrics: false,

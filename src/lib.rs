@@ -54,6 +54,7 @@ pub mod rate_limit;
 pub mod server;
 pub(crate) mod session;
 mod state;
+pub mod tls;
 pub mod toolkit;
 pub mod topics;
 pub mod ws;

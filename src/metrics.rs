@@ -332,6 +332,18 @@ metrics! {
         /// request goes). Also in `connections_rejected`.
         handshakes_evicted, "wse_handshakes_evicted_total",
             "Pending handshakes closed to make room for a newer socket";
+        /// TLS handshakes that failed or timed out (a client that does not
+        /// trust the certificate, plain HTTP on the TLS port, a scanner).
+        /// Also in `connections_rejected`.
+        tls_handshake_failures, "wse_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out";
+        /// Certificate reloads that took (SIGHUP, `reload_tls`, a file
+        /// change).
+        tls_reloads, "wse_tls_reloads_total", "TLS certificate reloads that took";
+        /// Certificate reloads refused (unreadable file, no key, a key
+        /// that does not fit): the certificate in force stays.
+        tls_reload_failures, "wse_tls_reload_failures_total",
+            "TLS certificate reloads refused (the certificate in force stays)";
         /// Failed authentications.
         auth_failures, "wse_auth_failures_total", "Failed authentications";
         /// `send_event` calls refused by the rate limiter.

@@ -35,6 +35,7 @@ use pyo3::prelude::*;
 use wse::auth::{JwtConfig, JwtOptions, algorithm_from_config};
 use wse::config::{ClusterConfig, EventDelivery, SignatureKey};
 use wse::http::AdminToken;
+use wse::tls::TlsFiles;
 use wse::{ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -140,6 +141,12 @@ pub struct ServerOptions {
     pub max_inbound_queue_bytes: usize,
     /// Bytes all connections' queues and read buffers hold together.
     pub queue_memory_budget: usize,
+    /// TLS certificate chain (PEM file), with `tls_key`.
+    pub tls_cert: Option<String>,
+    /// TLS private key (PEM file), with `tls_cert`.
+    pub tls_key: Option<String>,
+    /// Seconds between checks of the TLS files (0: only `reload_tls()`).
+    pub tls_reload_interval: u64,
     /// Where the HTTP API listens (`host:port`; `None`: no HTTP API).
     pub http_listen: Option<String>,
     /// The HTTP API's bearer token.
@@ -237,6 +244,7 @@ keywords_map! {
     port => c.port;
     max_connections => c.max_connections;
     max_message_size => c.max_message_size;
+    tls_reload_interval => c.tls_reload_interval, via Duration::from_secs;
     http_listen => c.http_listen, parse |v: Option<String>| v.map(|a| a.parse().map_err(|_| {
         PyValueError::new_err(format!("http_listen must be host:port (an IP address), not {a:?}"))
     })).transpose();
@@ -338,6 +346,8 @@ const COMBINED_KEYWORDS: &[(&str, &str)] = &[
     ("jwt_key_id", "jwt"),
     ("jwt_algorithm", "jwt"),
     ("jwt_private_key", "jwt"),
+    ("tls_cert", "tls"),
+    ("tls_key", "tls"),
     ("recovery_buffer_size", "log.tail.records_per_topic"),
     ("tail_records_per_topic", "log.tail.records_per_topic"),
     ("recovery_memory_budget", "log.tail.memory_budget"),
@@ -393,6 +403,18 @@ impl ServerOptions {
                 ))
             }
             None => None,
+        };
+        config.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "tls_cert and tls_key go together (the certificate chain and its key)",
+                ));
+            }
         };
         let tail = &mut config.log.tail;
         tail.records_per_topic = self

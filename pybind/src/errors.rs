@@ -10,6 +10,7 @@
 //! | a cluster publish with no reachable leader | `ConnectionError` |
 //! | `LogError::InvalidTopic`, `RecordTooLarge` | `ValueError` |
 //! | `ServerError::Send` (`send` of a frame larger than `max_outbound_queue_bytes`) | `ValueError` |
+//! | `ServerError::Tls` (a certificate or key file that cannot be used) | `ValueError` |
 //! | `LogError::NotRecoverable` | [`NotRecoverableError`] (a `LookupError`) with attributes |
 //! | `LogError::Unavailable` (a storage fault) | `OSError(errno, message)` |
 //! | `LogError::Damaged` (records the disk lost) | `OSError(EIO, message naming the file and offsets)` |
@@ -49,7 +50,7 @@ pub fn server_error(py: Python<'_>, err: ServerError) -> PyErr {
         ServerError::Presence(e @ wse::presence::PresenceError::DataTooLarge { .. }) => {
             PyValueError::new_err(e.to_string())
         }
-        e @ ServerError::Send(_) => PyValueError::new_err(e.to_string()),
+        e @ (ServerError::Send(_) | ServerError::Tls(_)) => PyValueError::new_err(e.to_string()),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

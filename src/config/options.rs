@@ -93,6 +93,16 @@ pub const OPTIONS: &[OptionDoc] = &[
         "one inbound frame and one reassembled message"
     ),
     option!(
+        tls,
+        tls_files,
+        "TLS certificate chain and key, PEM (none: plain ws://)"
+    ),
+    option!(
+        tls_reload_interval,
+        dur_or_off,
+        "how often the TLS files are checked for a change"
+    ),
+    option!(
         http_listen,
         addr_or_off,
         "where the HTTP API listens (off: none)"
@@ -546,6 +556,19 @@ fn set_or_none<T>(v: &Option<T>) -> String {
 /// A path.
 fn path(p: &impl AsRef<Path>) -> String {
     p.as_ref().display().to_string()
+}
+
+/// The TLS files, or `none`.
+fn tls_files(t: &Option<crate::tls::TlsFiles>) -> String {
+    t.as_ref().map_or_else(
+        || "none".into(),
+        |t| format!("{}, {}", path(&t.cert), path(&t.key)),
+    )
+}
+
+/// A period, or `off` when zero.
+fn dur_or_off(d: &Duration) -> String {
+    if d.is_zero() { "off".into() } else { dur(d) }
 }
 
 /// The data directory, or what happens without one.

@@ -109,6 +109,10 @@ impl Server {
             );
             config.max_connections = allowed;
         }
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+            None => None,
+        };
         let budget = MemoryBudget::new(config.queue_memory_budget);
         let state = Arc::new(ServerState {
             conns: Connections::new(
@@ -127,6 +131,7 @@ impl Server {
             sends: SendLedger::new(),
             presence,
             cluster,
+            tls,
         });
         if let Some(p) = &state.presence {
             // Entries earlier runs of this node left behind: their leaves
@@ -141,7 +146,10 @@ impl Server {
         if state.presence.is_some() {
             runtime.spawn(ticker::presence(state.clone()));
         }
-        tracing::info!(%addr, data_dir = %dir.display(), "WSE server started");
+        if state.tls.is_some() && !state.config.tls_reload_interval.is_zero() {
+            runtime.spawn(ticker::tls_files(state.clone()));
+        }
+        tracing::info!(%addr, data_dir = %dir.display(), tls = state.tls.is_some(), "WSE server started");
         Ok((state, addr, tempdir))
     }
 

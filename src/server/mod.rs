@@ -97,6 +97,12 @@ pub enum ServerError {
     /// none was plugged in.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// The TLS certificate or key could not be taken.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// `reload_tls` on a server without TLS.
+    #[error("this server has no TLS (no tls_cert and tls_key)")]
+    NoTls,
 }
 
 /// The state and the connection an operation addresses.
@@ -651,6 +657,19 @@ impl Server {
         Ok(self.state()?.log.clone())
     }
 
+    /// Read the TLS certificate and key files again and present them from
+    /// the next handshake on; established connections keep their
+    /// sessions. On error the certificate in force stays (`wse serve` does
+    /// this on SIGHUP; the files are also checked every
+    /// `tls_reload_interval`).
+    pub fn reload_tls(&self) -> Result<(), ServerError> {
+        let state = self.state()?;
+        let tls = state.tls.as_ref().ok_or(ServerError::NoTls)?;
+        let result = tls.reload();
+        note_tls_reload(&state, &result);
+        Ok(result?)
+    }
+
     // ---- monitoring ------------------------------------------------------
 
     /// The health snapshot.
@@ -776,6 +795,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
             tracing::warn!(error = %e, "stopping the server failed");
+        }
+    }
+}
+
+/// Count and log the outcome of a TLS reload.
+fn note_tls_reload(state: &ServerState, result: &Result<(), crate::tls::TlsError>) {
+    match result {
+        Ok(()) => {
+            Metrics::add(&state.metrics.tls_reloads, 1);
+            tracing::info!("TLS certificate reloaded");
+        }
+        Err(e) => {
+            Metrics::add(&state.metrics.tls_reload_failures, 1);
+            tracing::warn!(error = %e, "TLS reload refused; the certificate in force stays");
         }
     }
 }

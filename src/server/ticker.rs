@@ -111,6 +111,20 @@ pub async fn presence(state: Arc<ServerState>) {
     }
 }
 
+/// Reload the TLS certificate when its files change, checking every
+/// `tls_reload_interval`, until the server stops.
+pub async fn tls_files(state: Arc<ServerState>) {
+    let Some(tls) = state.tls.clone() else { return };
+    let mut interval = ticks(state.config.tls_reload_interval);
+    interval.reset();
+    while next_tick(&state, &mut interval).await {
+        // Metadata only, unless a file changed: on the worker.
+        if let Some(result) = tls.reload_if_changed() {
+            super::note_tls_reload(&state, &result);
+        }
+    }
+}
+
 /// An interval that, when the runtime falls behind, delays the next tick
 /// instead of firing a burst of missed ones.
 fn ticks(period: Duration) -> Interval {

@@ -9,6 +9,7 @@
 mod acks;
 mod catch_up;
 mod reader;
+mod transport;
 mod writer;
 
 use std::collections::VecDeque;
@@ -18,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::auth::AuthenticatedUser;
@@ -37,14 +38,68 @@ use crate::ws::handshake::{self, HandshakeError, UpgradeRequest};
 
 pub use writer::OutQueue;
 
-/// Serve one accepted socket until it closes: upgrade it, admit and
-/// authenticate the client, register its connection, run the session,
-/// then clean up after it. `slot` is its place among the pending
-/// handshakes, held until the client has the upgrade response.
-pub(crate) async fn serve(state: Arc<ServerState>, mut stream: TcpStream, mut slot: HandshakeSlot) {
+use transport::Transport;
+
+/// Serve one accepted socket until it closes: the TLS handshake when the
+/// server has TLS, then upgrade it, admit and authenticate the client,
+/// register its connection, run the session, then clean up after it.
+/// `slot` is its place among the pending handshakes, held until the client
+/// has the upgrade response; `handshake_timeout` bounds all of it up to
+/// the upgrade.
+pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, mut slot: HandshakeSlot) {
     let _ = stream.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
+    let Some(tls) = state.tls.clone() else {
+        return serve_stream(state, stream, slot, deadline).await;
+    };
+    let accepted = tokio::select! {
+        r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
+        () = slot.evicted() => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            return;
+        }
+    };
+    match accepted {
+        Ok(Ok(stream)) => serve_stream(state, stream, slot, deadline).await,
+        Ok(Err(e)) => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            Metrics::add(&state.metrics.tls_handshake_failures, 1);
+            tracing::debug!(error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            Metrics::add(&state.metrics.connections_rejected, 1);
+            Metrics::add(&state.metrics.tls_handshake_failures, 1);
+        }
+    }
+}
+
+/// A socket the session can run on: read and written with async calls
+/// through the upgrade, then handed over as a [`Transport`].
+trait Upgradable: AsyncRead + AsyncWrite + Unpin {
+    fn into_transport(self) -> Transport;
+}
+
+impl Upgradable for TcpStream {
+    fn into_transport(self) -> Transport {
+        Transport::Plain(self)
+    }
+}
+
+impl Upgradable for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_transport(self) -> Transport {
+        Transport::tls(self)
+    }
+}
+
+/// [`serve`] once the socket (plain or TLS) is ready for the upgrade.
+async fn serve_stream<S: Upgradable>(
+    state: Arc<ServerState>,
+    mut stream: S,
+    mut slot: HandshakeSlot,
+    deadline: tokio::time::Instant,
+) {
     let mut rbuf = BytesMut::new();
-    let Some(req) = upgrade(&state, &mut stream, &mut rbuf, &mut slot).await else {
+    let Some(req) = upgrade(&state, &mut stream, &mut rbuf, &mut slot, deadline).await else {
         return;
     };
     if !admit(&state) {
@@ -65,10 +120,10 @@ pub(crate) async fn serve(state: Arc<ServerState>, mut stream: TcpStream, mut sl
     // The connection is registered (and the app told) before the client
     // sees the upgrade: once a client is connected, the app knows it, and
     // clients that connect one after another are announced in that order.
-    let upgraded = stream.write_all(&accept).await.is_ok();
+    let upgraded = stream.write_all(&accept).await.is_ok() && stream.flush().await.is_ok();
     drop(slot);
     if upgraded {
-        Session::new(state.clone(), conn.clone(), stream, rbuf)
+        Session::new(state.clone(), conn.clone(), stream.into_transport(), rbuf)
             .run()
             .await;
     }
@@ -82,19 +137,20 @@ pub(crate) async fn serve(state: Arc<ServerState>, mut stream: TcpStream, mut sl
     }
 }
 
-/// Read the HTTP upgrade request within the handshake timeout. A request
+/// Read the HTTP upgrade request by `deadline`. A request
 /// that is not a WebSocket upgrade gets a 400 (the peer is told why);
 /// one that times out, is too large, fails on the socket, or whose place
 /// a newer socket took before it was read is dropped.
-async fn upgrade(
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     state: &ServerState,
-    stream: &mut TcpStream,
+    stream: &mut S,
     rbuf: &mut BytesMut,
     slot: &mut HandshakeSlot,
+    deadline: tokio::time::Instant,
 ) -> Option<UpgradeRequest> {
     let read = tokio::select! {
-        r = tokio::time::timeout(
-            state.config.handshake_timeout,
+        r = tokio::time::timeout_at(
+            deadline,
             handshake::read_request(stream, rbuf, state.config.max_handshake_bytes),
         ) => r,
         () = slot.evicted() => {
@@ -109,6 +165,7 @@ async fn upgrade(
             let _ = stream
                 .write_all(&handshake::bad_request(&e.to_string()))
                 .await;
+            let _ = stream.flush().await;
             None
         }
         // Failed, timed out, or evicted as its request arrived.
@@ -133,9 +190,9 @@ fn admit(state: &ServerState) -> bool {
 /// without JWT, `Some(Some(user))` for a valid token. A refused client
 /// still gets the upgrade, then one error frame and the Close
 /// (CLIENT_PROTOCOL.md §2.3), and its slot is given back (`None`).
-async fn authenticate(
+async fn authenticate<S: AsyncWrite + Unpin>(
     state: &ServerState,
-    stream: &mut TcpStream,
+    stream: &mut S,
     req: &UpgradeRequest,
     accept: &[u8],
 ) -> Option<Option<AuthenticatedUser>> {
@@ -244,7 +301,7 @@ fn cleanup(state: &ServerState, conn: &Arc<Conn>) {
 struct Session {
     state: Arc<ServerState>,
     conn: Arc<Conn>,
-    stream: TcpStream,
+    stream: Transport,
     /// Bytes read and not yet parsed (released when empty, so an idle
     /// connection holds no buffer).
     rbuf: BytesMut,
@@ -313,7 +370,7 @@ enum End {
 impl Session {
     /// The session of an upgraded connection; `rbuf` holds what arrived
     /// with the upgrade request.
-    fn new(state: Arc<ServerState>, conn: Arc<Conn>, stream: TcpStream, rbuf: BytesMut) -> Self {
+    fn new(state: Arc<ServerState>, conn: Arc<Conn>, stream: Transport, rbuf: BytesMut) -> Self {
         let inbound = TokenBucket::new(
             state.config.inbound_rate_capacity,
             state.config.inbound_rate_refill,
@@ -388,7 +445,7 @@ impl Session {
                 continue;
             }
             let can_read = ready_to_parse && !self.parse_more;
-            let want_write = !self.out.is_empty();
+            let want_write = !self.out.is_empty() || self.stream.has_pending_writes();
             let throttle = self.throttled_until;
             let data_held = self
                 .conn
@@ -495,7 +552,7 @@ impl Session {
     /// exact for a client that does not read, which is what the budget is
     /// for.)
     fn flush_out(&mut self) -> std::io::Result<()> {
-        let written = self.out.flush(&self.stream, &self.state.metrics)?;
+        let written = self.out.flush(&mut self.stream, &self.state.metrics)?;
         self.conn.held.release(written);
         Ok(())
     }
@@ -554,11 +611,11 @@ impl Session {
         }
         self.out.push(frame::close(req.code, &req.reason));
         let deadline = tokio::time::Instant::now() + self.state.config.close_grace;
-        while !self.out.is_empty() {
+        while !self.out.is_empty() || self.stream.has_pending_writes() {
             if self.flush_out().is_err() {
                 return;
             }
-            if self.out.is_empty() {
+            if self.out.is_empty() && !self.stream.has_pending_writes() {
                 break;
             }
             match tokio::time::timeout_at(deadline, self.stream.writable()).await {
@@ -566,7 +623,7 @@ impl Session {
                 _ => return,
             }
         }
-        let _ = self.stream.shutdown().await;
+        self.stream.shutdown().await;
     }
 }
 

@@ -6,15 +6,14 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
-
 use super::catch_up;
+use super::transport::Transport;
 use crate::config::SlowConsumerPolicy;
 use crate::conn::Conn;
 use crate::fanout::ring::{Behind, FrameRing};
 use crate::metrics::Metrics;
 use crate::state::ServerState;
+use bytes::{Bytes, BytesMut};
 
 /// Gather until this many bytes wait for the socket.
 const FILL_TARGET: usize = 256 * 1024;
@@ -126,9 +125,11 @@ impl OutQueue {
         self.bytes > start
     }
 
-    /// Write as much as the socket takes now. Returns the bytes written;
-    /// `WouldBlock` is not an error (the rest waits).
-    pub fn flush(&mut self, stream: &TcpStream, metrics: &Metrics) -> io::Result<usize> {
+    /// Write as much as the socket takes now (first what the transport
+    /// holds from earlier writes). Returns the bytes written; `WouldBlock`
+    /// is not an error (the rest waits).
+    pub fn flush(&mut self, stream: &mut Transport, metrics: &Metrics) -> io::Result<usize> {
+        stream.flush_pending()?;
         let mut written = 0;
         while !self.bufs.is_empty() {
             let iov: Vec<IoSlice<'_>> = self

@@ -54,6 +54,8 @@ pub(crate) struct ServerState {
     pub(crate) presence: Option<Presence>,
     /// The cluster broadcasts are replicated through (none: a single node).
     pub(crate) cluster: Option<Arc<dyn Replicator>>,
+    /// TLS on the client port, when configured.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl ServerState {

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use wse::auth::{DEFAULT_COOKIE_NAME, JwtConfig, JwtOptions, algorithm_from_config};
 use wse::config::{ClusterConfig, SignatureKey, options};
 use wse::http::AdminToken;
+use wse::tls::TlsFiles;
 use wse::{EventDelivery, Server, ServerConfig, SlowConsumerPolicy};
 use wse_log::Durability;
 
@@ -223,6 +224,17 @@ struct Settings {
     /// this file (its bytes as they are).
     #[arg(long, env = "WSE_SIGNATURE_KEY_FILE")]
     signature_key_file: Option<PathBuf>,
+    /// Serve `wss://` with this PEM certificate chain (leaf first); with
+    /// --tls-key. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "WSE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "WSE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Seconds between checks of the TLS files for a change (0: only on
+    /// SIGHUP).
+    #[arg(long, env = "WSE_TLS_RELOAD_INTERVAL")]
+    tls_reload_interval: Option<u64>,
     /// Where the HTTP API listens (host:port), or `off`.
     #[arg(long, value_name = "ADDR|off", env = "WSE_HTTP_LISTEN")]
     http_listen: Option<String>,
@@ -368,6 +380,7 @@ settings_map! {
     e2e_hello_wait_ms => c.e2e_hello_wait, via Duration::from_millis;
     signature_key_file => c.signature_key,
         parse |path: PathBuf| read_file(&path).map(|key| Some(SignatureKey(key)));
+    tls_reload_interval => c.tls_reload_interval, via Duration::from_secs;
     http_listen => c.http_listen, parse |v: String| parse_http_listen(&v);
     admin_token => c.admin_token, via |v: String| AdminToken::new(&v);
     admin_token_file => c.admin_token,
@@ -463,6 +476,15 @@ impl ServeArgs {
                 self.settings.$field.clone().or(file.$field.clone())
             };
         }
+        c.tls = match (pick!(tls_cert), pick!(tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(CliError::Config(
+                    "tls_cert and tls_key go together (the certificate chain and its key)".into(),
+                ));
+            }
+        };
         let key = match (pick!(jwt_secret), pick!(jwt_secret_file)) {
             (Some(s), _) => Some(s.into_bytes()),
             (None, Some(path)) => Some(read_file(&path)?),
@@ -506,6 +528,7 @@ impl Run for Box<ServeArgs> {
         let publish = config.client_publish;
         let admin_token = config.admin_token.is_some();
         let cluster = config.cluster.clone();
+        let scheme = if config.tls.is_some() { "wss" } else { "ws" };
         let mut server = Server::new(config).map_err(|e| CliError::Config(e.to_string()))?;
         if cluster.enabled() {
             server = server.with_cluster(Arc::new(wse_replication::Starter::new(cluster.clone())));
@@ -519,7 +542,7 @@ impl Run for Box<ServeArgs> {
             None
         };
         println!(
-            "WSE {} listening on ws://{addr}/wse (data: {}, durability: {durability})",
+            "WSE {} listening on {scheme}://{addr}/wse (data: {}, durability: {durability})",
             env!("CARGO_PKG_VERSION"),
             dir.display()
         );
@@ -530,7 +553,7 @@ impl Run for Box<ServeArgs> {
             );
         }
         println!("connect: the wse-client packages (Python, TypeScript) or any WebSocket client,");
-        println!("         e.g. `websocat ws://{addr}/wse`, then send");
+        println!("         e.g. `websocat {scheme}://{addr}/wse`, then send");
         println!(
             r#"         {{"t":"subscription_update","p":{{"action":"subscribe","topics":["chat"]}}}}"#
         );
@@ -563,7 +586,7 @@ impl Run for Box<ServeArgs> {
             "inspect: wse log topics {}   (stop with Ctrl-C)",
             dir.display()
         );
-        wait_for_shutdown_signal()?;
+        wait_for_shutdown_signal(&server)?;
         println!("stopping: clients are told to reconnect later (close 1012)");
         server.stop()?;
         if let Some(app) = app {
@@ -573,18 +596,32 @@ impl Run for Box<ServeArgs> {
     }
 }
 
-/// Block until SIGINT or SIGTERM.
-fn wait_for_shutdown_signal() -> Result<(), CliError> {
+/// Block until SIGINT or SIGTERM; on SIGHUP, reload the TLS certificate
+/// (a refused reload is logged and counted; the certificate in force
+/// stays).
+fn wait_for_shutdown_signal(server: &Server) -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::io("start the signal runtime", e))?;
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| CliError::io("listen for SIGTERM", e))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(|e| CliError::io("listen for SIGINT", e)),
-            _ = term.recv() => Ok(()),
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| CliError::io("listen for SIGTERM", e))?;
+        let mut hup =
+            signal(SignalKind::hangup()).map_err(|e| CliError::io("listen for SIGHUP", e))?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => {
+                    return r.map_err(|e| CliError::io("listen for SIGINT", e));
+                }
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => match server.reload_tls() {
+                    // The server logs and counts the outcome.
+                    Ok(()) | Err(wse::ServerError::Tls(_)) => {}
+                    Err(e) => tracing::warn!(error = %e, "SIGHUP: nothing to reload"),
+                },
+            }
         }
     })
 }

@@ -132,6 +132,9 @@ impl RustWSEServer {
         max_patterns_per_connection=0,
         max_inbound_queue_bytes=67108864,
         queue_memory_budget=268435456,
+        tls_cert=None,
+        tls_key=None,
+        tls_reload_interval=10,
         http_listen=None,
         admin_token=None,
         http_public_metrics=false,
@@ -218,6 +221,9 @@ impl RustWSEServer {
         max_patterns_per_connection: usize,
         max_inbound_queue_bytes: usize,
         queue_memory_budget: usize,
+        tls_cert: Option<String>,
+        tls_key: Option<String>,
+        tls_reload_interval: u64,
         http_listen: Option<String>,
         admin_token: Option<String>,
         http_public_metrics: bool,
@@ -303,6 +309,9 @@ impl RustWSEServer {
             max_patterns_per_connection,
             max_inbound_queue_bytes,
             queue_memory_budget,
+            tls_cert,
+            tls_key,
+            tls_reload_interval,
             http_listen,
             admin_token,
             http_public_metrics,
@@ -430,5 +439,14 @@ impl RustWSEServer {
     /// else `None`.
     fn local_http_port(&self) -> Option<u16> {
         self.server.http_addr().map(|a| a.port())
+    }
+
+    /// Read `tls_cert` and `tls_key` again and present them from the next
+    /// handshake on; connections stay. `ValueError` (naming the file)
+    /// when they cannot be used, and the certificate in force stays;
+    /// `RuntimeError` without TLS or before `start()`.
+    fn reload_tls(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.server.reload_tls())
+            .map_err(|e| server_error(py, e))
     }
 }

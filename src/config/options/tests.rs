@@ -28,6 +28,8 @@ fn config_leaves() -> BTreeSet<String> {
         max_handshake_bytes,
         jwt,
         max_message_size,
+        tls,
+        tls_reload_interval,
         http_listen,
         admin_token,
         http_public_metrics,

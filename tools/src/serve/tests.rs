@@ -20,6 +20,9 @@ const JWT_SETTINGS: &[&str] = &[
     "jwt_key_id",
 ];
 
+/// The settings that together make the one `tls` option (both files).
+const TLS_SETTINGS: &[&str] = &["tls_cert", "tls_key"];
+
 /// Options `wse serve` offers no setting for, and why.
 const NOT_IN_SERVE: &[&str] = &[
     // Always on in the standalone server (`ServerConfig::standalone`).
@@ -66,6 +69,7 @@ fn settings_by_option() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         map.entry(*option).or_default().insert(*setting);
     }
     map.entry("jwt").or_default().extend(JWT_SETTINGS);
+    map.entry("tls").or_default().extend(TLS_SETTINGS);
     map
 }
 
@@ -76,6 +80,7 @@ fn every_setting_sets_an_option_and_every_option_is_offered_or_excused() {
         .iter()
         .map(|(s, _)| *s)
         .chain(JWT_SETTINGS.iter().copied())
+        .chain(TLS_SETTINGS.iter().copied())
         .collect();
     let unique: BTreeSet<String> = mapped.iter().map(|s| s.to_string()).collect();
     assert_eq!(unique.len(), mapped.len(), "a setting is mapped twice");
