@@ -590,4 +590,6 @@ fn wait_for_shutdown_signal() -> Result<(), CliError> {
 }
 
 #[cfg(test)]
+mod deploy_tests;
+#[cfg(test)]
 mod tests;
