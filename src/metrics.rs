@@ -445,6 +445,9 @@ fn escape_label(v: &str) -> String {
 }
 
 #[cfg(test)]
+mod names_used;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
