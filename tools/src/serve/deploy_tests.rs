@@ -60,8 +60,8 @@ fn logical_lines(text: &str) -> Vec<String> {
 fn instruction(lines: &[String], name: &str) -> Option<String> {
     lines
         .iter()
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .map(|rest| rest.trim().to_owned())
 }
 
