@@ -457,6 +457,9 @@ fn escape_label(v: &str) -> String {
 }
 
 #[cfg(test)]
+mod names_used;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 

@@ -627,4 +627,6 @@ fn wait_for_shutdown_signal(server: &Server) -> Result<(), CliError> {
 }
 
 #[cfg(test)]
+mod deploy_tests;
+#[cfg(test)]
 mod tests;
