@@ -97,6 +97,17 @@ pub struct ServerConfig {
     /// Largest body of an HTTP batch publish (default 16 MiB; a single
     /// publish is bounded by `max_message_size`).
     pub http_max_body: usize,
+    /// HTTP requests a second per client address, for requests without
+    /// the admin token (default 20; 0 = unlimited). Such requests are
+    /// probes, scrapers of a public `/metrics` and guesses at the token:
+    /// 20 a second is far more than probes need and keeps guessing slow.
+    /// Requests with the admin token are never limited (the operator and
+    /// backends are trusted with their own rate).
+    pub http_rate_limit: f64,
+    /// HTTP requests a client address may make at once before
+    /// `http_rate_limit` paces it (default 40: two seconds' worth, for a
+    /// dashboard or a few probes arriving together).
+    pub http_rate_burst: f64,
     /// Accept per-message deflate (RFC 7692) when a client offers it
     /// (default on: browsers offer it on every connection). Each broadcast
     /// is compressed once and shared; clients' compressed messages are
@@ -277,6 +288,8 @@ impl Default for ServerConfig {
             admin_token: None,
             http_public_metrics: false,
             http_max_body: 16 << 20,
+            http_rate_limit: 20.0,
+            http_rate_burst: 40.0,
             permessage_deflate: true,
             deflate_min_size: 256,
             ping_interval: Duration::from_secs(25),
@@ -401,6 +414,18 @@ impl ServerConfig {
             || self.inbound_rate_refill <= 0.0
         {
             return Err(ConfigError("rate limits must be positive".into()));
+        }
+        if !self.http_rate_limit.is_finite() || self.http_rate_limit < 0.0 {
+            return Err(ConfigError(
+                "http_rate_limit must be 0 (unlimited) or positive".into(),
+            ));
+        }
+        if self.http_rate_limit > 0.0
+            && (self.http_rate_burst.is_nan() || self.http_rate_burst < 1.0)
+        {
+            return Err(ConfigError(
+                "http_rate_burst must be at least 1 when http_rate_limit is set".into(),
+            ));
         }
         if self.inbound_bytes_capacity == 0 || self.inbound_bytes_refill == 0 {
             return Err(ConfigError(

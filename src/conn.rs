@@ -67,6 +67,8 @@ pub struct Sub {
     pub channel: Arc<Channel>,
     /// Offset of the next message to send.
     pub cursor: u64,
+    /// The ring generation `cursor` counts in (see `FrameRing::generation`).
+    pub generation: u64,
     /// Next presence event to send.
     pub presence_cursor: u64,
     /// A recovery replay in progress: the topic's head when it began. Until
@@ -79,6 +81,26 @@ pub struct Sub {
     pub replay_until: Option<u64>,
     /// Created by a pattern subscription rather than by name.
     pub via_pattern: bool,
+}
+
+/// Bring a subscription's cursor (its `generation`, `cursor` and
+/// `replay_until`) into `ring`'s generation; called under the connection's
+/// outbox lock with the ring's lock held. After the topic's history was
+/// deleted, a cursor of the old one starts the new history at offset 0, so
+/// a live subscriber gets every message published since, and no replay of
+/// the deleted history goes on. Fields rather than the `Sub`: the ring's
+/// guard borrows the `Sub`'s channel meanwhile.
+pub fn follow(
+    ring: &crate::fanout::ring::FrameRing,
+    generation: &mut u64,
+    cursor: &mut u64,
+    replay_until: &mut Option<u64>,
+) {
+    if *generation != ring.generation() {
+        *generation = ring.generation();
+        *cursor = 0;
+        *replay_until = None;
+    }
 }
 
 /// Replies to pings queued one after another before a newer one replaces

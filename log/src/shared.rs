@@ -24,6 +24,16 @@ pub trait AppendListener: Send + Sync {
     /// `records` (consecutive, oldest first) of `topic` just became visible.
     /// Runs on the log's writer thread: hand the work off, do not block.
     fn on_visible(&self, topic: &str, epoch: Epoch, records: &[Record]);
+
+    /// History `epoch` of `topic` was deleted ([`crate::Log::delete_topic`]).
+    /// Called on the deleting thread, after the last `on_visible` of
+    /// `epoch` and before any record of a later history of `topic` exists:
+    /// a listener that caches records (the server's framed rings) resets
+    /// here, and nothing of the deleted history can reach it afterwards.
+    /// Must not wait for the log.
+    fn on_deleted(&self, topic: &str, epoch: Epoch) {
+        let _ = (topic, epoch);
+    }
 }
 
 /// The writer's inbox.

@@ -155,6 +155,11 @@ pub struct ServerOptions {
     pub http_public_metrics: bool,
     /// Largest HTTP batch publish body.
     pub http_max_body: usize,
+    /// HTTP requests a second per address without the admin token (0:
+    /// unlimited).
+    pub http_rate_limit: f64,
+    /// HTTP requests an address without the admin token may make at once.
+    pub http_rate_burst: f64,
     /// Accept per-message deflate when a client offers it.
     pub permessage_deflate: bool,
     /// Smallest broadcast compressed for deflate clients.
@@ -251,6 +256,8 @@ keywords_map! {
     admin_token => c.admin_token, via |t: Option<String>| t.and_then(|t| AdminToken::new(&t));
     http_public_metrics => c.http_public_metrics;
     http_max_body => c.http_max_body;
+    http_rate_limit => c.http_rate_limit;
+    http_rate_burst => c.http_rate_burst;
     permessage_deflate => c.permessage_deflate;
     deflate_min_size => c.deflate_min_size;
     ping_interval => c.ping_interval, via Duration::from_secs;

@@ -119,6 +119,16 @@ pub const OPTIONS: &[OptionDoc] = &[
     ),
     option!(http_max_body, bytes, "largest HTTP batch publish body"),
     option!(
+        http_rate_limit,
+        per_second_or_unlimited,
+        "HTTP requests per client address without the admin token: refill"
+    ),
+    option!(
+        http_rate_burst,
+        count,
+        "HTTP requests per client address without the admin token: burst"
+    ),
+    option!(
         permessage_deflate,
         plain,
         "accept per-message deflate when a client offers it"
@@ -480,6 +490,15 @@ fn count_or_unlimited_opt(v: &Option<u64>) -> String {
 /// A rate per second.
 fn per_second(v: &f64) -> String {
     format!("{}/s", count(v))
+}
+
+/// A rate per second, with 0 meaning no limit.
+fn per_second_or_unlimited(v: &f64) -> String {
+    if *v == 0.0 {
+        "unlimited".into()
+    } else {
+        per_second(v)
+    }
 }
 
 /// A byte rate: `4 MiB/s`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use wse_log::Record;
+use wse_log::{Epoch, Record};
 
 use super::ring::FrameRing;
 use crate::conn::{Conn, ConnId, Pushed, Sub};
@@ -33,6 +33,9 @@ pub enum Start {
         /// Most messages replayed.
         cap: u64,
     },
+    /// A recovery whose history was deleted after it was planned: at the
+    /// head, nothing replayed, answered not-recovered.
+    Unrecoverable,
 }
 
 /// What [`Channel::subscribe`] did.
@@ -86,11 +89,24 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// A channel whose next message has offset `head`.
+    /// A channel whose next message has offset `head` (tests).
+    #[cfg(test)]
     pub fn new(topic: Arc<str>, head: u64, frames: usize, member_limit: usize) -> Self {
+        Self::for_history(topic, None, head, frames, member_limit)
+    }
+
+    /// A channel whose next message has offset `head` in history `epoch`
+    /// (`None`: the topic has none yet).
+    pub fn for_history(
+        topic: Arc<str>,
+        epoch: Option<Epoch>,
+        head: u64,
+        frames: usize,
+        member_limit: usize,
+    ) -> Self {
         Self {
             topic,
-            ring: RwLock::new(FrameRing::new(head, frames)),
+            ring: RwLock::new(FrameRing::for_history(epoch, head, frames)),
             presence: RwLock::new(FrameRing::new(0, frames)),
             subscribers: Mutex::new(Vec::new()),
             groups: Mutex::new(BTreeMap::new()),
@@ -108,8 +124,12 @@ impl Channel {
             Some(first + records.len() as u64 - 1),
             "records of a publish are consecutive"
         );
+        let Some(epoch) = records.first().map(|r| r.position().epoch) else {
+            return;
+        };
         let known = {
             let mut ring = self.ring.write();
+            ring.admit(epoch);
             let known = ring.head().saturating_sub(first) as usize;
             ring.push_text(first, records.iter().map(Record::payload_ref));
             known
@@ -126,6 +146,16 @@ impl Channel {
             for g in groups.values_mut() {
                 deliver_to_one(g, &f, self.member_limit).count(metrics);
             }
+        }
+    }
+
+    /// The topic's history was deleted: forget its frames, and wake the
+    /// subscribers, whose cursors (of the old generation) then start the
+    /// next history from its beginning.
+    pub fn restart(&self) {
+        self.ring.write().restart();
+        for c in self.subscribers.lock().iter() {
+            c.signal();
         }
     }
 
@@ -153,17 +183,36 @@ impl Channel {
         via_pattern: bool,
         start: Start,
     ) -> Joined {
+        self.subscribe_with(conn, via_pattern, || start)
+    }
+
+    /// [`Channel::subscribe`], where the start is decided by `start`
+    /// while the ring's lock is held. A start read from the log (its head,
+    /// its epoch) is then of the ring's generation: a deletion restarts
+    /// the ring before the next history can exist, and not while this
+    /// lock is held, so an offset read here cannot be one of a history the
+    /// ring has not restarted for, nor of one it already left.
+    pub fn subscribe_with(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        via_pattern: bool,
+        start: impl FnOnce() -> Start,
+    ) -> Joined {
         let mut ob = conn.outbox.lock();
         if ob.closed {
             return Joined::Refused;
         }
         let ring = self.ring.read();
         let head = ring.head();
+        let generation = ring.generation();
+        let start = start();
         let replay = match start {
             Start::Live { .. } => None,
             Start::Replay { from, .. } if from >= head => Some((from, head)),
             Start::Replay { from, cap } if head - from <= cap => Some((from, head)),
-            Start::Replay { .. } => return self.refuse_replay(ob, conn, via_pattern, head),
+            Start::Replay { .. } | Start::Unrecoverable => {
+                return self.refuse_replay(ob, conn, via_pattern, head, generation);
+            }
         };
         let in_memory = replay.is_some_and(|(from, _)| from >= ring.first());
         if let Some(sub) = ob.subs.get_mut(&self.topic) {
@@ -172,6 +221,7 @@ impl Channel {
             return match replay {
                 Some((from, to)) => {
                     sub.cursor = from;
+                    sub.generation = generation;
                     sub.replay_until = Some(to);
                     Joined::Replaying {
                         from,
@@ -196,7 +246,7 @@ impl Channel {
             ),
             None => match start {
                 Start::Live { from } => (from.max(head), Joined::New),
-                Start::Replay { .. } => (head, Joined::New),
+                Start::Replay { .. } | Start::Unrecoverable => (head, Joined::New),
             },
         };
         ob.subs.insert(
@@ -204,6 +254,7 @@ impl Channel {
             Sub {
                 channel: self.clone(),
                 cursor,
+                generation,
                 presence_cursor,
                 // A recovery, even with nothing to replay, ends at the
                 // head: its reply goes before any live message.
@@ -222,6 +273,7 @@ impl Channel {
         conn: &Arc<Conn>,
         via_pattern: bool,
         head: u64,
+        generation: u64,
     ) -> Joined {
         if let Some(sub) = ob.subs.get_mut(&self.topic) {
             sub.via_pattern &= via_pattern;
@@ -235,6 +287,7 @@ impl Channel {
             Sub {
                 channel: self.clone(),
                 cursor: head,
+                generation,
                 presence_cursor,
                 replay_until: Some(head),
                 via_pattern,

@@ -37,6 +37,9 @@ struct Shared {
     fanout: Arc<Fanout>,
     inbox: Mutex<Inbox>,
     wake: Condvar,
+    /// Signalled when the fan-out thread finished a round (see
+    /// `Inbox::rounds_done`).
+    delivered: Condvar,
     /// Records noted per topic at most (the ring's size).
     per_topic: usize,
 }
@@ -50,6 +53,11 @@ struct Inbox {
     order: Vec<Arc<str>>,
     /// Records dropped because their topic had a full backlog.
     dropped: u64,
+    /// Rounds the fan-out thread took from the inbox, and delivered: a
+    /// deletion waits until every round taken before it is delivered, so
+    /// no record of the deleted history is framed after its ring restarts.
+    rounds_taken: u64,
+    rounds_done: u64,
     stop: bool,
 }
 
@@ -61,6 +69,7 @@ impl Feed {
             fanout,
             inbox: Mutex::new(Inbox::default()),
             wake: Condvar::new(),
+            delivered: Condvar::new(),
             per_topic: per_topic.max(1),
         });
         let worker = shared.clone();
@@ -106,6 +115,26 @@ impl AppendListener for Feed {
             self.shared.wake.notify_one();
         }
     }
+
+    /// On the deleting thread, before the topic's next history can exist:
+    /// drop what is noted of the topic, wait until a round the fan-out
+    /// thread already took is delivered (it may hold records of the
+    /// deleted history), then restart the topic's ring. Afterwards nothing
+    /// of the deleted history reaches the ring: the log announces none of
+    /// it any more. The wait is for framing and channel locks only, never
+    /// for the disk.
+    fn on_deleted(&self, topic: &str, _epoch: Epoch) {
+        let mut inbox = self.shared.inbox.lock();
+        if inbox.topics.remove(topic).is_some() {
+            inbox.order.retain(|t| &**t != topic);
+        }
+        let taken = inbox.rounds_taken;
+        while inbox.rounds_done < taken {
+            self.shared.delivered.wait(&mut inbox);
+        }
+        drop(inbox);
+        self.shared.fanout.restart(topic);
+    }
 }
 
 impl Inbox {
@@ -142,7 +171,7 @@ impl Shared {
     /// topic in the order noted, until stopped with nothing left.
     fn run(&self) {
         loop {
-            let (mut topics, order, dropped) = {
+            let (mut topics, order, dropped, round) = {
                 let mut inbox = self.inbox.lock();
                 while inbox.order.is_empty() && !inbox.stop {
                     self.wake.wait(&mut inbox);
@@ -150,10 +179,12 @@ impl Shared {
                 if inbox.order.is_empty() {
                     return;
                 }
+                inbox.rounds_taken += 1;
                 (
                     std::mem::take(&mut inbox.topics),
                     std::mem::take(&mut inbox.order),
                     std::mem::take(&mut inbox.dropped),
+                    inbox.rounds_taken,
                 )
             };
             if dropped > 0 {
@@ -168,6 +199,8 @@ impl Shared {
                     self.fanout.deliver(&topic, records.make_contiguous());
                 }
             }
+            self.inbox.lock().rounds_done = round;
+            self.delivered.notify_all();
         }
     }
 }
@@ -228,7 +261,7 @@ mod tests {
     fn a_stuck_fan_out_does_not_hold_up_durable_appends() {
         let dir = tempfile::tempdir().unwrap();
         let fanout = Arc::new(Fanout::new(64, usize::MAX, Arc::new(Metrics::default())));
-        let channel = fanout.with_channel("t", || 0, Arc::clone);
+        let channel = fanout.with_channel("t", || (None, 0), Arc::clone);
         let feed = Feed::start(fanout, 64).unwrap();
         let log = Arc::new(
             Log::builder(dir.path().join("log"))

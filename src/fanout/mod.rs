@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use wse_log::Record;
+use wse_log::{Epoch, Record};
 
 use crate::metrics::Metrics;
 
@@ -58,20 +58,22 @@ impl Fanout {
     }
 
     /// Run `f` on the channel of `topic` (created with its ring starting
-    /// at `head()`, and the subscribers of matching patterns attached, if
-    /// it does not exist) while holding the channel map's lock for that
-    /// topic, so an idle channel cannot be dropped under a subscriber that
-    /// is joining it.
+    /// at `head()`, the topic's history and its next offset, and the
+    /// subscribers of matching patterns attached, if it does not exist)
+    /// while holding the channel map's lock for that topic, so an idle
+    /// channel cannot be dropped under a subscriber that is joining it.
     pub fn with_channel<R>(
         &self,
         topic: &str,
-        head: impl FnOnce() -> u64,
+        head: impl FnOnce() -> (Option<Epoch>, u64),
         f: impl FnOnce(&Arc<Channel>) -> R,
     ) -> R {
         let entry = self.channels.entry(Arc::from(topic)).or_insert_with(|| {
-            let created = Arc::new(Channel::new(
+            let (epoch, head) = head();
+            let created = Arc::new(Channel::for_history(
                 Arc::from(topic),
-                head(),
+                epoch,
+                head,
                 self.frames_per_topic,
                 self.member_limit,
             ));
@@ -108,15 +110,25 @@ impl Fanout {
         self.channels.contains_key(topic) || self.pattern_matches(topic)
     }
 
+    /// `topic`'s history was deleted: its channel, if any, forgets the
+    /// frames (see `Channel::restart`).
+    pub(crate) fn restart(&self, topic: &str) {
+        if let Some(c) = self.channels.get(topic).map(|c| c.clone()) {
+            c.restart();
+        }
+    }
+
     /// Fan out newly visible records of `topic` (consecutive, oldest
     /// first), on the fan-out thread.
     pub(crate) fn deliver(&self, topic: &str, records: &[Record]) {
         let Some(first) = records.first() else { return };
         let channel = match self.channels.get(topic) {
             Some(c) => c.clone(),
-            None if self.pattern_matches(topic) => {
-                self.with_channel(topic, || first.offset(), Arc::clone)
-            }
+            None if self.pattern_matches(topic) => self.with_channel(
+                topic,
+                || (Some(first.position().epoch), first.offset()),
+                Arc::clone,
+            ),
             None => return,
         };
         channel.publish(first.offset(), records, &self.metrics);

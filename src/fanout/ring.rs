@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
+use wse_log::Epoch;
 
 use crate::ws::{deflate, frame};
 
@@ -121,6 +122,14 @@ pub struct FrameRing {
     frames: usize,
     capacity: usize,
     total: u64,
+    /// The history (the topic's epoch) the frames belong to; `None` until
+    /// the first record of one arrives. Offsets mean nothing across
+    /// histories: a deleted topic starts again at offset 0.
+    epoch: Option<Epoch>,
+    /// Bumped by every [`FrameRing::restart`]. A cursor counts offsets of
+    /// the generation it was placed in; one of an older generation starts
+    /// the current history from its beginning (see `Sub::follow`).
+    generation: u64,
 }
 
 impl FrameRing {
@@ -134,6 +143,55 @@ impl FrameRing {
             frames: 0,
             capacity: capacity.max(1),
             total: 0,
+            epoch: None,
+            generation: 0,
+        }
+    }
+
+    /// An empty ring for history `epoch` (`None`: not known yet).
+    pub fn for_history(epoch: Option<Epoch>, head: u64, capacity: usize) -> Self {
+        Self {
+            epoch,
+            ..Self::new(head, capacity)
+        }
+    }
+
+    /// The history the frames belong to, when known.
+    #[cfg(test)]
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
+    }
+
+    /// How many times the ring restarted for a new history.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Forget every frame: the topic's history was deleted, and the next
+    /// one starts at offset 0 with an epoch not known yet. Cursors placed
+    /// before this belong to the old generation (see [`Self::generation`]).
+    pub fn restart(&mut self) {
+        self.runs.clear();
+        self.frames = 0;
+        self.first = 0;
+        self.head = 0;
+        self.epoch = None;
+        self.generation += 1;
+    }
+
+    /// May records of history `epoch` be framed? A ring that knew no
+    /// history adopts it; one that framed another history restarts first
+    /// (a history replaced without a deletion being announced, which the
+    /// log does not do today: a safety net, so frames of two histories
+    /// never mix).
+    pub fn admit(&mut self, epoch: Epoch) {
+        match self.epoch {
+            Some(e) if e == epoch => {}
+            Some(_) => {
+                self.restart();
+                self.epoch = Some(epoch);
+            }
+            None => self.epoch = Some(epoch),
         }
     }
 
@@ -328,5 +386,31 @@ mod tests {
         push(&mut r, 10, &["z"]);
         assert_eq!((r.first(), r.head()), (10, 11));
         assert!(r.lag_bytes(0) > 0);
+    }
+
+    #[test]
+    fn a_restart_forgets_every_frame_and_a_new_history_restarts_it_too() {
+        let mut r = FrameRing::for_history(Some(Epoch(1)), 0, 8);
+        r.admit(Epoch(1));
+        push(&mut r, 0, &["a", "b", "c"]);
+        assert_eq!((r.generation(), r.head()), (0, 3));
+        r.restart();
+        assert_eq!(
+            (r.generation(), r.first(), r.head(), r.epoch()),
+            (1, 0, 0, None)
+        );
+        let mut out = Vec::new();
+        assert_eq!(r.collect(0, 3, usize::MAX, None, &mut out), Ok(0));
+        assert!(out.is_empty(), "nothing of the deleted history");
+        r.admit(Epoch(2));
+        push(&mut r, 0, &["x"]);
+        r.collect(0, 1, usize::MAX, None, &mut out).unwrap();
+        assert_eq!(joined(&out), b"\x81\x01x");
+        assert_eq!(r.generation(), 1, "adopting a first history is no restart");
+        r.admit(Epoch(3));
+        assert_eq!(
+            (r.generation(), r.head(), r.epoch()),
+            (2, 0, Some(Epoch(3)))
+        );
     }
 }

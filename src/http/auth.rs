@@ -40,6 +40,12 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// Does the request carry the admin token? (What exempts it from the
+/// rate limit; see `limit`.)
+pub(crate) fn is_admin(token: Option<&AdminToken>, headers: &HeaderMap) -> bool {
+    require(token, headers).is_ok()
+}
+
 /// Let a request through if it carries the admin token.
 pub(crate) fn require(token: Option<&AdminToken>, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = token else {

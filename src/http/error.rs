@@ -17,6 +17,8 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds to wait before asking again (`Retry-After`), for 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,7 +27,41 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429: the client's address spent its request allowance; `Retry-After`
+    /// says when one more request fits.
+    pub(crate) fn rate_limited(wait: std::time::Duration) -> Self {
+        // Whole seconds, rounded up: an earlier retry would be refused.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "too many requests from this address without the admin token; retry after the time in Retry-After",
+            )
+        }
+    }
+
+    /// 409: presence is off on this server.
+    pub(crate) fn presence_disabled() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "PRESENCE_DISABLED",
+            "presence is off on this server (option presence_enabled)",
+        )
+    }
+
+    /// 422: a retention body that cannot be applied.
+    pub(crate) fn invalid_retention(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_RETENTION",
+            message,
+        )
     }
 
     /// 401: no token, or not the admin token.
@@ -100,6 +136,9 @@ impl From<ServerError> for ApiError {
                 "NOT_RUNNING",
                 "the server is stopping",
             ),
+            e @ ServerError::NotReplicated(_) => {
+                Self::new(StatusCode::CONFLICT, "NOT_REPLICATED", e.to_string())
+            }
             other => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL",
@@ -122,6 +161,12 @@ fn status_of(code: &str) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -5,17 +5,22 @@
 //! - `GET /health`, `GET /ready`: probes, open to anyone.
 //! - `GET /metrics`: Prometheus text (admin token unless
 //!   `http_public_metrics`).
-//! - `/v1/...`: publishing, topics, records, connections (admin token).
+//! - `/v1/...`: publishing, topics (list, records, presence, retention,
+//!   deletion), connections (admin token).
 //! - `GET /openapi.json`: the OpenAPI 3.1 document (docs/openapi.json).
 //!
-//! Every error is `{"error": {"code", "message"}}` ([`error`]). The API
-//! holds the server weakly: it answers 503 once the server is gone, and
-//! stops with the server's runtime.
+//! Every error is `{"error": {"code", "message"}}` ([`error`]). Requests
+//! without the admin token are rate limited per client address
+//! ([`limit`]). The API holds the server weakly: it answers 503 once the
+//! server is gone, and stops with the server's runtime.
 
 mod auth;
 mod connections;
 mod error;
+mod limit;
 mod monitor;
+mod presence;
+mod retention;
 mod topics;
 
 use std::net::SocketAddr;
@@ -25,7 +30,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use auth::AdminToken;
 use error::ApiError;
@@ -42,6 +47,8 @@ pub(crate) struct Api {
     public_metrics: bool,
     /// Largest body of a batch publish.
     max_body: usize,
+    /// Per-address request limits (`None`: `http_rate_limit` is 0).
+    limiter: Option<limit::Limiter>,
 }
 
 impl Api {
@@ -73,6 +80,7 @@ pub fn start(server: &Arc<Server>) -> Result<Option<SocketAddr>, ServerError> {
         token: config.admin_token.clone(),
         public_metrics: config.http_public_metrics,
         max_body: config.http_max_body,
+        limiter: limit::Limiter::new(config.http_rate_limit, config.http_rate_burst),
     });
     let runtime = server.runtime_handle()?;
     let bind_error = |source| ServerError::Bind {
@@ -87,7 +95,8 @@ pub fn start(server: &Arc<Server>) -> Result<Option<SocketAddr>, ServerError> {
         let _runtime = runtime.enter();
         tokio::net::TcpListener::from_std(std_listener).map_err(bind_error)?
     };
-    let app = router(api);
+    // The peer's address reaches the rate limiter as `ConnectInfo`.
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     runtime.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the HTTP API stopped");
@@ -107,7 +116,10 @@ fn router(api: Arc<Api>) -> Router {
         .route("/v1/topics", get(topics::list))
         .route("/v1/topics/{topic}/publish", post(topics::publish))
         .route("/v1/topics/{topic}/batch", post(topics::publish_batch))
+        .route("/v1/topics/{topic}", delete(topics::delete))
         .route("/v1/topics/{topic}/records", get(topics::records))
+        .route("/v1/topics/{topic}/presence", get(presence::members))
+        .route("/v1/topics/{topic}/retention", put(retention::set))
         .route("/v1/connections", get(connections::list))
         .route(
             "/v1/connections/{id}/disconnect",
@@ -121,6 +133,10 @@ fn router(api: Arc<Api>) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            limit::limit,
+        ))
         .with_state(api)
 }
 

@@ -1,5 +1,5 @@
 //! `/v1/topics`: publishing (acknowledged, as the Python `publish`),
-//! listing topics and reading a topic's records.
+//! listing topics, reading a topic's records, deleting its history.
 
 use std::sync::Arc;
 
@@ -109,10 +109,35 @@ pub(crate) async fn list(
         .map(|t| {
             json!({"name": t.name, "epoch": t.epoch.to_string(),
                 "first_offset": t.first_offset, "next_offset": t.next_offset,
-                "segments": t.segments, "bytes": t.bytes})
+                "segments": t.segments, "bytes": t.bytes,
+                "retention": super::retention::to_json(&t.retention)})
         })
         .collect();
     Ok(Json(json!({ "topics": topics })))
+}
+
+/// `DELETE /v1/topics/{topic}`: delete the topic's history (see
+/// `Server::delete_topic`): its next publish starts a new epoch, clients
+/// recovering from the old one are answered not-recovered, and
+/// subscribers stay subscribed. Answers the deleted epoch; 404 for a
+/// topic without history, 409 `NOT_REPLICATED` on a cluster node.
+pub(crate) async fn delete(
+    State(api): State<Arc<Api>>,
+    topic: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    auth::require(api.token.as_ref(), &headers)?;
+    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    check_topic(&api, &topic)?;
+    let server = api.server()?;
+    let name = topic.clone();
+    // Directories are removed and the metadata store written.
+    let Some(epoch) = blocking(move || server.delete_topic(&name)).await?? else {
+        return Err(ApiError::not_found(format!("no topic {topic:?}")));
+    };
+    Ok(Json(
+        json!({"topic": topic, "deleted": true, "epoch": epoch.to_string()}),
+    ))
 }
 
 /// The query of `GET /v1/topics/{topic}/records`.
@@ -218,7 +243,7 @@ async fn take(
 }
 
 /// Run `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -228,7 +253,7 @@ async fn blocking<T: Send + 'static>(
 
 /// A topic clients could publish to: valid, not a pattern, within
 /// `max_topic_bytes`.
-fn check_topic(api: &Api, topic: &str) -> Result<(), ApiError> {
+pub(super) fn check_topic(api: &Api, topic: &str) -> Result<(), ApiError> {
     let max = api.server()?.config().max_topic_bytes;
     if !is_valid_client_topic_with_limit(topic, max) || is_pattern(topic) {
         return Err(ApiError::invalid(format!(

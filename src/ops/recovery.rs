@@ -97,13 +97,21 @@ pub fn subscribe_with_recovery(
             Some(Plan {
                 replay_from: Some(from),
                 damaged,
+                current,
                 ..
-            }) => Start::Replay {
+            }) if state.log.position(topic).map(|p| p.epoch) == current.epoch => Start::Replay {
                 from: *from,
                 // A damaged range is answered like one over the cap: the
                 // cursor at the head, the reply before any live message.
                 cap: if *damaged { 0 } else { cap },
             },
+            // Planned in a history deleted since (checked under the ring's
+            // lock, see `Channel::subscribe_with`): nothing of it is
+            // replayed.
+            Some(Plan {
+                replay_from: Some(_),
+                ..
+            }) => Start::Unrecoverable,
             _ => super::subscribe::live(state, topic),
         }
     })?;

@@ -27,7 +27,12 @@ pub struct SubscriptionLimit {
 pub fn with_channel<R>(state: &ServerState, topic: &str, f: impl FnOnce(&Arc<Channel>) -> R) -> R {
     state.fanout.with_channel(
         topic,
-        || state.log.position(topic).map_or(0, |p| p.next_offset),
+        || {
+            state
+                .log
+                .position(topic)
+                .map_or((None, 0), |p| (Some(p.epoch), p.next_offset))
+        },
         f,
     )
 }
@@ -47,6 +52,8 @@ pub fn subscribe(
 }
 
 /// Where a live subscription to `topic` starts: at the log's head now.
+/// Read under the channel's ring lock (`Channel::subscribe_with`), so the
+/// head is one of the ring's history.
 pub(crate) fn live(state: &ServerState, topic: &str) -> Start {
     Start::Live {
         from: state.log.position(topic).map_or(0, |p| p.next_offset),
@@ -144,7 +151,9 @@ pub(crate) fn subscribe_from(
                 subscribe_pattern(state, conn, topic);
                 Joined::New
             }
-            None => with_channel(state, topic, |c| c.subscribe(conn, false, start(topic))),
+            None => with_channel(state, topic, |c| {
+                c.subscribe_with(conn, false, || start(topic))
+            }),
         };
         done.push((topic.clone(), joined));
     }
@@ -174,7 +183,7 @@ fn subscribe_pattern(state: &ServerState, conn: &Arc<Conn>, pattern: &str) {
         .collect();
     for topic in matching {
         with_channel(state, &topic, |c| {
-            c.subscribe(conn, true, live(state, &topic))
+            c.subscribe_with(conn, true, || live(state, &topic))
         });
     }
     if conn.outbox.lock().closed {

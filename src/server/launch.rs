@@ -211,4 +211,10 @@ impl AppendListener for Listeners {
             l.on_visible(topic, epoch, records);
         }
     }
+
+    fn on_deleted(&self, topic: &str, epoch: Epoch) {
+        for l in &self.0 {
+            l.on_deleted(topic, epoch);
+        }
+    }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use wse_log::{Log, LogError, Position, ReadBatch, ReadLimits, TopicPosition};
+use wse_log::{Epoch, Log, LogError, Position, ReadBatch, ReadLimits, Retention, TopicPosition};
 
 use crate::cluster::{ClusterStarter, PublishError};
 use crate::config::{ConfigError, ServerConfig};
@@ -103,6 +103,11 @@ pub enum ServerError {
     /// `reload_tls` on a server without TLS.
     #[error("this server has no TLS (no tls_cert and tls_key)")]
     NoTls,
+    /// An operation on this node's log alone that a cluster would not
+    /// replicate (deleting a topic, its retention): refused on a cluster
+    /// node, where the replicas would then disagree.
+    #[error("{0} is not replicated, so a cluster node refuses it")]
+    NotReplicated(&'static str),
 }
 
 /// The state and the connection an operation addresses.
@@ -668,6 +673,53 @@ impl Server {
         let result = tls.reload();
         note_tls_reload(&state, &result);
         Ok(result?)
+    }
+
+    /// Delete `topic`'s history: its next publish starts a new one (a new
+    /// epoch, offsets from 0), so a client recovering from a position of
+    /// the deleted history is answered not-recovered. Subscribers stay
+    /// subscribed and receive the new history from its first message;
+    /// the topic's framed ring forgets the deleted records before the new
+    /// history can exist (`AppendListener::on_deleted`). Returns the
+    /// deleted epoch, `None` when the topic has no history. Blocks on the
+    /// disk (keep it off async workers). Refused on a cluster node: a
+    /// deletion is not replicated, and the shards' offsets are agreed.
+    pub fn delete_topic(&self, topic: &str) -> Result<Option<Epoch>, ServerError> {
+        let state = self.state()?;
+        if state.cluster.is_some() {
+            return Err(ServerError::NotReplicated("deleting a topic"));
+        }
+        let Some(at) = state.log.position(topic) else {
+            return Ok(None);
+        };
+        Ok(state.log.delete_topic(topic)?.then_some(at.epoch))
+    }
+
+    /// Set (`None`: clear, back to `log.retention`) the retention of
+    /// `topic`, durably, and apply it at once. Returns the retention now
+    /// in force; `None` when the topic does not exist. Blocks on the disk.
+    /// Refused on a cluster node: every replica must hold the same records
+    /// (a snapshot install reads them from a peer), and this setting would
+    /// reach this node only.
+    pub fn set_retention(
+        &self,
+        topic: &str,
+        retention: Option<Retention>,
+    ) -> Result<Option<Retention>, ServerError> {
+        let state = self.state()?;
+        if state.cluster.is_some() {
+            return Err(ServerError::NotReplicated("setting a topic's retention"));
+        }
+        let applied = state
+            .log
+            .set_retention(topic, retention)
+            .and_then(|()| state.log.enforce_retention(topic));
+        match applied {
+            Ok(_) => Ok(state.log.topic_info(topic).map(|t| t.retention)),
+            // No such topic, or deleted meanwhile.
+            Err(LogError::UnknownTopic(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     // ---- monitoring ------------------------------------------------------

@@ -32,6 +32,9 @@ pub(crate) struct Behind {
     pub from: u64,
     /// Where the read stops (the replay's end, or the ring's head).
     pub target: u64,
+    /// The ring generation of `from`: a page read for an older generation
+    /// (the topic was deleted meanwhile) is dropped, whatever it holds.
+    pub generation: u64,
 }
 
 /// What a read found for one [`Behind`].
@@ -102,7 +105,13 @@ pub(crate) fn apply(metrics: &Metrics, conn: &Conn, pages: Vec<Page>, out: &mut 
         let Some(sub) = ob.subs.get_mut(&behind.topic) else {
             continue;
         };
-        if sub.cursor != behind.from {
+        // The generation is checked against the ring itself: a deletion
+        // restarts the ring before its next history exists, so a page
+        // that found records of that history never passes.
+        if sub.cursor != behind.from
+            || sub.generation != behind.generation
+            || sub.channel.ring.read().generation() != behind.generation
+        {
             continue;
         }
         let records = match found {

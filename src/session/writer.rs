@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::catch_up;
 use super::transport::Transport;
 use crate::config::SlowConsumerPolicy;
-use crate::conn::Conn;
+use crate::conn::{Conn, follow};
 use crate::fanout::ring::{Behind, FrameRing};
 use crate::metrics::Metrics;
 use crate::state::ServerState;
@@ -209,6 +209,12 @@ fn gather(
         for (topic, sub) in ob.subs.iter_mut() {
             frames += gather_presence(sub, budget, e2e.is_some(), out);
             let ring = sub.channel.ring.read();
+            follow(
+                &ring,
+                &mut sub.generation,
+                &mut sub.cursor,
+                &mut sub.replay_until,
+            );
             if sub.replay_until.is_some_and(|until| sub.cursor >= until) {
                 // The replay is out (or was empty): what was queued behind
                 // it (the reply) goes next, below, and live messages from
@@ -233,6 +239,7 @@ fn gather(
                     topic: topic.clone(),
                     from: sub.cursor,
                     target,
+                    generation: sub.generation,
                 }),
             }
         }
@@ -284,6 +291,12 @@ pub fn apply_slow_consumer_policy(state: &ServerState, conn: &Conn) -> Result<()
             continue;
         }
         let ring = sub.channel.ring.read();
+        follow(
+            &ring,
+            &mut sub.generation,
+            &mut sub.cursor,
+            &mut sub.replay_until,
+        );
         if ring.lag_bytes(sub.cursor) <= limit {
             continue;
         }

@@ -64,6 +64,20 @@ def test_metrics_parse_as_prometheus_text(make_server) -> None:
     assert families["wse_connections_accepted"].type == "counter"
 
 
+def test_rate_limit_answers_429_with_retry_after(make_server) -> None:
+    s = make_server(http_listen="127.0.0.1:0", admin_token=TOKEN, http_rate_limit=1.0, http_rate_burst=2.0)
+    port = s.local_http_port()
+    assert [call(port, "GET", "/health", token=None)[0] for _ in range(2)] == [200, 200]
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=5)
+    assert refused.value.code == 429
+    assert refused.value.headers["Retry-After"] == "1"
+    assert json.loads(refused.value.read())["error"]["code"] == "RATE_LIMITED"
+    # The admin token is not limited.
+    assert call(port, "GET", "/v1/topics")[0] == 200
+
+
 def test_a_bad_http_listen_is_a_value_error() -> None:
     from wse_server import RustWSEServer
 
@@ -82,7 +96,11 @@ def test_schemathesis_finds_nothing_against_the_openapi_document(make_server, tm
     import sys
     from pathlib import Path
 
-    s = make_server(http_listen="127.0.0.1:0", admin_token=TOKEN, recovery_enabled=True)
+    # No rate limit here: schemathesis probes every protected operation
+    # without the token (ignored_auth), and those requests would spend the
+    # address's allowance and meet 429s (the limiter has its own tests in
+    # tests/http_api.rs and test_rate_limit_answers_429_with_retry_after).
+    s = make_server(http_listen="127.0.0.1:0", admin_token=TOKEN, recovery_enabled=True, http_rate_limit=0)
     port = s.local_http_port()
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is installed with the test requirements"

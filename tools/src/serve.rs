@@ -251,6 +251,14 @@ struct Settings {
     /// Serve GET /metrics without the admin token.
     #[arg(long, env = "WSE_HTTP_PUBLIC_METRICS", num_args = 0..=1, default_missing_value = "true")]
     http_public_metrics: Option<bool>,
+    /// HTTP requests a second per client address without the admin token
+    /// (0: unlimited); past it 429 with Retry-After.
+    #[arg(long, env = "WSE_HTTP_RATE_LIMIT")]
+    http_rate_limit: Option<f64>,
+    /// HTTP requests a client address without the admin token may make at
+    /// once.
+    #[arg(long, env = "WSE_HTTP_RATE_BURST")]
+    http_rate_burst: Option<f64>,
     /// This node's id in a cluster (with --cluster-listen and
     /// --cluster-peers).
     #[arg(long, env = "WSE_NODE_ID")]
@@ -387,6 +395,8 @@ settings_map! {
         parse |path: PathBuf| read_file(&path).map(|t| AdminToken::new(&String::from_utf8_lossy(&t)));
     http_public_metrics => c.http_public_metrics;
     http_max_body => c.http_max_body;
+    http_rate_limit => c.http_rate_limit;
+    http_rate_burst => c.http_rate_burst;
     node_id => c.cluster.node_id, via Some;
     cluster_listen => c.cluster.listen, via Some;
     cluster_peers => c.cluster.peers,

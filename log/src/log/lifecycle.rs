@@ -86,6 +86,10 @@ impl Log {
     /// Delete a topic and its history. The next append starts a new
     /// history with an epoch the topic never had. Returns false when there
     /// was no such topic.
+    ///
+    /// The append listener hears of it ([`crate::AppendListener::on_deleted`])
+    /// while the lifecycle lock is still held: after every announcement of
+    /// the deleted history and before the next history can be created.
     pub fn delete_topic(&self, topic: &str) -> Result<bool> {
         let _lifecycle = self.shared.topic_lifecycle.lock();
         let Some((_, t)) = self.shared.topics.remove(topic) else {
@@ -98,6 +102,9 @@ impl Log {
             self.shared.add_tail_bytes(-(freed as isize));
             std::mem::take(&mut st.pending)
         };
+        if let Some(l) = &self.shared.listener {
+            l.on_deleted(topic, t.epoch);
+        }
         let bytes: usize = dropped.iter().map(Record::encoded_len).sum();
         self.shared.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
         self.shared

@@ -118,6 +118,8 @@ class RustWSEServer:
         admin_token: str | None = None,
         http_public_metrics: bool = False,
         http_max_body: int = 16777216,
+        http_rate_limit: float = 20.0,
+        http_rate_burst: float = 40.0,
         permessage_deflate: bool = True,
         deflate_min_size: int = 256,
         encryption: bool = True,
@@ -202,7 +204,9 @@ class RustWSEServer:
         - ``admin_token``: the bearer token the HTTP API asks of everything
           but ``/health`` and ``/ready`` (None: those endpoints answer 403);
           ``http_public_metrics`` opens ``/metrics``; ``http_max_body``
-          bounds a batch publish (16 MiB).
+          bounds a batch publish (16 MiB). ``http_rate_limit`` (20/s) and
+          ``http_rate_burst`` (40) limit requests per client address that
+          lack the admin token (429 with ``Retry-After``; 0: unlimited).
         - ``permessage_deflate`` (True): accept per-message deflate (RFC
           7692) when a client offers it; each broadcast of at least
           ``deflate_min_size`` bytes (256) is compressed once and shared

@@ -34,6 +34,8 @@ fn config_leaves() -> BTreeSet<String> {
         admin_token,
         http_public_metrics,
         http_max_body,
+        http_rate_limit,
+        http_rate_burst,
         permessage_deflate,
         deflate_min_size,
         ping_interval,

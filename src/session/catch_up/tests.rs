@@ -74,6 +74,7 @@ fn behind(from: u64, target: u64) -> Behind {
         topic: TOPIC.into(),
         from,
         target,
+        generation: 0,
     }
 }
 

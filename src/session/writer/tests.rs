@@ -121,6 +121,7 @@ fn subscriptions_behind_are_taken_once_with_the_room_left() {
         topic: TOPIC.into(),
         from: 3,
         target: 9,
+        generation: 0,
     };
     q.behind.push(b.clone());
     q.push(Bytes::from(vec![0; 1000]));
@@ -196,6 +197,7 @@ fn a_reply_behind_a_replay_from_the_log_waits_for_the_log_read() {
         topic: TOPIC.into(),
         from: 0,
         target: 5,
+        generation: 0,
     };
     assert_eq!(behind, [wanted]);
     // Asked again, the same: nothing overtakes the replay.

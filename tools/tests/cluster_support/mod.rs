@@ -223,9 +223,15 @@ impl Cluster {
         // `WSE_BIN` runs another build of `wse` (a long run from copies of
         // the binaries, while the tree is rebuilt).
         let bin = std::env::var("WSE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wse").to_owned());
+        // No HTTP API unless the test's own arguments ask for one.
+        let http = if extra.iter().any(|a| a == "--http-listen") {
+            &[][..]
+        } else {
+            &["--http-listen", "off"][..]
+        };
         let mut child = Command::new(bin)
             .args(["serve", "--host", "127.0.0.1", "--client-publish", "true"])
-            .args(["--http-listen", "off"])
+            .args(http)
             .args(["--port", &node.port.to_string()])
             .arg("--data-dir")
             .arg(&node.data)
