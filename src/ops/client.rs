@@ -1,6 +1,8 @@
 //! Client messages the core answers itself when configured to: the
 //! clients' `subscription_update` (subscribe, unsubscribe, recover) and
-//! `publish` (docs/PROTOCOL.md). A standalone server needs no app for them.
+//! `publish` (docs/PROTOCOL.md). A standalone server needs no app for them,
+//! and, with presence on and no app to decide it, it tracks the presence
+//! of authenticated subscribers itself ([`join_presence`]).
 
 use std::sync::Arc;
 
@@ -13,8 +15,9 @@ use super::recovery::{RecoveryError, subscribe_with_recovery};
 use super::send::send_text;
 use super::subscribe::unsubscribe;
 use crate::cluster::PublishError;
-use crate::config::ServerConfig;
+use crate::config::{EventDelivery, ServerConfig};
 use crate::conn::Conn;
+use crate::metrics::Metrics;
 use crate::state::ServerState;
 use crate::topics::{is_pattern, is_valid_client_topic_with_limit};
 
@@ -88,11 +91,40 @@ pub fn subscription_update(state: &ServerState, conn: &Arc<Conn>, msg: &Value) {
                 }
             }
         }
+        join_presence(state, conn, &ok);
         json!({"c": "WSE", "t": "subscription_update", "p": {
             "action": "subscribe", "success": failed.is_empty(),
             "success_topics": ok, "failed_topics": failed, "recovery": recovery}, "v": 1})
     };
     send_text(state, conn, &reply.to_string());
+}
+
+/// Join `conn`'s user to the presence of the `topics` it just subscribed
+/// by name, when the server tracks presence and has no app to decide who
+/// is present (`event_delivery` discard, as `wse serve` runs): an app sets
+/// presence itself (`subscribe_connection(..., presence_data)`), and
+/// joining on its behalf would announce users it chose not to. Only
+/// authenticated connections join, as their JWT `sub`: an anonymous
+/// connection has no user to show, and letting anyone appear under a
+/// name of their choosing is what auth exists to prevent. Leaves need
+/// nothing here: unsubscribe and disconnect remove a connection's entries
+/// whoever made them.
+fn join_presence(state: &ServerState, conn: &Arc<Conn>, topics: &[String]) {
+    let Some(presence) = &state.presence else {
+        return;
+    };
+    if state.config.event_delivery != EventDelivery::Discard || conn.user_id.is_none() {
+        return;
+    }
+    // Nothing but being there: the token's claims are not kept past the
+    // handshake.
+    let data = Value::Object(Map::new());
+    for topic in topics.iter().filter(|t| !is_pattern(t)) {
+        if let Err(e) = presence.join(state, conn, topic, &data) {
+            Metrics::add(&state.metrics.presence_refused, 1);
+            tracing::warn!(conn = %conn.id_str, topic, error = %e, "subscribed without presence");
+        }
+    }
 }
 
 /// What became of a client's `publish`.

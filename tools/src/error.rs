@@ -67,6 +67,12 @@ pub enum CliError {
     /// The configuration (flags, file, environment) is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// `wse cert` could not make or read a certificate.
+    #[error(transparent)]
+    Cert(#[from] crate::cert_cmd::CertError),
+    /// `wse token` could not mint a token.
+    #[error(transparent)]
+    Token(#[from] crate::token_cmd::TokenError),
     /// Standard output was closed by its reader; not reported, exit 0.
     #[error("standard output closed")]
     BrokenPipe,

@@ -21,6 +21,11 @@
 //! - `serve`: `wse serve`, the standalone server (and a cluster node with
 //!   `--node-id`, through `wse-replication`).
 //! - `cluster_cmd`: `wse cluster status`, asked of a node's peer port.
+//! - `token_cmd`: `wse token`, a JWT the server accepts, signed with the
+//!   `wse serve` key (HS256 secret, or the private half of an ES256/RS256
+//!   key), through `wse::auth::encode`.
+//! - `cert_cmd`: `wse cert ca|issue`, a test CA and P-256 certificates for
+//!   TLS and cluster mTLS (rcgen).
 //! - `serve_bench_app`: the counting app behind `wse serve --bench-app`
 //!   (hidden), which `wse bench inbound` measures.
 //! - `bench`: `wse bench ...`, the figures of docs/BENCHMARKS.md:
@@ -84,12 +89,14 @@ macro_rules! subcommands {
 }
 
 mod bench;
+mod cert_cmd;
 mod cluster_cmd;
 mod error;
 mod log_cmd;
 mod output;
 mod serve;
 mod serve_bench_app;
+mod token_cmd;
 
 /// WSE: a log-centric real-time WebSocket server.
 #[derive(Debug, clap::Parser)]
@@ -136,6 +143,13 @@ subcommands! {
         /// Look at a running cluster through a node's peer port.
         #[command(subcommand)]
         Cluster(cluster_cmd::ClusterCommand),
+        /// Mint a JWT that `wse serve` with the same key accepts (for
+        /// tests and the docs' examples); prints the token alone.
+        Token(token_cmd::TokenArgs),
+        /// Make a test certificate authority and the P-256 certificates it
+        /// signs (TLS on the client port, cluster mTLS).
+        #[command(subcommand)]
+        Cert(cert_cmd::CertCommand),
     }
 }
 

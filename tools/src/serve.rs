@@ -204,6 +204,22 @@ struct Settings {
     /// Bytes all connections' queues and read buffers hold together.
     #[arg(long, env = "WSE_QUEUE_MEMORY_BUDGET")]
     queue_memory_budget: Option<usize>,
+    /// Track presence: who is subscribed to each topic. Without an app,
+    /// each JWT-authenticated subscriber joins as its `sub`
+    /// (docs/PROTOCOL.md, "Presence").
+    #[arg(long, env = "WSE_PRESENCE", num_args = 0..=1, default_missing_value = "true")]
+    presence: Option<bool>,
+    /// Largest presence data of a user, bytes of JSON.
+    #[arg(long, env = "WSE_PRESENCE_MAX_DATA_SIZE")]
+    presence_max_data_size: Option<usize>,
+    /// Users tracked per topic (0: unlimited); further subscribers are
+    /// subscribed without presence.
+    #[arg(long, env = "WSE_PRESENCE_MAX_MEMBERS")]
+    presence_max_members: Option<usize>,
+    /// Milliseconds over which presence changes are gathered into one
+    /// send (a join and leave within it send nothing).
+    #[arg(long, env = "WSE_PRESENCE_TICK_MS")]
+    presence_tick_ms: Option<u64>,
     /// Agree end-to-end encryption with clients that ask.
     #[arg(long, env = "WSE_ENCRYPTION", num_args = 0..=1, default_missing_value = "true")]
     encryption: Option<bool>,
@@ -382,6 +398,10 @@ settings_map! {
     max_inbound_queue => c.max_inbound_queue;
     max_inbound_queue_bytes => c.max_inbound_queue_bytes;
     queue_memory_budget => c.queue_memory_budget;
+    presence => c.presence_enabled;
+    presence_max_data_size => c.presence_max_data_size;
+    presence_max_members => c.presence_max_members;
+    presence_tick_ms => c.presence_tick, via Duration::from_millis;
     encryption => c.encryption;
     e2e_rekey_interval => c.e2e_rekey_interval, via |v| Some(Duration::from_secs(v));
     close_on_token_expiry => c.close_on_token_expiry;

@@ -34,12 +34,6 @@ const NOT_IN_SERVE: &[&str] = &[
     // `send_event` is an app's call: there is no app to rate-limit.
     "rate_limit_capacity",
     "rate_limit_refill",
-    // Presence is tracked for an app's users; not offered standalone
-    // yet (`--bench-app`, hidden, turns it on for the tests).
-    "presence_enabled",
-    "presence_max_data_size",
-    "presence_max_members",
-    "presence_tick",
     // Kept at their defaults: tuning knobs with no operator use yet.
     "max_handshake_bytes",
     "log.max_pending_bytes",
