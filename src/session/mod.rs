@@ -52,6 +52,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, mut slot: 
     let Some(tls) = state.tls.clone() else {
         return serve_stream(state, stream, slot, deadline).await;
     };
+    let peer = stream.peer_addr().ok();
     let accepted = tokio::select! {
         r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
         () = slot.evicted() => {
@@ -64,7 +65,7 @@ pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, mut slot: 
         Ok(Err(e)) => {
             Metrics::add(&state.metrics.connections_rejected, 1);
             Metrics::add(&state.metrics.tls_handshake_failures, 1);
-            tracing::debug!(error = %e, "TLS handshake failed");
+            tracing::debug!(peer = ?peer, error = %e, "TLS handshake failed");
         }
         Err(_) => {
             Metrics::add(&state.metrics.connections_rejected, 1);

@@ -114,6 +114,9 @@ class RustWSEServer:
         max_patterns_per_connection: int = 0,
         max_inbound_queue_bytes: int = 67108864,
         queue_memory_budget: int = 268435456,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_reload_interval: int = 10,
         http_listen: str | None = None,
         admin_token: str | None = None,
         http_public_metrics: bool = False,
@@ -197,6 +200,11 @@ class RustWSEServer:
           (64 MiB, estimated from each parsed message); past it, as past
           ``max_inbound_queue_size`` events, clients are read more slowly
           instead of losing messages.
+        - ``tls_cert``, ``tls_key`` (None): PEM files (certificate chain,
+          leaf first; its private key), both or neither: the client port
+          serves ``wss://`` (TLS 1.2/1.3, rustls). Checked every
+          ``tls_reload_interval`` seconds (0: never) and reloaded when
+          changed; ``reload_tls()`` reloads at once.
         - ``http_listen`` (None): ``"host:port"`` where the HTTP API
           listens (``/health``, ``/ready``, ``/metrics``, ``/v1/...``
           publishing, topics, records, connections; docs/openapi.json),
@@ -304,6 +312,13 @@ class RustWSEServer:
     def local_http_port(self) -> int | None:
         """The HTTP API's bound port while running with ``http_listen``
         (useful with ``"127.0.0.1:0"``), else None."""
+        ...
+
+    def reload_tls(self) -> None:
+        """Read ``tls_cert`` and ``tls_key`` again and present them from the
+        next TLS handshake on; established connections stay. ``ValueError``
+        naming the file when the pair cannot be used (the certificate in
+        force stays); ``RuntimeError`` without TLS or before ``start()``."""
         ...
 
     # -- receiving events --------------------------------------------------
