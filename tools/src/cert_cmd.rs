@@ -198,35 +198,42 @@ impl Run for CaArgs {
     fn run(self) -> Result<u8, CliError> {
         let (cert, key) = (self.out_dir.join(CA_CERT), self.out_dir.join(CA_KEY));
         refuse_overwrite(&[&cert, &key], self.force)?;
-        let now = SystemTime::now();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = common_name(&self.name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        (params.not_before, params.not_after) = validity(now, self.days)?;
-        let key_pair = generate_key()?;
-        let ca = params
-            .self_signed(&key_pair)
-            .map_err(|source| CertError::Generate {
-                what: "sign the CA certificate",
-                source,
-            })?;
-        write_pair(&self.out_dir, &cert, &ca.pem(), &key, &key_pair)?;
+        write_ca(&self.out_dir, &self.name, self.days)?;
         println!("{}", cert.display());
         println!("{}", key.display());
         Ok(0)
     }
 }
 
+/// Make a CA named `name`, valid `days` from now: `out_dir/ca.pem` and
+/// `out_dir/ca.key.pem`, replacing them if they exist (what `wse cert ca`
+/// does after its overwrite check; also the throwaway CA of
+/// `wse bench fanout --tls`).
+pub(crate) fn write_ca(out_dir: &Path, name: &str, days: u32) -> Result<(), CertError> {
+    let (cert, key) = (out_dir.join(CA_CERT), out_dir.join(CA_KEY));
+    let mut params = CertificateParams::default();
+    params.distinguished_name = common_name(name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    (params.not_before, params.not_after) = validity(SystemTime::now(), days)?;
+    let key_pair = generate_key()?;
+    let ca = params
+        .self_signed(&key_pair)
+        .map_err(|source| CertError::Generate {
+            what: "sign the CA certificate",
+            source,
+        })?;
+    write_pair(out_dir, &cert, &ca.pem(), &key, &key_pair)
+}
+
 impl Run for IssueArgs {
     fn run(self) -> Result<u8, CliError> {
         let (cert, key) = (self.out_dir.join(LEAF_CERT), self.out_dir.join(LEAF_KEY));
         refuse_overwrite(&[&cert, &key], self.force)?;
-        let issuer = load_ca(&self.ca_dir)?;
         let start = match &self.not_before {
             Some(v) => humantime::parse_rfc3339_weak(v).map_err(|source| CertError::NotBefore {
                 value: v.clone(),
@@ -234,29 +241,56 @@ impl Run for IssueArgs {
             })?,
             None => SystemTime::now(),
         };
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = self.sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
-        let name = self.name.as_deref().unwrap_or(&self.sans[0]);
-        params.distinguished_name = common_name(name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        (params.not_before, params.not_after) = validity(start, self.days)?;
-        let key_pair = generate_key()?;
-        let leaf = params
-            .signed_by(&key_pair, &issuer)
-            .map_err(|source| CertError::Generate {
-                what: "sign the certificate",
-                source,
-            })?;
-        write_pair(&self.out_dir, &cert, &leaf.pem(), &key, &key_pair)?;
+        write_leaf(
+            &self.ca_dir,
+            &self.out_dir,
+            &self.sans,
+            self.name.as_deref(),
+            start,
+            self.days,
+        )?;
         println!("{}", cert.display());
         println!("{}", key.display());
         Ok(0)
     }
+}
+
+/// Issue a certificate for `sans` (at least one) signed by the CA in
+/// `ca_dir`, valid `days` from `start`: `out_dir/cert.pem` and
+/// `out_dir/key.pem`, replacing them if they exist (what `wse cert issue`
+/// does after its checks; also the server certificate of
+/// `wse bench fanout --tls`).
+pub(crate) fn write_leaf(
+    ca_dir: &Path,
+    out_dir: &Path,
+    sans: &[String],
+    name: Option<&str>,
+    start: SystemTime,
+    days: u32,
+) -> Result<(), CertError> {
+    let (cert, key) = (out_dir.join(LEAF_CERT), out_dir.join(LEAF_KEY));
+    let issuer = load_ca(ca_dir)?;
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
+    let name = name
+        .or(sans.first().map(String::as_str))
+        .unwrap_or_default();
+    params.distinguished_name = common_name(name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    (params.not_before, params.not_after) = validity(start, days)?;
+    let key_pair = generate_key()?;
+    let leaf = params
+        .signed_by(&key_pair, &issuer)
+        .map_err(|source| CertError::Generate {
+            what: "sign the certificate",
+            source,
+        })?;
+    write_pair(out_dir, &cert, &leaf.pem(), &key, &key_pair)
 }
 
 /// A distinguished name of just a common name.

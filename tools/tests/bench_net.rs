@@ -54,6 +54,7 @@ fn fanout_delivers_every_offset_to_every_subscriber_once() {
     let r = &runs[0];
     assert_eq!(u(r, "subscribers"), 20);
     assert_eq!(r["durability"], "interval");
+    assert_eq!(r["tls"], false);
     let published = u(r, "published");
     assert!(published > 0, "{r}");
     assert_eq!(u(r, "deliveries"), published * 20, "{r}");
@@ -98,6 +99,22 @@ fn fanout_at_a_fixed_rate_under_each_durability() {
         assert_eq!(u(r, "deliveries"), published * 5, "{r}");
         assert_eq!(u(r, "loss"), 0, "{r}");
     }
+}
+
+#[test]
+fn fanout_over_tls_delivers_every_offset() {
+    let report = bench(&["fanout", "--tls", "--subscribers", "2", "--seconds", "1"]);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(r["tls"], true, "{r}");
+    let published = u(r, "published");
+    assert!(published > 0, "{r}");
+    assert_eq!(u(r, "deliveries"), published * 2, "{r}");
+    for zero in ["loss", "duplicates", "disconnected", "publish_errors"] {
+        assert_eq!(u(r, zero), 0, "{zero}: {r}");
+    }
+    assert_eq!(r["drained"], true);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! thread of its own (blocking writes, nothing to schedule), sending client
 //! `publish` messages stamped with the time they were sent, in batches (one
 //! write each), paced by a rate or by a window over the slowest subscriber;
-//! a second thread counts the server's `error` replies.
+//! a second thread counts the server's `error` replies (over TLS, where
+//! one session cannot be read and written from two threads, the publishing
+//! thread reads what has arrived after each write instead).
 //!
 //! Also the message both benchmarks publish, and the clock that stamps it.
 
@@ -15,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bench::scan;
-use crate::bench::wire::{FrameBuf, OP_TEXT, WsConn, text_frame};
+use crate::bench::wire::{FrameBuf, OP_TEXT, StdStream, WsConn, text_frame};
 use crate::error::CliError;
 
 /// Most messages in one write.
@@ -103,33 +105,72 @@ pub enum Pace {
 
 /// The publishing connection.
 pub struct PacedPublisher {
-    stream: TcpStream,
-    /// Counts the server's `error` replies (a refused publish).
-    reader: JoinHandle<()>,
+    stream: StdStream,
+    /// How the server's `error` replies (a refused publish) are counted.
+    reader: Reader,
     errors: Arc<AtomicU64>,
 }
 
+/// Who reads the publisher's connection.
+enum Reader {
+    /// A thread of its own, on a clone of the socket (plain TCP).
+    Thread(JoinHandle<()>),
+    /// The publishing thread, after each write, without waiting (TLS):
+    /// what was read and not yet framed.
+    Inline(FrameBuf),
+}
+
 impl PacedPublisher {
-    /// Take over an open connection; a thread reads what the server says.
+    /// Take over an open connection; a thread reads what the server says
+    /// (over TLS, the publishing thread does).
     pub fn new(conn: WsConn) -> Result<Self, CliError> {
         let (stream, buf) = conn.into_std()?;
         stream
+            .tcp()
             .set_write_timeout(Some(WRITE_TIMEOUT))
             .map_err(|e| CliError::io("set the publisher's write timeout", e))?;
-        let read_half = stream
-            .try_clone()
-            .map_err(|e| CliError::io("clone the publisher's socket", e))?;
         let errors = Arc::new(AtomicU64::new(0));
-        let counter = errors.clone();
-        let reader = std::thread::Builder::new()
-            .name("wse-bench-publisher-reader".into())
-            .spawn(move || count_errors(read_half, buf, &counter))
-            .map_err(|e| CliError::io("start the publisher's reader", e))?;
+        let reader = match &stream {
+            StdStream::Plain(s) => {
+                let read_half = s
+                    .try_clone()
+                    .map_err(|e| CliError::io("clone the publisher's socket", e))?;
+                let counter = errors.clone();
+                Reader::Thread(
+                    std::thread::Builder::new()
+                        .name("wse-bench-publisher-reader".into())
+                        .spawn(move || count_errors(read_half, buf, &counter))
+                        .map_err(|e| CliError::io("start the publisher's reader", e))?,
+                )
+            }
+            StdStream::Tls(_) => Reader::Inline(buf),
+        };
         Ok(Self {
             stream,
             reader,
             errors,
         })
+    }
+
+    /// Over TLS: read what the server has sent so far, without waiting,
+    /// and count its `error` replies.
+    fn read_inline(&mut self) {
+        let Reader::Inline(buf) = &mut self.reader else {
+            return;
+        };
+        if self.stream.tcp().set_nonblocking(true).is_err() {
+            return;
+        }
+        loop {
+            count_frames(buf, &self.errors);
+            match self.stream.read(buf.spare()) {
+                Ok(n) if n > 0 => buf.filled(n),
+                // Nothing more now (WouldBlock), closed, or failed: the
+                // next write says which.
+                _ => break,
+            }
+        }
+        let _ = self.stream.tcp().set_nonblocking(false);
     }
 
     /// Publish messages padded by `pad` on `topic` at `pace` for
@@ -186,13 +227,17 @@ impl PacedPublisher {
                 .write_all(&batch)
                 .map_err(|e| CliError::io("publish", e))?;
             published += k;
+            self.read_inline();
         }
     }
 
     /// Close the connection; how many publishes the server refused.
-    pub fn finish(self) -> u64 {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        let _ = self.reader.join();
+    pub fn finish(mut self) -> u64 {
+        self.read_inline();
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
+        if let Reader::Thread(reader) = self.reader {
+            let _ = reader.join();
+        }
         self.errors.load(Relaxed)
     }
 }
@@ -200,14 +245,19 @@ impl PacedPublisher {
 /// Read the publisher's socket until it closes, counting `error` frames.
 fn count_errors(mut stream: TcpStream, mut buf: FrameBuf, errors: &AtomicU64) {
     loop {
-        while let Ok(Some(f)) = buf.next_frame() {
-            if f.opcode == OP_TEXT && scan::find(f.payload, br#""t":"error""#).is_some() {
-                errors.fetch_add(1, Relaxed);
-            }
-        }
+        count_frames(&mut buf, errors);
         match stream.read(buf.spare()) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.filled(n),
+        }
+    }
+}
+
+/// Take the complete frames of `buf`, counting `error` frames.
+fn count_frames(buf: &mut FrameBuf, errors: &AtomicU64) {
+    while let Ok(Some(f)) = buf.next_frame() {
+        if f.opcode == OP_TEXT && scan::find(f.payload, br#""t":"error""#).is_some() {
+            errors.fetch_add(1, Relaxed);
         }
     }
 }

@@ -14,17 +14,23 @@
 //! both directions, the server's JSON `ping` (answered with `PONG`, as the
 //! real clients do), WebSocket Ping and Close, and (when it offers
 //! per-message deflate) compressed server frames, which it marks for the
-//! caller to inflate.
+//! caller to inflate. Over TLS (`wse bench fanout --tls`) the same bytes
+//! go through a tokio-rustls client session, which [`WsConn::into_std`]
+//! hands over as a blocking `rustls::StreamOwned`.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
 
 use super::scan;
 use crate::error::CliError;
@@ -253,10 +259,146 @@ pub fn is_server_ping(text: &[u8]) -> bool {
     scan::find(&text[..text.len().min(25)], br#""t":"ping""#).is_some()
 }
 
+/// How to open TLS connections: a rustls client that trusts one CA, and
+/// the server name to check the certificate against.
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// A client (TLS 1.2 and 1.3, the `ring` provider, ALPN `http/1.1` as
+    /// the server offers) that trusts the PEM certificates of `ca_pem` and
+    /// expects `name` (an IP address or a DNS name) in the server's.
+    pub fn trusting(ca_pem: &Path, name: &str) -> Result<Self, CliError> {
+        let bad = |what: String| CliError::Bench(format!("TLS client: {what}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_pem)
+            .map_err(|e| bad(format!("{}: {e}", ca_pem.display())))?
+        {
+            let cert = cert.map_err(|e| bad(format!("{}: {e}", ca_pem.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("{}: {e}", ca_pem.display())))?;
+        }
+        // `ring`, as the server (src/tls.rs says why; rustls marks it
+        // deprecated for want of post-quantum key exchange).
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = ServerName::try_from(name.to_owned())
+            .map_err(|e| bad(format!("server name {name:?}: {e}")))?;
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
+}
+
+/// The socket of a [`WsConn`]: plain TCP or a TLS session over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf).await,
+            Self::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(bytes).await,
+            // tokio-rustls buffers what it encrypts: flush sends it.
+            Self::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain(_) => "Stream::Plain",
+            Self::Tls(_) => "Stream::Tls",
+        })
+    }
+}
+
+/// A connection handed over to a thread of its own: blocking reads and
+/// writes through `Read` and `Write`.
+pub enum StdStream {
+    /// Plain TCP.
+    Plain(std::net::TcpStream),
+    /// TLS, the session's buffered bytes included.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl StdStream {
+    /// The TCP socket under it.
+    pub fn tcp(&self) -> &std::net::TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for StdStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for StdStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.write_all(buf),
+            Self::Tls(s) => s.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            Self::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// One client connection after a completed upgrade.
 #[derive(Debug)]
 pub struct WsConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: FrameBuf,
     /// The end-to-end key, when the connection agreed one.
     pub e2e: Option<wse::e2e::E2eKey>,
@@ -265,19 +407,28 @@ pub struct WsConn {
 impl WsConn {
     /// Connect to `addr` and upgrade; reads `buf_size` bytes at a time.
     pub async fn connect(addr: SocketAddr, buf_size: usize) -> Result<Self, WireError> {
-        Self::connect_offering(addr, buf_size, false).await
+        Self::connect_with(addr, buf_size, false, None).await
     }
 
-    /// [`WsConn::connect`], offering per-message deflate when `deflate`.
-    pub async fn connect_offering(
+    /// [`WsConn::connect`], offering per-message deflate when `deflate`,
+    /// over TLS when `tls` is given.
+    pub async fn connect_with(
         addr: SocketAddr,
         buf_size: usize,
         deflate: bool,
+        tls: Option<&ClientTls>,
     ) -> Result<Self, WireError> {
-        let mut stream = TcpStream::connect(addr).await.map_err(io_err("connect"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(io_err("set TCP_NODELAY"))?;
+        let tcp = TcpStream::connect(addr).await.map_err(io_err("connect"))?;
+        tcp.set_nodelay(true).map_err(io_err("set TCP_NODELAY"))?;
+        let mut stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(t) => Stream::Tls(Box::new(
+                t.connector
+                    .connect(t.name.clone(), tcp)
+                    .await
+                    .map_err(io_err("TLS handshake"))?,
+            )),
+        };
         stream
             .write_all(if deflate { UPGRADE_DEFLATE } else { UPGRADE })
             .await
@@ -374,15 +525,24 @@ impl WsConn {
         }
     }
 
-    /// The socket as a blocking `std` stream (for a dedicated thread), and
-    /// what was read but not yet taken.
-    pub fn into_std(self) -> Result<(std::net::TcpStream, FrameBuf), WireError> {
-        let s = self
-            .stream
-            .into_std()
-            .map_err(io_err("detach the socket"))?;
-        s.set_nonblocking(false)
-            .map_err(io_err("make the socket blocking"))?;
+    /// The connection as a blocking `std` stream (for a dedicated thread),
+    /// and what was read but not yet taken. A TLS session goes along with
+    /// its socket, plaintext it has decrypted but not yet given out
+    /// included.
+    pub fn into_std(self) -> Result<(StdStream, FrameBuf), WireError> {
+        let detach = |s: TcpStream| {
+            let s = s.into_std().map_err(io_err("detach the socket"))?;
+            s.set_nonblocking(false)
+                .map_err(io_err("make the socket blocking"))?;
+            Ok::<_, WireError>(s)
+        };
+        let s = match self.stream {
+            Stream::Plain(s) => StdStream::Plain(detach(s)?),
+            Stream::Tls(s) => {
+                let (tcp, session) = s.into_inner();
+                StdStream::Tls(Box::new(rustls::StreamOwned::new(session, detach(tcp)?)))
+            }
+        };
         Ok((s, self.buf))
     }
 }
@@ -411,15 +571,31 @@ pub async fn open_many(
     greeting: Greeting,
     parallel: usize,
 ) -> Result<Vec<WsConn>, WireError> {
+    open_many_with(addr, None, n, buf_size, greeting, parallel).await
+}
+
+/// [`open_many`], over TLS when `tls` is given.
+pub async fn open_many_with(
+    addr: SocketAddr,
+    tls: Option<&ClientTls>,
+    n: usize,
+    buf_size: usize,
+    greeting: Greeting,
+    parallel: usize,
+) -> Result<Vec<WsConn>, WireError> {
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     let mut tasks = JoinSet::new();
     for _ in 0..n {
         let permits = permits.clone();
+        let tls = tls.cloned();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            tokio::time::timeout(OPEN_TIMEOUT, open_one(addr, buf_size, greeting))
-                .await
-                .map_err(|_| WireError::Timeout("opening a connection"))?
+            tokio::time::timeout(
+                OPEN_TIMEOUT,
+                open_one(addr, tls.as_ref(), buf_size, greeting),
+            )
+            .await
+            .map_err(|_| WireError::Timeout("opening a connection"))?
         });
     }
     let mut conns = Vec::with_capacity(n);
@@ -435,11 +611,12 @@ pub async fn open_many(
 
 async fn open_one(
     addr: SocketAddr,
+    tls: Option<&ClientTls>,
     buf_size: usize,
     greeting: Greeting,
 ) -> Result<WsConn, WireError> {
     let deflate = matches!(greeting, Greeting::SubscribeDeflate(_));
-    let mut conn = WsConn::connect_offering(addr, buf_size, deflate).await?;
+    let mut conn = WsConn::connect_with(addr, buf_size, deflate, tls).await?;
     match greeting {
         Greeting::ServerReady => {
             conn.wait_for_text(br#""t":"server_ready""#).await?;

@@ -14,6 +14,11 @@
 //! divided by the deliveries: on two cores the load generator competes
 //! with the server, so this is the figure that does not depend on it.
 //!
+//! With `--tls` the server serves a throwaway certificate and every
+//! connection (subscribers and publisher) speaks TLS: compared with a
+//! plain run, the server CPU per delivery shows what encrypting each
+//! delivery costs.
+//!
 //! # Layout
 //!
 //! - `subscriber`: the reading tasks and their counts.
@@ -33,7 +38,8 @@ use super::hist::Percentiles;
 use super::paced::{self, PacedPublisher};
 use super::proc_stats::{self, ProcSample};
 use super::server_process::{ServerProcess, Setup};
-use super::wire::{self, Greeting, WsConn};
+use super::tls::BenchTls;
+use super::wire::{self, ClientTls, Greeting, WsConn};
 use crate::Run;
 use crate::error::CliError;
 use crate::output::Out;
@@ -89,6 +95,11 @@ pub struct FanoutBenchArgs {
     /// load generator inflates them. Use with --size above 256.
     #[arg(long, conflicts_with = "e2e")]
     deflate: bool,
+    /// Connect over TLS: the server serves a throwaway certificate (made
+    /// in a temporary directory) and every connection, subscribers and
+    /// publisher, runs TLS (1.3, rustls with ring on both ends).
+    #[arg(long)]
+    tls: bool,
     #[command(flatten)]
     setup: Setup,
     /// Print one JSON document at the end instead of a table.
@@ -109,6 +120,8 @@ struct FanoutRun {
     e2e: bool,
     /// Subscribers agreed per-message deflate.
     deflate: bool,
+    /// Every connection ran over TLS.
+    tls: bool,
     durability: String,
     /// Size of each published message object, bytes.
     message_bytes: usize,
@@ -155,6 +168,7 @@ impl Run for FanoutBenchArgs {
         let (run_time, drain) = self.validate()?;
         let most = self.subscribers.iter().copied().max().unwrap_or(0);
         proc_stats::raise_open_file_limit(most as u64 + 64)?;
+        let tls = self.tls.then(BenchTls::make).transpose()?;
         let mut out = Out::stdout();
         let text = !self.json;
         let mut report = Report {
@@ -169,13 +183,18 @@ impl Run for FanoutBenchArgs {
         if text {
             out.line(format_args!("machine: {}", report.machine))?;
             out.line(format_args!(
-                "fan-out: one publisher, topic {TOPIC:?}, {}-byte messages{}, {} s per run, \
+                "fan-out: one publisher, topic {TOPIC:?}, {}-byte messages{}{}, {} s per run, \
                  rate {}{}; server: {} worker threads, load generator: {}",
                 publisher::message_bytes(self.size),
                 if self.e2e {
                     ", end-to-end encrypted subscribers"
                 } else if self.deflate {
                     ", deflate subscribers"
+                } else {
+                    ""
+                },
+                if self.tls {
+                    ", TLS subscribers (and publisher)"
                 } else {
                     ""
                 },
@@ -223,7 +242,15 @@ impl Run for FanoutBenchArgs {
                 } else {
                     Greeting::Subscribe(TOPIC)
                 };
-                let row = run_one(&self.setup, n, durability, &plan, drain, greeting)?;
+                let row = run_one(
+                    &self.setup,
+                    n,
+                    durability,
+                    &plan,
+                    drain,
+                    greeting,
+                    tls.as_ref(),
+                )?;
                 if text {
                     print_row(&mut out, &row)?;
                 }
@@ -278,14 +305,26 @@ fn run_one(
     plan: &Plan,
     drain: Duration,
     greeting: Greeting,
+    tls: Option<&BenchTls>,
 ) -> Result<FanoutRun, CliError> {
-    let mut server = ServerProcess::start(setup, &["--durability", durability])?;
+    let mut args = vec!["--durability".to_owned(), durability.to_owned()];
+    args.extend(tls.map(BenchTls::serve_args).unwrap_or_default());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = ServerProcess::start(setup, &args)?;
     let rt = setup.client_runtime()?;
     let addr = server.addr();
     let buf = (READ_BUFFERS_TOTAL / n).clamp(4096, 64 * 1024);
-    let conns = rt.block_on(wire::open_many(addr, n, buf, greeting, OPEN_PARALLEL))?;
+    let client_tls: Option<&ClientTls> = tls.map(BenchTls::client);
+    let conns = rt.block_on(wire::open_many_with(
+        addr,
+        client_tls,
+        n,
+        buf,
+        greeting,
+        OPEN_PARALLEL,
+    ))?;
     let publisher_conn = rt.block_on(async {
-        let mut c = WsConn::connect(addr, 4096).await?;
+        let mut c = WsConn::connect_with(addr, 4096, false, client_tls).await?;
         c.wait_for_text(br#""t":"server_ready""#).await?;
         Ok::<_, wire::WireError>(c)
     })?;
@@ -311,6 +350,7 @@ fn run_one(
     Ok(figures(Measured {
         n,
         greeting,
+        tls: tls.is_some(),
         durability,
         size: plan.size,
         published,
@@ -330,6 +370,7 @@ fn run_one(
 struct Measured<'a> {
     n: usize,
     greeting: Greeting,
+    tls: bool,
     durability: &'a str,
     size: usize,
     published: u64,
@@ -351,6 +392,7 @@ fn figures(m: Measured<'_>) -> FanoutRun {
         subscribers: m.n,
         e2e: matches!(m.greeting, Greeting::SubscribeEncrypted(_)),
         deflate: matches!(m.greeting, Greeting::SubscribeDeflate(_)),
+        tls: m.tls,
         durability: m.durability.to_owned(),
         message_bytes: publisher::message_bytes(m.size),
         published: m.published,
