@@ -26,11 +26,13 @@ pub trait AppendListener: Send + Sync {
     fn on_visible(&self, topic: &str, epoch: Epoch, records: &[Record]);
 
     /// History `epoch` of `topic` was deleted ([`crate::Log::delete_topic`]).
-    /// Called on the deleting thread, after the last `on_visible` of
-    /// `epoch` and before any record of a later history of `topic` exists:
-    /// a listener that caches records (the server's framed rings) resets
-    /// here, and nothing of the deleted history can reach it afterwards.
-    /// Must not wait for the log.
+    /// Called on the deleting thread before any record of a later history
+    /// of `topic` exists: a listener that caches records (the server's
+    /// framed rings) resets here. A batch of `epoch` the writer was
+    /// announcing meanwhile may still arrive after this call (the writer
+    /// does not take the topic's lock to announce, which would slow every
+    /// append): such a listener drops records of a deleted epoch. Must not
+    /// wait for the log.
     fn on_deleted(&self, topic: &str, epoch: Epoch) {
         let _ = (topic, epoch);
     }

@@ -330,13 +330,11 @@ impl Writer {
             let next = last.offset() + 1;
             f.topic.publish(next);
             if let Some(l) = &self.shared.listener {
-                // Under the topic's state lock, which `delete_topic` takes
-                // to mark it deleted: records of a deleted history are
-                // never announced after the listener heard of the deletion.
-                let st = f.topic.state.lock();
-                if !st.deleted {
-                    l.on_visible(&f.topic.name, f.topic.epoch, &f.records);
-                }
+                // Not under the topic's lock (appends take it): a batch of
+                // a history deleted meanwhile may still be announced after
+                // `on_deleted`, with the deleted epoch, and a listener that
+                // caches records drops it (see `AppendListener::on_deleted`).
+                l.on_visible(&f.topic.name, f.topic.epoch, &f.records);
             }
             f.topic.told.store(next, Ordering::Release);
         }

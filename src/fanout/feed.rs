@@ -58,6 +58,11 @@ struct Inbox {
     /// no record of the deleted history is framed after its ring restarts.
     rounds_taken: u64,
     rounds_done: u64,
+    /// Histories deleted (topic, epoch) whose records may still be
+    /// announced by a writer that raced the deletion: dropped. An entry
+    /// goes when the topic's next history announces its first records
+    /// (the writer announces in order, so nothing older follows).
+    deleted: HashMap<Arc<str>, Epoch>,
     stop: bool,
 }
 
@@ -103,11 +108,19 @@ impl Drop for Feed {
 impl AppendListener for Feed {
     /// On the writer thread: note the records if anyone may want them,
     /// and return.
-    fn on_visible(&self, topic: &str, _epoch: Epoch, records: &[Record]) {
+    fn on_visible(&self, topic: &str, epoch: Epoch, records: &[Record]) {
         if records.is_empty() || !self.shared.fanout.is_wanted(topic) {
             return;
         }
         let mut inbox = self.shared.inbox.lock();
+        if !inbox.deleted.is_empty()
+            && let Some(&gone) = inbox.deleted.get(topic)
+        {
+            if gone == epoch {
+                return;
+            }
+            inbox.deleted.remove(topic);
+        }
         let was_empty = inbox.order.is_empty();
         inbox.note(topic, records, self.shared.per_topic);
         drop(inbox);
@@ -120,11 +133,12 @@ impl AppendListener for Feed {
     /// drop what is noted of the topic, wait until a round the fan-out
     /// thread already took is delivered (it may hold records of the
     /// deleted history), then restart the topic's ring. Afterwards nothing
-    /// of the deleted history reaches the ring: the log announces none of
-    /// it any more. The wait is for framing and channel locks only, never
-    /// for the disk.
-    fn on_deleted(&self, topic: &str, _epoch: Epoch) {
+    /// of the deleted history reaches the ring: a batch of it the writer
+    /// announces late is dropped (`Inbox::deleted`). The wait is for
+    /// framing and channel locks only, never for the disk.
+    fn on_deleted(&self, topic: &str, epoch: Epoch) {
         let mut inbox = self.shared.inbox.lock();
+        inbox.deleted.insert(Arc::from(topic), epoch);
         if inbox.topics.remove(topic).is_some() {
             inbox.order.retain(|t| &**t != topic);
         }

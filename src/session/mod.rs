@@ -46,12 +46,26 @@ use transport::Transport;
 /// `slot` is its place among the pending handshakes, held until the client
 /// has the upgrade response; `handshake_timeout` bounds all of it up to
 /// the upgrade.
-pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, mut slot: HandshakeSlot) {
+pub(crate) async fn serve(state: Arc<ServerState>, stream: TcpStream, slot: HandshakeSlot) {
     let _ = stream.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + state.config.handshake_timeout;
     let Some(tls) = state.tls.clone() else {
         return serve_stream(state, stream, slot, deadline).await;
     };
+    // Boxed: the TLS path's futures hold a rustls session inline, and
+    // unboxed they would size every plain connection's task too (an idle
+    // connection is mostly its task).
+    Box::pin(serve_tls(state, tls, stream, slot, deadline)).await;
+}
+
+/// [`serve`] over TLS: the handshake, then the session on the TLS stream.
+async fn serve_tls(
+    state: Arc<ServerState>,
+    tls: Arc<crate::tls::Tls>,
+    stream: TcpStream,
+    mut slot: HandshakeSlot,
+    deadline: tokio::time::Instant,
+) {
     let peer = stream.peer_addr().ok();
     let accepted = tokio::select! {
         r = tokio::time::timeout_at(deadline, tls.accept(stream)) => r,
