@@ -120,7 +120,7 @@ pub async fn tls_files(state: Arc<ServerState>) {
     while next_tick(&state, &mut interval).await {
         // Metadata only, unless a file changed: on the worker.
         if let Some(result) = tls.reload_if_changed() {
-            super::note_tls_reload(&state, &result);
+            super::tls_reload::note_tls_reload(&state, &result);
         }
     }
 }
