@@ -189,6 +189,30 @@ impl DirReader {
         }
     }
 
+    /// The offset of the first record of `topic` appended at or after
+    /// `ts_us` (microseconds since the Unix epoch); the topic's next offset
+    /// when every stored record is older. For `--since` and replay ranges
+    /// given by time.
+    ///
+    /// Timestamps are append times, which follow the server's wall clock:
+    /// the segment whose last record is at or after `ts_us` is found from
+    /// the segment summaries, then read from its start.
+    pub fn offset_at_time(&self, topic: &TopicSummary, ts_us: u64) -> Result<u64> {
+        let Some(seg) = topic.segments.iter().find(|s| s.last_ts_us >= ts_us) else {
+            return Ok(topic.next_offset);
+        };
+        let mut next = seg.base_offset.max(topic.first_offset);
+        while next < topic.next_offset {
+            let page = self.read(topic, next, ReadLimits::default())?;
+            let Some(last) = page.last() else { break };
+            if let Some(r) = page.iter().find(|r| r.timestamp_us() >= ts_us) {
+                return Ok(r.offset());
+            }
+            next = last.offset() + 1;
+        }
+        Ok(topic.next_offset)
+    }
+
     fn segment_infos(
         &self,
         topic: &TopicSummary,

@@ -78,6 +78,18 @@ pub enum LogError {
         /// The topic's epoch, when it exists.
         existing: Option<Epoch>,
     },
+    /// A record restored at an exact position ([`crate::Log::append_exact`])
+    /// is not the topic's next: restoring it would leave a gap, overwrite
+    /// a record or mix two histories.
+    #[error("topic {topic:?} takes its next record at {next}, not at {requested}")]
+    PositionConflict {
+        /// The topic.
+        topic: String,
+        /// The position asked for.
+        requested: crate::Position,
+        /// The position the topic's next record gets.
+        next: crate::Position,
+    },
     /// No such topic in this log.
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),

@@ -341,6 +341,47 @@ impl Log {
         size_hint: usize,
         fill: impl FnOnce(Position, &mut BytesMut),
     ) -> Result<Appended> {
+        self.append_inner(topic, kind, size_hint, None, fill)
+    }
+
+    /// Append a record restored from elsewhere (an export, a backup) as it
+    /// was: at `position`, which must be the topic's next (else
+    /// [`LogError::PositionConflict`], and nothing is appended), with its
+    /// original append time and payload. Create the topic first with
+    /// [`Log::create_topic_at`] so that its epoch and first offset match.
+    ///
+    /// Timestamps are taken as given; retention by age judges the record
+    /// by them, so an old history may be trimmed soon after it lands.
+    pub fn append_exact(
+        &self,
+        topic: &str,
+        position: Position,
+        timestamp_us: u64,
+        kind: RecordKind,
+        payload: &[u8],
+    ) -> Result<Appended> {
+        if self.shared.topics.get(topic).is_none() {
+            return Err(LogError::UnknownTopic(topic.to_owned()));
+        }
+        self.append_inner(
+            topic,
+            kind,
+            payload.len(),
+            Some((position, timestamp_us)),
+            |_, b| b.extend_from_slice(payload),
+        )
+    }
+
+    /// [`Log::append_with`], at an exact position and time when `exact`
+    /// says so.
+    fn append_inner(
+        &self,
+        topic: &str,
+        kind: RecordKind,
+        size_hint: usize,
+        exact: Option<(Position, u64)>,
+        fill: impl FnOnce(Position, &mut BytesMut),
+    ) -> Result<Appended> {
         self.check_writable()?;
         self.wait_for_room()?;
         let mut fill = Some(fill);
@@ -352,10 +393,20 @@ impl Log {
                     continue;
                 }
                 let position = Position::new(t.epoch, st.next_offset);
+                let timestamp = match exact {
+                    None => self.shared.now_us(),
+                    Some((wanted, _)) if wanted != position => {
+                        return Err(LogError::PositionConflict {
+                            topic: topic.to_owned(),
+                            requested: wanted,
+                            next: position,
+                        });
+                    }
+                    Some((_, timestamp)) => timestamp,
+                };
                 let f = fill.take().expect("fill runs once");
-                let record = Record::build(position, self.shared.now_us(), kind, size_hint, |b| {
-                    f(position, b)
-                });
+                let record =
+                    Record::build(position, timestamp, kind, size_hint, |b| f(position, b));
                 if record.payload_len() > self.shared.config.max_record_bytes {
                     return Err(LogError::RecordTooLarge {
                         size: record.payload_len(),

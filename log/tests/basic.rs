@@ -420,3 +420,112 @@ fn a_topic_created_with_a_given_epoch_keeps_it_and_never_takes_a_retired_one() {
     assert!(log.create_topic("t", Epoch(0x0badcafe)).unwrap());
     assert_eq!(log.position("t").unwrap().epoch, Epoch(0x0badcafe));
 }
+
+#[test]
+fn a_history_restored_record_by_record_keeps_epoch_offsets_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = Epoch(0x6b23_8eba);
+    {
+        let log = Log::open(dir.path(), config()).unwrap();
+        assert!(log.create_topic_at("t", epoch, 100).unwrap());
+        for i in 0..10u64 {
+            let at = Position::new(epoch, 100 + i);
+            let a = log
+                .append_exact(
+                    "t",
+                    at,
+                    1_000 + i,
+                    RecordKind::Message,
+                    format!("r{i}").as_bytes(),
+                )
+                .unwrap();
+            assert_eq!(a.position, at);
+        }
+        // A gap, a duplicate and another history are refused; nothing lands.
+        for wrong in [
+            Position::new(epoch, 111),
+            Position::new(epoch, 109),
+            Position::new(Epoch(1), 110),
+        ] {
+            let e = log
+                .append_exact("t", wrong, 5, RecordKind::Message, b"x")
+                .err()
+                .unwrap();
+            assert!(
+                matches!(e, LogError::PositionConflict { requested, next, .. }
+                    if requested == wrong && next == Position::new(epoch, 110)),
+                "{e}"
+            );
+        }
+        assert!(matches!(
+            log.append_exact(
+                "absent",
+                Position::new(epoch, 0),
+                5,
+                RecordKind::Message,
+                b"x"
+            ),
+            Err(LogError::UnknownTopic(_))
+        ));
+        assert!(
+            !log.create_topic_at("t", epoch, 0).unwrap(),
+            "exists: left as it is"
+        );
+        log.close().unwrap();
+    }
+    let log = Log::open(dir.path(), config()).unwrap();
+    let pos = log.position("t").unwrap();
+    assert_eq!(
+        (pos.epoch, pos.first_offset, pos.next_offset),
+        (epoch, 100, 110)
+    );
+    let batch = log
+        .read("t", Position::new(epoch, 100), ReadLimits::default())
+        .unwrap();
+    let got: Vec<(u64, u64, Vec<u8>)> = batch
+        .records
+        .iter()
+        .map(|r| (r.offset(), r.timestamp_us(), r.payload_ref().to_vec()))
+        .collect();
+    let want: Vec<(u64, u64, Vec<u8>)> = (0..10u64)
+        .map(|i| (100 + i, 1_000 + i, format!("r{i}").into_bytes()))
+        .collect();
+    assert_eq!(got, want);
+    // Appends go on after the restored history.
+    let next = log.append("t", RecordKind::Message, b"live").unwrap();
+    assert_eq!(next, Position::new(epoch, 110));
+}
+
+#[test]
+fn the_offset_at_a_time_is_the_first_record_appended_then_or_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_700_000_000_000_000u64;
+    let clock = ManualClock::new(start);
+    let cfg = LogConfig {
+        segment_max_bytes: 4096,
+        ..config()
+    };
+    let log = Log::builder(dir.path())
+        .config(cfg)
+        .clock(clock.clone())
+        .open()
+        .unwrap();
+    // 300 records one second apart, over many segments.
+    for i in 0..300u32 {
+        log.append("t", RecordKind::Message, format!("{i:040}").as_bytes())
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    log.flush().unwrap();
+    let reader = wse_log::DirReader::open(dir.path()).unwrap();
+    let t = reader.topic("t").unwrap().unwrap();
+    assert!(t.segments.len() > 3, "{} segments", t.segments.len());
+    let s = 1_000_000u64;
+    assert_eq!(reader.offset_at_time(&t, 0).unwrap(), 0);
+    assert_eq!(reader.offset_at_time(&t, start).unwrap(), 0);
+    assert_eq!(reader.offset_at_time(&t, start + 1).unwrap(), 1);
+    assert_eq!(reader.offset_at_time(&t, start + 150 * s).unwrap(), 150);
+    assert_eq!(reader.offset_at_time(&t, start + 150 * s + 1).unwrap(), 151);
+    assert_eq!(reader.offset_at_time(&t, start + 299 * s).unwrap(), 299);
+    assert_eq!(reader.offset_at_time(&t, start + 299 * s + 1).unwrap(), 300);
+}

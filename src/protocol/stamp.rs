@@ -84,6 +84,65 @@ pub fn write_stamped_with_category(
     true
 }
 
+/// Where a stored record says it sits ([`read_stamp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StampedAt {
+    /// The `tp` member.
+    pub topic: String,
+    /// The `e` member, as a number.
+    pub epoch: u32,
+    /// The `o` member.
+    pub offset: u64,
+}
+
+/// The inverse of [`write_stamped`]: the stamp of a stored record and its
+/// text without it, or `None` when `stored` does not start with a stamp in
+/// the exact form the writer produces. Stamping the returned text again at
+/// the returned position gives `stored` back, byte for byte.
+///
+/// Tools that move history (replay, `wse log append`) use it: a record
+/// taken from one topic and published again is stamped again with its new
+/// position, not carried with its old one.
+pub fn read_stamp(stored: &str) -> Option<(StampedAt, String)> {
+    let after_tp = stored.strip_prefix("{\"tp\":")?;
+    let mut topics = serde_json::Deserializer::from_str(after_tp).into_iter::<String>();
+    let topic = topics.next()?.ok()?;
+    let rest = after_tp[topics.byte_offset()..].strip_prefix(",\"e\":\"")?;
+    let hex = rest.get(..8)?;
+    if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let epoch = u32::from_str_radix(hex, 16).ok()?;
+    let rest = rest[8..].strip_prefix("\",\"o\":")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let offset_text = &rest[..digits];
+    // The writer prints offsets in canonical decimal: no leading zeros.
+    if digits == 0 || (digits > 1 && offset_text.starts_with('0')) {
+        return None;
+    }
+    let offset = offset_text.parse().ok()?;
+    let rest = &rest[digits..];
+    // A `,` separates the stamp from the original members; without one the
+    // original object was empty (whitespace then `}`).
+    let body = match rest.strip_prefix(',') {
+        Some(members) if !members.trim_start().starts_with('}') => members,
+        Some(_) => return None,
+        None if rest.trim_start().starts_with('}') => rest,
+        None => return None,
+    };
+    let mut text = String::with_capacity(body.len() + 1);
+    text.push('{');
+    text.push_str(body);
+    Some((
+        StampedAt {
+            topic,
+            epoch,
+            offset,
+        },
+        text,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +154,48 @@ mod tests {
         let mut out = BytesMut::new();
         let did = write_stamped(&mut out, text, topic, epoch, offset);
         (String::from_utf8(out.to_vec()).unwrap_or_default(), did)
+    }
+
+    #[test]
+    fn read_stamp_undoes_the_stamp() {
+        let stored =
+            r#"{"tp":"chat","e":"6b238eba","o":7,"c":"U","t":"chat_message","p":{"text":"hi"}}"#;
+        let (at, text) = read_stamp(stored).unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            at,
+            StampedAt {
+                topic: "chat".into(),
+                epoch: 0x6b23_8eba,
+                offset: 7
+            }
+        );
+        assert_eq!(text, r#"{"c":"U","t":"chat_message","p":{"text":"hi"}}"#);
+        assert_eq!(
+            read_stamp(r#"{"tp":"t","e":"00000001","o":0}"#).map(|x| x.1),
+            Some("{}".into())
+        );
+        assert_eq!(
+            read_stamp(r#"{"tp":"t","e":"00000001","o":0 }"#).map(|x| x.1),
+            Some("{ }".into())
+        );
+    }
+
+    #[test]
+    fn read_stamp_refuses_what_the_writer_never_writes() {
+        for text in [
+            r#"{"c":"U"}"#,
+            r#"{"tp":"t","e":"0000001","o":0}"#,
+            r#"{"tp":"t","e":"0000000A","o":0}"#,
+            r#"{"tp":"t","e":"00000001","o":01}"#,
+            r#"{"tp":"t","e":"00000001","o":}"#,
+            r#"{"tp":"t","e":"00000001","o":1,}"#,
+            r#"{"tp":"t","e":"00000001","o":1"a":1}"#,
+            r#"{"tp":1,"e":"00000001","o":1}"#,
+            r#" {"tp":"t","e":"00000001","o":1}"#,
+            "hello",
+        ] {
+            assert_eq!(read_stamp(text), None, "{text}");
+        }
     }
 
     #[test]
@@ -169,6 +270,24 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn read_stamp_inverts_write_stamped(
+            text in "[ \n]{0,2}\\{\\PC{0,24}",
+            topic in "\\PC{0,8}",
+            epoch in any::<u32>(),
+            offset in any::<u64>(),
+        ) {
+            let mut stored = BytesMut::new();
+            prop_assert!(write_stamped(&mut stored, &text, &topic, epoch, offset));
+            let stored = String::from_utf8(stored.to_vec()).unwrap_or_default();
+            let (at, unstamped) = read_stamp(&stored).unwrap_or_else(|| unreachable!("{stored}"));
+            prop_assert_eq!(at, StampedAt { topic: topic.clone(), epoch, offset });
+            prop_assert_eq!(&unstamped, text.trim_start());
+            let mut again = BytesMut::new();
+            write_stamped(&mut again, &unstamped, &topic, epoch, offset);
+            prop_assert_eq!(&again[..], stored.as_bytes());
+        }
+
         #[test]
         fn combined_equals_inject_then_stamp(
             text in broadcast_like_text(),

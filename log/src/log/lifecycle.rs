@@ -22,6 +22,15 @@ impl Log {
     /// another epoch, or with an epoch the topic had before (retired: a
     /// history must never come back), is [`LogError::EpochConflict`].
     pub fn create_topic(&self, topic: &str, epoch: Epoch) -> Result<bool> {
+        self.create_topic_at(topic, epoch, 0)
+    }
+
+    /// [`Log::create_topic`] for a history restored from elsewhere (an
+    /// export, a backup): the topic's first record will be at
+    /// `first_offset`, so a range cut from the middle of a history keeps
+    /// its offsets. A topic that exists with this epoch is left as it is
+    /// (`false`); the caller checks where it ends.
+    pub fn create_topic_at(&self, topic: &str, epoch: Epoch, first_offset: u64) -> Result<bool> {
         topic_name::validate(topic, self.shared.config.max_topic_bytes)?;
         let _lifecycle = self.shared.topic_lifecycle.lock();
         match self.shared.topics.get(topic).map(|t| t.epoch) {
@@ -31,7 +40,9 @@ impl Log {
                 requested: epoch,
                 existing: Some(existing),
             }),
-            None => self.create_locked(topic, Some(epoch.0)).map(|_| true),
+            None => self
+                .create_locked(topic, Some(epoch.0), first_offset)
+                .map(|_| true),
         }
     }
 
@@ -47,12 +58,17 @@ impl Log {
         if let Some(t) = self.shared.topics.get(name) {
             return Ok(t.clone());
         }
-        self.create_locked(name, None)
+        self.create_locked(name, None, 0)
     }
 
     /// Create `name` (absent from the map; the lifecycle lock is held) with
-    /// `epoch`, or a fresh one.
-    fn create_locked(&self, name: &str, epoch: Option<u32>) -> Result<Arc<Topic>> {
+    /// `epoch`, or a fresh one, its first record at `start_offset`.
+    fn create_locked(
+        &self,
+        name: &str,
+        epoch: Option<u32>,
+        start_offset: u64,
+    ) -> Result<Arc<Topic>> {
         let mut meta = self.topic_meta(name, None)?;
         meta.retire();
         let epoch = match epoch {
@@ -75,7 +91,7 @@ impl Log {
             self.shared.layout.topic_dir(key),
             Epoch(epoch),
             Vec::new(),
-            0,
+            start_offset,
             meta.retention,
             self.shared.now_ms(),
         ));
