@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from wse_server import NotRecoverableError, read_range
+from wse_server import NotRecoverableError, ReplayError, read_range, replay
 
 from wsetest import wait_visible
 
@@ -72,3 +72,25 @@ def test_bad_ranges_are_clear_errors(make_server, tmp_path) -> None:
     s.publish("chat", '{"t":"m"}')
     with pytest.raises(NotRecoverableError):
         list(records)
+
+
+def test_replay_publishes_a_range_into_another_server_once(make_server, tmp_path) -> None:
+    _, data = published(make_server, tmp_path, 250)
+    dest = make_server(
+        recovery_enabled=True, data_dir=str(tmp_path / "dest"),
+        http_listen="127.0.0.1:0", admin_token="d3st",
+    )
+    url = f"http://127.0.0.1:{dest.local_http_port()}"
+    checkpoint = tmp_path / "replay.ckpt"
+    replay("chat", data_dir=data, start=50, stop=150, to_http=url, token="d3st",
+           to_topic="copy", checkpoint=checkpoint)
+    pos = wait_visible(dest, "copy", 100)
+    got = [json.loads(r["data"]) for r in dest.read("copy", pos["epoch"], 0, 200)]
+    assert [m["p"]["i"] for m in got] == list(range(50, 150))
+    assert all(m["tp"] == "copy" and m["e"] == pos["epoch"] for m in got), "stamped by the destination"
+    # A finished replay resumed sends nothing more.
+    replay("chat", data_dir=data, to_http=url, token="d3st", checkpoint=checkpoint, resume=True)
+    assert dest.position("copy")["next_offset"] == 100
+    with pytest.raises(ReplayError) as failed:
+        replay("nope", data_dir=data, to_http=url, token="d3st")
+    assert failed.value.exit_status != 0

@@ -44,7 +44,7 @@ from ._wse_accel import (
     rust_transform_event,
 )
 from .core.filters import EventFilter
-from .history import read_range
+from .history import ReplayError, read_range, replay
 from .core.types import DeliveryGuarantee, EventPriority
 
 __all__ = [
@@ -77,4 +77,6 @@ __all__ = [
     "LogReader",
     "NotRecoverableError",
     "read_range",
+    "replay",
+    "ReplayError",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
-from ._wse_accel import LogReader
+from ._wse_accel import LogReader, _wse_main
 
 #: A point in time: an aware ``datetime``, Unix seconds, or a ``timedelta``
 #: meaning that long before now.
@@ -83,3 +83,88 @@ def read_range(
                 return
             yield record
         offset = batch[-1]["offset"] + 1
+
+
+class ReplayError(RuntimeError):
+    """``wse replay`` failed; ``exit_status`` is its exit status (its
+    message went to standard error)."""
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__(f"wse replay failed with exit status {exit_status} (its reason is on stderr)")
+        self.exit_status = exit_status
+
+
+def _when_arg(when: When) -> str:
+    """``when`` as ``wse replay`` takes a time: RFC 3339 in UTC."""
+    micros = _micros(when)
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def replay(
+    topic: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    source_http: str | None = None,
+    source_token: str | None = None,
+    start: int | None = None,
+    stop: int | None = None,
+    since: When | None = None,
+    until: When | None = None,
+    to_http: str | None = None,
+    token: str | None = None,
+    to_ws: str | None = None,
+    ws_token: str | None = None,
+    to_file: str | os.PathLike[str] | None = None,
+    to_topic: str | None = None,
+    speed: float | None = None,
+    max_rate: float | None = None,
+    batch: int | None = None,
+    in_flight: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    quiet: bool = True,
+) -> None:
+    """Run ``wse replay`` in this process (the GIL released): publish a
+    range of ``topic`` again, read from ``data_dir`` or a server's HTTP API
+    (``source_http``), into a server (``to_http`` with its admin ``token``,
+    or ``to_ws``), a file (``to_file``) or standard output (none given).
+
+    The options are the command's (docs/OPERATIONS.md, "Replay"):
+    ``start``/``stop`` are ``--from``/``--to``; ``since``/``until`` take an
+    aware ``datetime``, Unix seconds or a ``timedelta`` before now. Returns
+    when the range is replayed and acknowledged; raises
+    :class:`ReplayError` otherwise (with ``checkpoint``, ``resume=True``
+    continues without duplicates at the destination).
+    """
+    argv = ["wse_server.replay", "replay", topic]
+
+    def flag(name: str, value: object) -> None:
+        if value is not None:
+            argv.extend([f"--{name}", os.fspath(value) if isinstance(value, os.PathLike) else str(value)])
+
+    flag("data-dir", data_dir)
+    flag("source-http", source_http)
+    flag("source-token", source_token)
+    flag("from", start)
+    flag("to", stop)
+    flag("since", None if since is None else _when_arg(since))
+    flag("until", None if until is None else _when_arg(until))
+    flag("to-http", to_http)
+    flag("token", token)
+    flag("to-ws", to_ws)
+    flag("ws-token", ws_token)
+    flag("to-file", to_file)
+    flag("to-topic", to_topic)
+    flag("speed", speed)
+    flag("max-rate", max_rate)
+    flag("batch", batch)
+    flag("in-flight", in_flight)
+    flag("checkpoint", checkpoint)
+    if resume:
+        argv.append("--resume")
+    if quiet:
+        argv.append("--quiet")
+    status = _wse_main(argv, [])
+    if status != 0:
+        raise ReplayError(status)
