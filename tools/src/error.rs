@@ -73,6 +73,9 @@ pub enum CliError {
     /// `wse token` could not mint a token.
     #[error(transparent)]
     Token(#[from] crate::token_cmd::TokenError),
+    /// `wse replay` could not read, publish or resume.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
     /// Standard output was closed by its reader; not reported, exit 0.
     #[error("standard output closed")]
     BrokenPipe,
