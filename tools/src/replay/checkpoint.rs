@@ -63,11 +63,7 @@ impl Checkpoint {
         let c: Self =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
         if c.version != VERSION {
-            return Err(bad(format!(
-                "version {} (this wse reads {VERSION})",
-                c.version
-            ))
-            .into());
+            return Err(bad(format!("version {} (this wse reads {VERSION})", c.version)).into());
         }
         if !(c.from <= c.next && c.next <= c.to) {
             return Err(bad(format!("next {} is outside {}..{}", c.next, c.from, c.to)).into());
@@ -123,7 +119,9 @@ impl CheckpointWriter {
                 let (p, one) = (path.clone(), c.clone());
                 tokio::task::spawn_blocking(move || one.store(&p))
                     .await
-                    .map_err(|e| CliError::io("write the checkpoint", std::io::Error::other(e)))??;
+                    .map_err(|e| {
+                        CliError::io("write the checkpoint", std::io::Error::other(e))
+                    })??;
             }
             // The last value may have come with the close.
             let next = *rx.borrow();
@@ -131,7 +129,9 @@ impl CheckpointWriter {
                 c.next = next;
                 tokio::task::spawn_blocking(move || c.store(&path))
                     .await
-                    .map_err(|e| CliError::io("write the checkpoint", std::io::Error::other(e)))??;
+                    .map_err(|e| {
+                        CliError::io("write the checkpoint", std::io::Error::other(e))
+                    })??;
             }
             Ok(())
         });

@@ -201,9 +201,15 @@ mod tests {
     #[test]
     fn urls_and_segments() {
         let c = HttpClient::new("--to-http", "http://127.0.0.1:5008/", None).unwrap();
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("127.0.0.1:5008", ""));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("127.0.0.1:5008", "")
+        );
         let c = HttpClient::new("--to-http", "http://wse.internal/api", None).unwrap();
-        assert_eq!((c.authority.as_str(), c.prefix.as_str()), ("wse.internal:80", "/api"));
+        assert_eq!(
+            (c.authority.as_str(), c.prefix.as_str()),
+            ("wse.internal:80", "/api")
+        );
         assert!(HttpClient::new("--to-http", "https://x:1", None).is_err());
         assert!(HttpClient::new("--to-http", "http:///v1", None).is_err());
         assert_eq!(path_segment("chat/room 1é"), "chat%2Froom%201%C3%A9");

@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(item.text, r#"{"c":"U","t":"m","p":{"z":1,"a":2}}"#);
         assert_eq!(item.id, "replay:0000abcd:6b238eba:7");
         let plain = r#"{"t":"m"}"#;
-        assert_eq!(c.convert(record(RecordKind::Message, plain)).unwrap().text, plain);
+        assert_eq!(
+            c.convert(record(RecordKind::Message, plain)).unwrap().text,
+            plain
+        );
         assert_eq!(
             c.convert(record(RecordKind::Presence, "{}")).unwrap_err(),
             Skip::NotMessage
@@ -127,6 +130,12 @@ mod tests {
             Skip::NotPublishable
         );
         let lines = Converter::new("r", "e", false);
-        assert_eq!(lines.convert(record(RecordKind::Message, "hello")).unwrap().text, "hello");
+        assert_eq!(
+            lines
+                .convert(record(RecordKind::Message, "hello"))
+                .unwrap()
+                .text,
+            "hello"
+        );
     }
 }

@@ -77,7 +77,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
     source_http: Option<String>,
     /// The source server's admin token.
-    #[arg(long, value_name = "TOKEN", env = "WSE_SOURCE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WSE_SOURCE_TOKEN",
+        hide_env_values = true
+    )]
     source_token: Option<String>,
 
     /// First offset to replay [default: the oldest stored].
@@ -100,7 +105,12 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "URL", group = "destination")]
     to_http: Option<String>,
     /// The destination server's admin token (--to-http).
-    #[arg(long, value_name = "TOKEN", env = "WSE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WSE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Publish as a WebSocket client (ws://host:port/path); the server must
     /// let clients publish (--client-publish).
@@ -203,7 +213,9 @@ impl ReplayArgs {
             return usage("--to-http needs the server's admin token: --token (or WSE_ADMIN_TOKEN)");
         }
         if self.source_http.is_some() && self.source_token.is_none() {
-            return usage("--source-http needs the server's admin token: --source-token (or WSE_SOURCE_TOKEN)");
+            return usage(
+                "--source-http needs the server's admin token: --source-token (or WSE_SOURCE_TOKEN)",
+            );
         }
         Ok(())
     }
@@ -238,7 +250,10 @@ impl ReplayArgs {
         }
         let mut dest = self.open_destination(&plan.to_topic).await?;
         let writer = match &self.checkpoint {
-            Some(path) => Some(CheckpointWriter::start(path.clone(), self.checkpoint_of(&plan, &source))?),
+            Some(path) => Some(CheckpointWriter::start(
+                path.clone(),
+                self.checkpoint_of(&plan, &source),
+            )?),
             None => None,
         };
         let converter = Converter::new(&plan.run, &plan.topic.epoch, dest.objects_only());
@@ -296,7 +311,11 @@ impl ReplayArgs {
                 return Err(mismatch("topic", &c.topic, &topic.name));
             }
             if c.destination != self.destination_name() {
-                return Err(mismatch("destination", &c.destination, &self.destination_name()));
+                return Err(mismatch(
+                    "destination",
+                    &c.destination,
+                    &self.destination_name(),
+                ));
             }
             if self.to_topic.as_ref().is_some_and(|t| *t != c.to_topic) {
                 return Err(mismatch("destination topic", &c.to_topic, &to_topic));
@@ -319,7 +338,10 @@ impl ReplayArgs {
             }
             return Ok(Plan {
                 topic,
-                range: Range { from: c.from, to: c.to },
+                range: Range {
+                    from: c.from,
+                    to: c.to,
+                },
                 next: c.next,
                 run: c.run,
                 to_topic: c.to_topic,
@@ -516,7 +538,8 @@ impl Reader {
         let full = batch.items.len() >= self.batch
             || (!batch.items.is_empty() && batch.bytes + item.text.len() > self.batch_bytes);
         let has_any = !batch.items.is_empty() || batch.not_messages + batch.not_publishable > 0;
-        if (full || due.is_some()) && has_any && self.tx.send(std::mem::take(batch)).await.is_err() {
+        if (full || due.is_some()) && has_any && self.tx.send(std::mem::take(batch)).await.is_err()
+        {
             return false;
         }
         if let Some(at) = due {

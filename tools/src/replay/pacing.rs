@@ -73,9 +73,16 @@ mod tests {
         let mut p = Pacer::new(Some(0.5), Some(1.0));
         assert_eq!(p.due(0, t0), t0);
         assert_eq!(p.due(100_000, t0), t0 + Duration::from_secs(1), "rate: 1/s");
-        assert_eq!(p.due(2_000_000, t0), t0 + Duration::from_secs(4), "speed 0.5");
+        assert_eq!(
+            p.due(2_000_000, t0),
+            t0 + Duration::from_secs(4),
+            "speed 0.5"
+        );
         let mut p = Pacer::new(None, None);
         assert!(!p.is_paced());
-        assert_eq!(p.due(9_000_000, t0 + Duration::from_secs(3)), t0 + Duration::from_secs(3));
+        assert_eq!(
+            p.due(9_000_000, t0 + Duration::from_secs(3)),
+            t0 + Duration::from_secs(3)
+        );
     }
 }

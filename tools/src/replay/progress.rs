@@ -51,7 +51,8 @@ impl Progress {
                 "{bar:40} {human_pos}/{human_len} records  {per_sec}  ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+                .with_style(style)
         });
         Self {
             bar,

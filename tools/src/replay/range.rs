@@ -28,14 +28,12 @@ impl FromStr for TimeArg {
         if let Ok(t) = humantime::parse_rfc3339_weak(s) {
             return Ok(Self::At(t));
         }
-        humantime::parse_duration(s)
-            .map(Self::Ago)
-            .map_err(|_| {
-                format!(
-                    "{s:?} is not a time (RFC 3339, e.g. 2026-01-31T12:00:00Z) nor a \
+        humantime::parse_duration(s).map(Self::Ago).map_err(|_| {
+            format!(
+                "{s:?} is not a time (RFC 3339, e.g. 2026-01-31T12:00:00Z) nor a \
                      duration before now (e.g. 1h, 30m, 90s)"
-                )
-            })
+            )
+        })
     }
 }
 
@@ -127,7 +125,11 @@ mod tests {
         assert_eq!(ago.micros(now), 8_200 * 1_000_000);
         let at: TimeArg = "1970-01-01T00:00:01.5Z".parse().unwrap();
         assert_eq!(at.micros(now), 1_500_000);
-        assert_eq!("3h".parse::<TimeArg>().unwrap().micros(now), 0, "before 1970: 0");
+        assert_eq!(
+            "3h".parse::<TimeArg>().unwrap().micros(now),
+            0,
+            "before 1970: 0"
+        );
         assert!("yesterday".parse::<TimeArg>().is_err());
     }
 }

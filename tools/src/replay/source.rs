@@ -161,8 +161,9 @@ impl Source {
                 let Some(t) = summary.as_ref() else {
                     return Ok(Vec::new());
                 };
-                let records =
-                    tokio::task::block_in_place(|| reader.read(t, from, ReadLimits::records(PAGE)))?;
+                let records = tokio::task::block_in_place(|| {
+                    reader.read(t, from, ReadLimits::records(PAGE))
+                })?;
                 Ok(records
                     .into_iter()
                     .map(|r| SourceRecord {
@@ -242,7 +243,10 @@ impl Source {
 fn http_record(client: &HttpClient, r: &Value) -> Result<SourceRecord, CliError> {
     let (Some(offset), Some(timestamp_us)) = (r["offset"].as_u64(), r["timestamp_us"].as_u64())
     else {
-        return Err(protocol(client, format!("a record without offset or time: {r}")));
+        return Err(protocol(
+            client,
+            format!("a record without offset or time: {r}"),
+        ));
     };
     let Some(kind) = r["kind"].as_str() else {
         return Err(protocol(

@@ -98,11 +98,16 @@ impl Lines {
     fn flush(&mut self) -> Result<(), CliError> {
         match &mut self.sink {
             Sink::Stdout(out) => out.flush(),
-            Sink::File(w, durable) => {
-                w.flush()
-                    .and_then(|()| if *durable { w.get_ref().sync_data() } else { Ok(()) })
-                    .map_err(|e| CliError::io("write the output file", e))
-            }
+            Sink::File(w, durable) => w
+                .flush()
+                .and_then(|()| {
+                    if *durable {
+                        w.get_ref().sync_data()
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| CliError::io("write the output file", e)),
         }
     }
 }

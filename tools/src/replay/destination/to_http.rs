@@ -24,7 +24,11 @@ pub(crate) struct ToHttp {
 impl ToHttp {
     /// Publish to `topic` through the API at `url`, checking that it
     /// answers (`GET /ready`) before anything is read.
-    pub(crate) async fn connect(url: &str, token: Option<&str>, topic: &str) -> Result<Self, CliError> {
+    pub(crate) async fn connect(
+        url: &str,
+        token: Option<&str>,
+        topic: &str,
+    ) -> Result<Self, CliError> {
         let mut client = HttpClient::new("--to-http", url, token)?;
         client.json(Method::GET, "/ready", Bytes::new()).await?;
         Ok(Self {

@@ -66,7 +66,10 @@ impl ToWs {
             why,
         };
         if !url.starts_with("ws://") {
-            return Err(bad("only ws:// URLs (use the server's plain port, or its HTTP API)".into()).into());
+            return Err(bad(
+                "only ws:// URLs (use the server's plain port, or its HTTP API)".into(),
+            )
+            .into());
         }
         let mut request = url.into_client_request().map_err(|e| bad(e.to_string()))?;
         if let Some(t) = token {
@@ -178,11 +181,15 @@ impl ToWs {
     /// The next JSON text message, answering heartbeats on the way.
     async fn next_message(&mut self) -> Result<Value, CliError> {
         loop {
-            let frame = self.ws.next().await.ok_or_else(|| ReplayError::Unreachable {
-                what: "the connection to",
-                url: self.url.clone(),
-                why: "closed by the server".into(),
-            })?;
+            let frame = self
+                .ws
+                .next()
+                .await
+                .ok_or_else(|| ReplayError::Unreachable {
+                    what: "the connection to",
+                    url: self.url.clone(),
+                    why: "closed by the server".into(),
+                })?;
             let text = match frame.map_err(|e| self.broken(e))? {
                 Message::Text(t) => t,
                 Message::Close(c) => {
