@@ -51,6 +51,8 @@ pub(crate) struct SourceRecord {
 }
 
 /// A source of records.
+// One per run: the size of the directory variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Source {
     /// A data directory.
     Dir {

@@ -68,7 +68,7 @@ impl Lines {
     }
 
     /// Write `batch`; acknowledged at once.
-    pub(crate) fn submit(&mut self, batch: Batch, acked: &mut Vec<Acked>) -> Result<(), CliError> {
+    pub(crate) fn submit(&mut self, batch: &Batch, acked: &mut Vec<Acked>) -> Result<(), CliError> {
         for item in &batch.items {
             let line = Line {
                 topic: &self.topic,

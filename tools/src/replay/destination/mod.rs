@@ -106,7 +106,7 @@ impl Destination {
         match self {
             Self::Http(h) => h.submit(batch, acked).await,
             Self::Ws(ws) => ws.submit(batch, acked).await,
-            Self::Lines(l) => l.submit(batch, acked),
+            Self::Lines(l) => l.submit(&batch, acked),
         }
     }
 

@@ -123,10 +123,10 @@ impl ToWs {
             self.ws
                 .feed(Message::text(frame))
                 .await
-                .map_err(|e| self.broken(e))?;
+                .map_err(|e| self.broken(&e))?;
             ids.push_back((item.id.clone(), item.offset));
         }
-        self.ws.flush().await.map_err(|e| self.broken(e))?;
+        self.ws.flush().await.map_err(|e| self.broken(&e))?;
         self.in_flight.push_back(InFlight {
             acked: batch.acked(),
             ids,
@@ -190,7 +190,7 @@ impl ToWs {
                     url: self.url.clone(),
                     why: "closed by the server".into(),
                 })?;
-            let text = match frame.map_err(|e| self.broken(e))? {
+            let text = match frame.map_err(|e| self.broken(&e))? {
                 Message::Text(t) => t,
                 Message::Close(c) => {
                     return Err(ReplayError::Unreachable {
@@ -217,10 +217,10 @@ impl ToWs {
         self.ws
             .send(Message::text(text))
             .await
-            .map_err(|e| self.broken(e).into())
+            .map_err(|e| self.broken(&e).into())
     }
 
-    fn broken(&self, e: tokio_tungstenite::tungstenite::Error) -> ReplayError {
+    fn broken(&self, e: &tokio_tungstenite::tungstenite::Error) -> ReplayError {
         ReplayError::Unreachable {
             what: "the connection to",
             url: self.url.clone(),
