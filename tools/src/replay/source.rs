@@ -156,6 +156,16 @@ impl Source {
         topic: &SourceTopic,
         from: u64,
     ) -> Result<Vec<SourceRecord>, CliError> {
+        self.read_at_most(topic, from, PAGE).await
+    }
+
+    /// [`Source::read`], at most `limit` records.
+    async fn read_at_most(
+        &mut self,
+        topic: &SourceTopic,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<SourceRecord>, CliError> {
         match self {
             Self::Dir {
                 reader, summary, ..
@@ -164,7 +174,7 @@ impl Source {
                     return Ok(Vec::new());
                 };
                 let records = tokio::task::block_in_place(|| {
-                    reader.read(t, from, ReadLimits::records(PAGE))
+                    reader.read(t, from, ReadLimits::records(limit))
                 })?;
                 Ok(records
                     .into_iter()
@@ -178,7 +188,7 @@ impl Source {
             }
             Self::Http { client, epoch } => {
                 let path = format!(
-                    "/v1/topics/{}/records?from={from}&limit={PAGE}",
+                    "/v1/topics/{}/records?from={from}&limit={limit}",
                     path_segment(&topic.name)
                 );
                 let page = client.json(Method::GET, &path, Bytes::new()).await?;
@@ -231,7 +241,7 @@ impl Source {
         let (mut lo, mut hi) = (topic.first_offset, topic.next_offset);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.read(topic, mid).await?.first() {
+            match self.read_at_most(topic, mid, 1).await?.first() {
                 Some(r) if r.timestamp_us >= ts_us => hi = mid,
                 Some(r) => lo = r.offset + 1,
                 None => hi = mid,
