@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use pyo3::exceptions::{PyFileNotFoundError, PyLookupError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use wse_log::{DirReader, LogError, NotRecoverable, NotRecoverableReason, Position, ReadLimits};
+use wse_log::{
+    DirReader, LogError, NotRecoverable, NotRecoverableReason, Position, ReadLimits, TopicSummary,
+};
 
 use crate::errors::{log_error, not_recoverable};
 use crate::records;
@@ -23,6 +25,17 @@ pub struct LogReader {
     reader: DirReader,
     /// The directory, as given.
     dir: PathBuf,
+}
+
+impl LogReader {
+    /// The stored topic `topic` (`LookupError` when there is none).
+    fn stored(&self, py: Python<'_>, topic: &str) -> PyResult<TopicSummary> {
+        py.detach(|| self.reader.topic(topic))
+            .map_err(|e| log_error(py, e))?
+            .ok_or_else(|| {
+                PyLookupError::new_err(format!("no topic {topic:?} in {}", self.dir.display()))
+            })
+    }
 }
 
 #[pymethods]
@@ -80,6 +93,16 @@ impl LogReader {
             .transpose()
     }
 
+    /// The offset of the first record of `topic` appended at or after
+    /// `timestamp_us` (microseconds since the Unix epoch); the topic's next
+    /// offset when every record is older. `LookupError` for an unknown
+    /// topic.
+    fn offset_at_time(&self, py: Python<'_>, topic: &str, timestamp_us: u64) -> PyResult<u64> {
+        let summary = self.stored(py, topic)?;
+        py.detach(|| self.reader.offset_at_time(&summary, timestamp_us))
+            .map_err(|e| log_error(py, e))
+    }
+
     /// Up to `limit` records of `topic` from `offset` (inclusive). With
     /// `epoch`, the stored history must be that epoch, else
     /// `NotRecoverableError`; an unknown topic is a `LookupError`.
@@ -93,12 +116,7 @@ impl LogReader {
         limit: usize,
     ) -> PyResult<Bound<'py, PyList>> {
         let wanted = epoch.map(records::parse_epoch).transpose()?;
-        let summary = py
-            .detach(|| self.reader.topic(topic))
-            .map_err(|e| log_error(py, e))?
-            .ok_or_else(|| {
-                PyLookupError::new_err(format!("no topic {topic:?} in {}", self.dir.display()))
-            })?;
+        let summary = self.stored(py, topic)?;
         if let Some(e) = wanted
             && e != summary.epoch
         {

@@ -21,7 +21,6 @@ pub use super::publish_ids::FirstCopy;
 use super::publish_ids::Taken;
 use crate::cluster::{Commit, PublishError, RecordEncoder};
 use crate::metrics::Metrics;
-use crate::protocol::category::inject_category;
 use crate::protocol::stamp;
 use crate::state::ServerState;
 
@@ -150,14 +149,10 @@ fn check_replicable(
     Ok(())
 }
 
-/// The stored bytes of a message published at `pos`: the category rule,
-/// and with `stamp` the position (`tp`/`e`/`o`), applied to its text.
+/// The stored bytes of a message published at `pos`
+/// ([`stamp::write_stored_message`]).
 pub(crate) fn encode(stamp: bool, topic: &str, text: &str, pos: Position, buf: &mut BytesMut) {
-    if stamp {
-        stamp::write_stamped_with_category(buf, text, topic, pos.epoch.0, pos.offset);
-    } else {
-        buf.put_slice(inject_category(text).as_bytes());
-    }
+    stamp::write_stored_message(buf, stamp, text, topic, pos.epoch.0, pos.offset);
 }
 
 /// [`encode`] as the cluster applies committed publishes. Their text came

@@ -51,4 +51,6 @@ pub use inbound::{
     classify_text,
 };
 pub use msgpack::{MsgpackError, decode_msgpack};
-pub use stamp::{StampedAt, read_stamp, write_stamped, write_stamped_with_category};
+pub use stamp::{
+    StampedAt, read_stamp, write_stamped, write_stamped_with_category, write_stored_message,
+};

@@ -84,6 +84,26 @@ pub fn write_stamped_with_category(
     true
 }
 
+/// The stored bytes of a message published on `topic` at (`epoch`,
+/// `offset`): the category rule, and with `stamp` (recovery on) the
+/// position, applied to `text`. Every writer of message records uses it
+/// (the server's broadcast, `wse log append`), so a record reads alike
+/// whoever stored it.
+pub fn write_stored_message(
+    out: &mut BytesMut,
+    stamp: bool,
+    text: &str,
+    topic: &str,
+    epoch: u32,
+    offset: u64,
+) {
+    if stamp {
+        write_stamped_with_category(out, text, topic, epoch, offset);
+    } else {
+        out.extend_from_slice(category::inject_category(text).as_bytes());
+    }
+}
+
 /// Where a stored record says it sits ([`read_stamp`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StampedAt {

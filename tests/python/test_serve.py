@@ -121,7 +121,7 @@ def test_serve_runs_a_complete_server_until_sigterm_then_log_reads_it(tmp_path: 
     dump = wse("log", "dump", str(data), "chat", "--format", "json")
     assert dump.returncode == 0, dump.stderr
     record = json.loads(dump.stdout.splitlines()[0])
-    assert record["offset"] == 0 and json.loads(record["payload"])["p"] == {"x": 1}
+    assert record["offset"] == 0 and record["json"]["p"] == {"x": 1}
     assert wse("log", "verify", str(data)).returncode == 0
 
 

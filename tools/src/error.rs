@@ -27,6 +27,13 @@ pub enum CliError {
     /// The log crate failed (I/O, corruption, metadata, ...).
     #[error(transparent)]
     Log(LogError),
+    /// The directory is not a WSE data directory.
+    #[error(
+        "{} is not a WSE data directory (expected topics/ and meta/ inside, \
+         as `wse serve --data-dir` creates them)",
+        .0.display()
+    )]
+    NotADataDir(PathBuf),
     /// No such topic in the data directory.
     #[error("no topic {topic:?} in {} (`wse log topics` lists them)", dir.display())]
     UnknownTopic {
@@ -76,6 +83,19 @@ pub enum CliError {
     /// `wse replay` could not read, publish or resume.
     #[error(transparent)]
     Replay(#[from] crate::replay::ReplayError),
+    /// An export file could not be written or read.
+    #[error("{}: {source}", file.display())]
+    Archive {
+        /// The export file.
+        file: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::log_cmd::archive::ArchiveError,
+    },
+    /// A backup does not match its manifest (a file changed, is missing or
+    /// cut short), or the log restored from it does not.
+    #[error("damaged backup: {0}")]
+    DamagedBackup(String),
     /// Standard output was closed by its reader; not reported, exit 0.
     #[error("standard output closed")]
     BrokenPipe,
@@ -104,7 +124,11 @@ impl CliError {
     /// or missing directory, an unknown topic).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Log(LogError::Damaged(_)) => 1,
+            Self::Log(LogError::Damaged(_)) | Self::DamagedBackup(_) => 1,
+            Self::Archive {
+                source: crate::log_cmd::archive::ArchiveError::Damaged(_),
+                ..
+            } => 1,
             Self::BrokenPipe => 0,
             _ => 2,
         }

@@ -41,15 +41,6 @@ impl Out {
         self.bytes(b"\n")
     }
 
-    /// Write `value` as one line of JSON.
-    pub fn json_line<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
-        serde_json::to_writer(&mut self.w, value).map_err(|e| match e.io_error_kind() {
-            Some(kind) => stdout_error(kind.into()),
-            None => CliError::io("encode JSON", io::Error::other(e)),
-        })?;
-        self.bytes(b"\n")
-    }
-
     /// Write `value` as indented JSON.
     pub fn json_pretty<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
         serde_json::to_writer_pretty(&mut self.w, value).map_err(|e| match e.io_error_kind() {

@@ -1,12 +1,15 @@
 //! The `wse log` and `wse bench` commands, run as the built binary against
 //! real data directories.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod cli_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use cli_support::{append, data_dir, json_lines, path, run, stderr, stdout, wse};
 use serde_json::Value;
 use wse_log::{Durability, Log, LogConfig, RecordKind, Retention};
 
@@ -14,65 +17,16 @@ use wse_log::{Durability, Log, LogConfig, RecordKind, Retention};
 /// (a bound on a hang, not a sleep: the line normally comes within 100 ms).
 const LINE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn wse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wse"))
-}
-
-/// Run `wse args...` with `stdin`, to completion.
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = wse()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wse");
-    let written = child.stdin.take().expect("stdin").write_all(stdin);
-    // A command that fails before reading its input (a locked directory)
-    // may close the pipe first: its exit status and stderr tell the rest.
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
-    }
-    child.wait_with_output().expect("wait for wse")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-/// Append `input` to `topic` with `wse log append`; panics unless it works.
-fn append(dir: &Path, topic: &str, input: &[u8]) -> String {
-    let o = run(&["log", "append", path(dir), topic], input);
-    assert!(o.status.success(), "append failed: {}", stderr(&o));
-    stdout(&o)
-}
-
-fn json_lines(o: &Output) -> Vec<Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
-fn data_dir() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("data");
-    (tmp, dir)
-}
-
 #[test]
 fn append_then_topics_inspect_and_dump_show_it() {
     let (_tmp, dir) = data_dir();
     let d = path(&dir);
-    let said = append(&dir, "chat", b"hello\n{\"a\":1}\n\xff\xfe\nlast");
+    let o = run(
+        &["log", "append", d, "chat", "--raw"],
+        b"hello\n{\"a\":1}\n\xff\xfe\nlast",
+    );
+    assert!(o.status.success(), "append failed: {}", stderr(&o));
+    let said = stdout(&o);
     assert!(
         said.starts_with("appended 4 records to chat: offsets 0..4, epoch "),
         "{said}"
@@ -126,11 +80,12 @@ fn append_then_topics_inspect_and_dump_show_it() {
     assert_eq!(recs[0]["offset"], 0);
     assert_eq!(recs[0]["epoch"], epoch.as_str());
     assert_eq!(recs[0]["kind"], "message");
-    assert_eq!(recs[0]["payload"], "hello");
-    assert_eq!(recs[1]["payload"], "{\"a\":1}");
-    assert_eq!(recs[2]["payload_base64"], "//4=");
-    assert!(recs[2].get("payload").is_none());
-    assert_eq!(recs[3]["payload"], "last");
+    // Text as a string, a JSON payload as JSON, other bytes as base64.
+    assert_eq!(recs[0]["text"], "hello");
+    assert_eq!(recs[1]["json"], serde_json::json!({"a": 1}));
+    assert_eq!(recs[2]["base64"], "//4=");
+    assert!(recs[2].get("text").is_none());
+    assert_eq!(recs[3]["text"], "last");
     // RFC 3339 with microseconds, UTC.
     let ts = recs[0]["timestamp"].as_str().expect("timestamp");
     assert_eq!(ts.len(), "2025-01-31T12:00:00.123456Z".len(), "{ts}");
@@ -456,7 +411,8 @@ fn tail_follow_waits_for_a_topic_that_does_not_exist_yet() {
     let v: Value = serde_json::from_str(&tail.next()).expect("JSON");
     assert_eq!(v["offset"], 0);
     assert_eq!(v["kind"], "presence");
-    assert_eq!(v["payload"], "first");
+    // Not a presence operation: shown as the text it is.
+    assert_eq!(v["text"], "first");
 }
 
 #[test]

@@ -46,6 +46,23 @@ impl Log {
         }
     }
 
+    /// Create `topic` with an epoch it never had, its first record at
+    /// `first_offset`: a restored history that clients must not take for
+    /// the one they saw (`wse log restore --new-epochs`). Returns the
+    /// epoch; a topic that exists is [`LogError::EpochConflict`].
+    pub fn create_fresh_topic_at(&self, topic: &str, first_offset: u64) -> Result<Epoch> {
+        topic_name::validate(topic, self.shared.config.max_topic_bytes)?;
+        let _lifecycle = self.shared.topic_lifecycle.lock();
+        if let Some(t) = self.shared.topics.get(topic) {
+            return Err(LogError::EpochConflict {
+                topic: topic.to_owned(),
+                requested: t.epoch,
+                existing: Some(t.epoch),
+            });
+        }
+        Ok(self.create_locked(topic, None, first_offset)?.epoch)
+    }
+
     /// The topic, created with a fresh epoch if it does not exist.
     pub(super) fn topic_for_append(&self, name: &str) -> Result<Arc<Topic>> {
         if let Some(t) = self.shared.topics.get(name) {

@@ -3,7 +3,8 @@
 Code written against the upstream ``RustWSEServer`` API runs unchanged;
 new code also gets the log: every topic broadcast is an append to the
 topic's durable log, clients recover across restarts, and
-``server.position()``, ``server.read()`` and :class:`LogReader` read it.
+``server.position()``, ``server.read()``, :class:`LogReader` and
+:func:`read_range` read it.
 
 Layout (as upstream):
 
@@ -43,6 +44,7 @@ from ._wse_accel import (
     rust_transform_event,
 )
 from .core.filters import EventFilter
+from .history import read_range
 from .core.types import DeliveryGuarantee, EventPriority
 
 __all__ = [
@@ -74,4 +76,5 @@ __all__ = [
     # WSE additions: the log.
     "LogReader",
     "NotRecoverableError",
+    "read_range",
 ]

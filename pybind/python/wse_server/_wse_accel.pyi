@@ -616,6 +616,12 @@ class LogReader:
     def position(self, topic: str) -> dict[str, Any] | None:
         """``{"epoch", "first_offset", "next_offset"}`` or ``None``."""
         ...
+    def offset_at_time(self, topic: str, timestamp_us: int) -> int:
+        """The offset of the first record appended at or after
+        ``timestamp_us`` (microseconds since the Unix epoch); the next
+        offset when every record is older. ``LookupError`` for an unknown
+        topic."""
+        ...
     def read(self, topic: str, epoch: str | None = None, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Up to ``limit`` records from ``offset``; with ``epoch``, the
         stored history must be that epoch (else ``NotRecoverableError``).

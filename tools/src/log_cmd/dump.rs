@@ -1,5 +1,7 @@
-//! `wse log dump DIR TOPIC [--from N] [--limit N] [--format json|raw]`.
+//! `wse log dump DIR TOPIC [--from N] [--to N] [--since T] [--until T]
+//! [--limit N] [--format json|raw]`.
 
+use super::range::RangeArgs;
 use super::records::{self, RecordFormat};
 use super::{DirArg, find_topic, open_reader};
 use crate::Run;
@@ -15,9 +17,12 @@ pub struct DumpArgs {
     dir: DirArg,
     /// The topic name.
     topic: String,
-    /// First offset to print (default: the oldest stored).
-    #[arg(long, value_name = "N")]
-    from: Option<u64>,
+    /// TOPIC names one of WSE's own streams, as `topics --all` shows it
+    /// (`presence:lobby`, `node`).
+    #[arg(long)]
+    internal: bool,
+    #[command(flatten)]
+    range: RangeArgs,
     /// Print at most N records (default: all).
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -27,23 +32,18 @@ pub struct DumpArgs {
 }
 
 impl Run for DumpArgs {
-    fn run(self) -> Result<u8, CliError> {
+    fn run(mut self) -> Result<u8, CliError> {
+        self.topic = super::stored_name(&self.topic, self.internal);
         let reader = open_reader(&self.dir.dir)?;
         let topic = find_topic(&reader, &self.dir.dir, &self.topic)?;
-        let mut from = self.from.unwrap_or(topic.first_offset);
-        if from < topic.first_offset {
-            return Err(CliError::Usage(format!(
-                "--from {from}: topic {:?} keeps offsets {}..{} (older ones were removed by retention)",
-                topic.name, topic.first_offset, topic.next_offset
-            )));
-        }
+        let (mut from, to) = self.range.resolve(&reader, &topic)?;
         let mut out = Out::stdout();
         let result = records::print_range(
             &mut out,
             &reader,
             &topic,
             &mut from,
-            topic.next_offset,
+            to,
             self.limit,
             self.format,
         );

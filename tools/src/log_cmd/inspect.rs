@@ -18,6 +18,10 @@ pub struct InspectArgs {
     dir: DirArg,
     /// The topic name.
     topic: String,
+    /// TOPIC names one of WSE's own streams, as `topics --all` shows it
+    /// (`presence:lobby`, `node`).
+    #[arg(long)]
+    internal: bool,
     /// One JSON document.
     #[arg(long)]
     json: bool,
@@ -88,7 +92,8 @@ impl InspectJson {
 }
 
 impl Run for InspectArgs {
-    fn run(self) -> Result<u8, CliError> {
+    fn run(mut self) -> Result<u8, CliError> {
+        self.topic = super::stored_name(&self.topic, self.internal);
         let reader = open_reader(&self.dir.dir)?;
         let topic = find_topic(&reader, &self.dir.dir, &self.topic)?;
         let retention = meta_snapshot::topic_retention(&self.dir.dir, &self.topic);

@@ -1,4 +1,5 @@
-//! A topic's retention, read from a copy of the sled metadata.
+//! The sled metadata (topic registry, retired epochs, retention
+//! overrides), read from a copy: for `inspect` and `backup`.
 //!
 //! A running server holds `DIR/meta` open (sled locks it), so the tools
 //! copy the directory to a temporary one and open the copy. sled's files
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use wse_log::layout::Layout;
-use wse_log::{MetaStore, Retention, SledMeta};
+use wse_log::{MetaStore, Retention, SledMeta, TopicMeta};
 
 /// What the metadata says about one topic's retention.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +43,16 @@ pub fn topic_retention(dir: &Path, topic: &str) -> RetentionSetting {
 }
 
 fn read(dir: &Path, topic: &str) -> Result<Option<Retention>, String> {
+    let all = snapshot(dir)?;
+    Ok(all
+        .into_iter()
+        .find(|m| m.name == topic)
+        .and_then(|m| m.retention))
+}
+
+/// Every topic's metadata in the data directory `dir`, read from a copy
+/// (a running server holds the store open).
+pub fn snapshot(dir: &Path) -> Result<Vec<TopicMeta>, String> {
     let meta = Layout::new(dir).meta_dir();
     if !meta.is_dir() {
         return Err(format!("no metadata directory {}", meta.display()));
@@ -53,13 +64,9 @@ fn read(dir: &Path, topic: &str) -> Result<Option<Retention>, String> {
         .map_err(|e| format!("create a temporary directory: {e}"))?;
     let copy = tmp.path().join("meta");
     copy_dir(&meta, &copy).map_err(|e| format!("copy {}: {e}", meta.display()))?;
-    let entry = quietly(|| {
-        let store = SledMeta::open(&copy)?;
-        store.get(topic)
-    })
-    .map_err(|panic| format!("reading the metadata copy failed: {panic}"))?
-    .map_err(|e| e.to_string())?;
-    Ok(entry.and_then(|m| m.retention))
+    quietly(|| SledMeta::open(&copy)?.load())
+        .map_err(|panic| format!("reading the metadata copy failed: {panic}"))?
+        .map_err(|e| e.to_string())
 }
 
 /// Copy the directory tree `from` to `to` (regular files and directories).

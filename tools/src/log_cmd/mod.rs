@@ -10,13 +10,21 @@
 //! - `topics`, `inspect`, `dump`, `tail`, `verify`, `append`: one file per
 //!   subcommand.
 //! - `records`: how `dump` and `tail` print records (JSON lines or raw).
+//! - `range`: which records (`--from/--to`, `--since/--until`).
+//! - `export`, `import` and the file format they share, `archive`.
+//! - `backup`: `backup` and `restore`.
 //! - `meta_snapshot`: reads retention from a copy of the sled metadata,
 //!   which a running server holds locked.
 
 mod append;
+pub(crate) mod archive;
+mod backup;
 mod dump;
+mod export;
+mod import;
 mod inspect;
 mod meta_snapshot;
+mod range;
 mod records;
 mod tail;
 mod topics;
@@ -45,6 +53,17 @@ subcommands! {
         /// Append stdin to a topic, one record per line (needs the data
         /// directory to itself: not beside a running server).
         Append(append::AppendArgs),
+        /// Write a range of a topic's history (epoch, offsets, times,
+        /// bytes) as an export file: JSON lines or binary.
+        Export(export::ExportArgs),
+        /// Recreate exported history in a data directory (needs the
+        /// directory to itself).
+        Import(import::ImportArgs),
+        /// Copy a data directory, safely beside a running server, with a
+        /// manifest that proves the copy whole.
+        Backup(backup::BackupArgs),
+        /// Put a backup back into a new data directory (checked first).
+        Restore(backup::RestoreArgs),
     }
 }
 
@@ -56,9 +75,42 @@ pub struct DirArg {
     pub dir: PathBuf,
 }
 
-/// Open `dir` for reading (no lock taken).
+/// Open `dir` for reading (no lock taken). A directory that holds neither
+/// `topics/` nor `meta/` is not a data directory: saying "no topics" about
+/// it would make a mistyped path look fine.
 fn open_reader(dir: &Path) -> Result<DirReader, CliError> {
-    Ok(DirReader::open(dir)?)
+    let reader = DirReader::open(dir)?;
+    let layout = reader.layout();
+    if !layout.topics_dir().is_dir() && !layout.meta_dir().is_dir() {
+        return Err(CliError::NotADataDir(dir.to_owned()));
+    }
+    Ok(reader)
+}
+
+/// Streams WSE writes for itself (presence, node runs) have names that
+/// start with this control character, which no client topic can contain.
+const INTERNAL_PREFIX: char = '\u{1}';
+
+/// Is `name` one of WSE's own streams?
+fn is_internal(name: &str) -> bool {
+    name.starts_with(INTERNAL_PREFIX)
+}
+
+/// `name` as the commands show it: an internal stream without its control
+/// character (`presence:lobby`, `node`; `--internal` tells it apart), and
+/// control and bidirectional characters escaped.
+fn readable(name: &str) -> String {
+    crate::output::escaped(name.strip_prefix(INTERNAL_PREFIX).unwrap_or(name)).into_owned()
+}
+
+/// The stored name of the topic argument `arg`: with `internal`, WSE's own
+/// stream of that readable name.
+fn stored_name(arg: &str, internal: bool) -> String {
+    if internal {
+        format!("{INTERNAL_PREFIX}{arg}")
+    } else {
+        arg.to_owned()
+    }
 }
 
 /// The stored topic `name`, or [`CliError::UnknownTopic`].

@@ -1,8 +1,9 @@
 //! How `dump` and `tail` print records, and the paged read both use.
 
 use base64::Engine as _;
-use serde::Serialize;
-use wse_log::{DirReader, ReadLimits, Record, TopicSummary};
+use wse_log::{DirReader, ReadLimits, Record, RecordKind, TopicSummary};
+
+use super::archive::embeddable_json;
 
 use crate::error::CliError;
 use crate::output::{Out, rfc3339_us};
@@ -13,52 +14,58 @@ const PAGE: usize = 500;
 /// The output format of records.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordFormat {
-    /// One JSON object per line: offset, epoch, timestamp, kind, payload.
+    /// One JSON object per line: offset, epoch, timestamp, kind, and the
+    /// payload as `json` (a JSON payload as it is), `presence` (decoded),
+    /// `text` or `base64`.
     #[default]
     Json,
     /// The payload bytes followed by a newline.
     Raw,
 }
 
-/// A record as one line of JSON. The payload is a JSON string when it is
-/// valid UTF-8 (`payload`), else standard base64 (`payload_base64`).
-#[derive(Serialize)]
-struct RecordJson<'a> {
-    offset: u64,
-    epoch: String,
-    timestamp: String,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload_base64: Option<String>,
-}
-
-impl<'a> RecordJson<'a> {
-    fn new(r: &'a Record) -> Self {
-        let bytes = r.payload_ref();
-        let (payload, payload_base64) = match std::str::from_utf8(bytes) {
-            Ok(s) => (Some(s), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            ),
-        };
-        Self {
-            offset: r.offset(),
-            epoch: r.epoch().to_string(),
-            timestamp: rfc3339_us(r.timestamp_us()),
-            kind: r.kind().as_str(),
-            payload,
-            payload_base64,
-        }
+/// `record` as one line of JSON: offset, epoch, timestamp, kind, and the
+/// payload in the first of these forms that fits it:
+///
+/// - `json`: a JSON payload on one line, embedded as it is (its bytes);
+/// - `presence`: a presence record, decoded;
+/// - `text`: other UTF-8, as a JSON string;
+/// - `base64`: anything else, standard base64.
+fn json_line(record: &Record) -> Result<String, CliError> {
+    let bytes = record.payload_ref();
+    let mut line = format!(
+        "{{\"offset\":{},\"epoch\":\"{}\",\"timestamp\":\"{}\",\"kind\":\"{}\",",
+        record.offset(),
+        record.epoch(),
+        rfc3339_us(record.timestamp_us()),
+        record.kind().as_str()
+    );
+    let presence = (record.kind() == RecordKind::Presence)
+        .then(|| wse::presence::stream::decode(bytes))
+        .flatten()
+        .and_then(|op| serde_json::to_string(&op).ok());
+    let encode = |e: serde_json::Error| CliError::io("encode JSON", std::io::Error::other(e));
+    if let Some(op) = presence {
+        line.push_str("\"presence\":");
+        line.push_str(&op);
+    } else if let Some(json) = embeddable_json(bytes) {
+        line.push_str("\"json\":");
+        line.push_str(json);
+    } else if let Ok(text) = std::str::from_utf8(bytes) {
+        line.push_str("\"text\":");
+        line.push_str(&serde_json::to_string(text).map_err(encode)?);
+    } else {
+        line.push_str("\"base64\":\"");
+        line.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        line.push('"');
     }
+    line.push('}');
+    Ok(line)
 }
 
 /// Print `record` in `format`.
 pub fn print(out: &mut Out, record: &Record, format: RecordFormat) -> Result<(), CliError> {
     match format {
-        RecordFormat::Json => out.json_line(&RecordJson::new(record)),
+        RecordFormat::Json => out.line(format_args!("{}", json_line(record)?)),
         RecordFormat::Raw => {
             out.bytes(record.payload_ref())?;
             out.bytes(b"\n")

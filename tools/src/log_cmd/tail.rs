@@ -1,4 +1,4 @@
-//! `wse log tail DIR TOPIC [-n N] [--follow] [--format json|raw]`.
+//! `wse log tail DIR TOPIC [-n N | --since T] [--follow] [--format json|raw]`.
 
 use std::io;
 use std::path::Path;
@@ -23,9 +23,17 @@ pub struct TailArgs {
     dir: DirArg,
     /// The topic name.
     topic: String,
+    /// TOPIC names one of WSE's own streams, as `topics --all` shows it
+    /// (`presence:lobby`, `node`).
+    #[arg(long)]
+    internal: bool,
     /// How many of the newest records to print first.
     #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
     lines: u64,
+    /// Print first every record appended at or after TIME instead of the
+    /// newest N: RFC 3339, or that long ago (`15m`, `1h`).
+    #[arg(long, value_name = "TIME", value_parser = super::range::parse_time, conflicts_with = "lines")]
+    since: Option<u64>,
     /// Keep printing new records until interrupted; a topic that does not
     /// exist yet is waited for.
     #[arg(short, long)]
@@ -45,7 +53,8 @@ struct Cursor {
 }
 
 impl Run for TailArgs {
-    fn run(self) -> Result<u8, CliError> {
+    fn run(mut self) -> Result<u8, CliError> {
+        self.topic = super::stored_name(&self.topic, self.internal);
         let dir = self.dir.dir.as_path();
         let reader = open_reader(dir)?;
         let mut out = Out::stdout();
@@ -78,7 +87,10 @@ impl TailArgs {
         reader: &DirReader,
         t: &TopicSummary,
     ) -> Result<Cursor, CliError> {
-        let mut next = t.next_offset.saturating_sub(self.lines).max(t.first_offset);
+        let mut next = match self.since {
+            Some(ts) => reader.offset_at_time(t, ts)?,
+            None => t.next_offset.saturating_sub(self.lines).max(t.first_offset),
+        };
         let result =
             records::print_range(out, reader, t, &mut next, t.next_offset, None, self.format);
         out.flush()?;

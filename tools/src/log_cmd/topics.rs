@@ -3,10 +3,10 @@
 use serde::Serialize;
 use wse_log::TopicSummary;
 
-use super::{DirArg, open_reader, record_count};
+use super::{DirArg, is_internal, open_reader, readable, record_count};
 use crate::Run;
 use crate::error::CliError;
-use crate::output::{Out, escaped};
+use crate::output::Out;
 
 /// List the topics of a data directory: name, epoch, first..next offsets,
 /// records, segments, bytes. Directories that cannot be read as a topic
@@ -18,12 +18,20 @@ pub struct TopicsArgs {
     /// One JSON document: {"topics": [...], "unreadable": [...]}.
     #[arg(long)]
     json: bool,
+    /// Also list WSE's own streams (presence, node runs), marked internal.
+    #[arg(long)]
+    all: bool,
 }
 
 /// A topic as `topics --json` prints it.
 #[derive(Serialize)]
 struct TopicRow {
+    /// The stored name, exactly (JSON escapes its control characters).
     name: String,
+    /// The name as the table shows it (see `readable`).
+    display_name: String,
+    /// One of WSE's own streams.
+    internal: bool,
     /// 8 lowercase hex digits, as clients see it.
     epoch: String,
     first_offset: u64,
@@ -37,6 +45,8 @@ impl From<&TopicSummary> for TopicRow {
     fn from(t: &TopicSummary) -> Self {
         Self {
             name: t.name.clone(),
+            display_name: readable(&t.name),
+            internal: is_internal(&t.name),
             epoch: t.epoch.to_string(),
             first_offset: t.first_offset,
             next_offset: t.next_offset,
@@ -68,7 +78,12 @@ impl Run for TopicsArgs {
         for u in &unreadable {
             eprintln!("unreadable topic directory {}: {}", u.dir.display(), u.why);
         }
-        let rows: Vec<TopicRow> = topics.iter().map(TopicRow::from).collect();
+        let rows: Vec<TopicRow> = topics
+            .iter()
+            .filter(|t| self.all || !is_internal(&t.name))
+            .map(TopicRow::from)
+            .collect();
+        let hidden = topics.len() - rows.len();
         let mut out = Out::stdout();
         if self.json {
             out.json_pretty(&TopicsJson {
@@ -84,7 +99,11 @@ impl Run for TopicsArgs {
         } else if rows.is_empty() {
             eprintln!("no topics in {}", self.dir.dir.display());
         } else {
-            print_table(&mut out, &rows)?;
+            print_table(&mut out, &rows, self.all)?;
+        }
+        if hidden > 0 && !self.json {
+            let streams = if hidden == 1 { "stream" } else { "streams" };
+            eprintln!("({hidden} internal {streams} not shown; --all lists them)");
         }
         out.flush()?;
         Ok(0)
@@ -92,12 +111,12 @@ impl Run for TopicsArgs {
 }
 
 /// Aligned columns under a header.
-fn print_table(out: &mut Out, rows: &[TopicRow]) -> Result<(), CliError> {
+fn print_table(out: &mut Out, rows: &[TopicRow], all: bool) -> Result<(), CliError> {
     let offsets: Vec<String> = rows
         .iter()
         .map(|r| format!("{}..{}", r.first_offset, r.next_offset))
         .collect();
-    let names: Vec<_> = rows.iter().map(|r| escaped(&r.name)).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.display_name.as_str()).collect();
     let name_w = names
         .iter()
         .map(|n| n.chars().count())
@@ -105,13 +124,19 @@ fn print_table(out: &mut Out, rows: &[TopicRow]) -> Result<(), CliError> {
         .unwrap_or(0)
         .max(5);
     let off_w = offsets.iter().map(String::len).max().unwrap_or(0).max(7);
+    let kind_header = if all { "  KIND" } else { "" };
     out.line(format_args!(
-        "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
+        "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}{kind_header}",
         "TOPIC", "EPOCH", "OFFSETS", "RECORDS", "SEGMENTS", "BYTES"
     ))?;
     for ((r, o), name) in rows.iter().zip(&offsets).zip(&names) {
+        let kind = match (all, r.internal) {
+            (false, _) => "",
+            (true, true) => "  internal",
+            (true, false) => "  topic",
+        };
         out.line(format_args!(
-            "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}",
+            "{:<name_w$}  {:<8}  {:<off_w$}  {:>10}  {:>8}  {:>12}{kind}",
             name, r.epoch, o, r.records, r.segments, r.bytes
         ))?;
     }

@@ -69,6 +69,7 @@ impl Lines {
 
     /// Write `batch`; acknowledged at once.
     pub(crate) fn submit(&mut self, batch: &Batch, acked: &mut Vec<Acked>) -> Result<(), CliError> {
+        let mut text = Vec::with_capacity(batch.bytes + batch.items.len() * 96);
         for item in &batch.items {
             let line = Line {
                 topic: &self.topic,
@@ -77,13 +78,17 @@ impl Lines {
                 id: &item.id,
                 text: &item.text,
             };
-            match &mut self.sink {
-                Sink::Stdout(out) => out.json_line(&line)?,
-                Sink::File(w, _) => serde_json::to_writer(&mut *w, &line)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| w.write_all(b"\n"))
-                    .map_err(|e| CliError::io("write the output file", e))?,
-            }
+            // Into a Vec: only an unencodable value could fail, and a
+            // struct of strings and numbers has none.
+            serde_json::to_writer(&mut text, &line)
+                .map_err(|e| CliError::io("encode a line", std::io::Error::other(e)))?;
+            text.push(b'\n');
+        }
+        match &mut self.sink {
+            Sink::Stdout(out) => out.bytes(&text)?,
+            Sink::File(w, _) => w
+                .write_all(&text)
+                .map_err(|e| CliError::io("write the output file", e))?,
         }
         self.flush()?;
         acked.push(batch.acked());
