@@ -350,6 +350,10 @@ metrics! {
         rate_limited, "wse_rate_limited_total", "send_event calls refused by the rate limiter";
         /// Broadcasts appended.
         broadcasts, "wse_broadcasts_total", "Broadcasts appended";
+        /// Publishes not stored because their id was in the topic's
+        /// window (single node; a cluster's shards do this themselves).
+        publish_duplicates, "wse_publish_duplicates_total",
+            "Publishes not stored again: their id was already stored (single node)";
         /// Messages replayed from the log to catch a subscriber up.
         replayed_from_log, "wse_replayed_from_log_total",
             "Messages replayed from the log to catch a subscriber up";

@@ -201,8 +201,11 @@ impl Appended {
         }
     }
 
-    /// The record's fate, once known.
-    fn settled(&self) -> Option<Result<()>> {
+    /// The record's fate without waiting: `None` while it is neither
+    /// visible nor failed, `Ok` once visible, the error once storage failed
+    /// it (or its topic was deleted). For holders that look again later
+    /// rather than wait (the server's publish-id window).
+    pub fn settled(&self) -> Option<Result<()>> {
         // The visible head first: a failed record's offset is reused, and
         // its failure is recorded before the reuse can become visible.
         let visible = self.topic.visible() > self.position.offset;

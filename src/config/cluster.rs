@@ -43,7 +43,9 @@ pub struct ClusterConfig {
     /// publish that carries an id already stored on its topic within this
     /// window is not stored again (the idempotent producer): a retry after
     /// a timeout must come before that many other identified publishes of
-    /// its shard.
+    /// its shard. A single node (no cluster) keeps a window of this many
+    /// ids per topic, in memory only (`ops::publish_ids`): one option, as
+    /// the semantics are the same.
     pub dedup_window: usize,
     /// A node a shard's leader has not heard from this long is taken for
     /// dead (default 3 s): the leader removes the presence entries of its

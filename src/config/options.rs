@@ -410,7 +410,7 @@ pub const OPTIONS: &[OptionDoc] = &[
     option!(
         cluster.dedup_window,
         count,
-        "publish ids remembered per shard (idempotent producer)"
+        "publish ids remembered per shard, or per topic on a single node (idempotent producer)"
     ),
     option!(
         cluster.node_timeout,

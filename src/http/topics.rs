@@ -9,6 +9,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use wse_log::{Position, ReadLimits};
 
@@ -55,10 +56,13 @@ pub(crate) async fn publish(
     ))
 }
 
-/// `POST /v1/topics/{topic}/batch`: a JSON array of message objects,
-/// published in order; the answer lists their positions once all are
-/// acknowledged. Nothing is published when one of them is refused before
-/// the log (not an object, too large).
+/// `POST /v1/topics/{topic}/batch`: message objects published in order;
+/// the answer lists their positions once all are acknowledged. The body is
+/// a JSON array of message objects, or `{"items": [{"message": {...},
+/// "id": "..."}, ...]}` where an item may carry its publish id (as the
+/// single publish's `Idempotency-Key`). Each message is stored as sent
+/// (its text, not a re-encoding). Nothing is published when one of them is
+/// refused before the log (not an object, too large).
 pub(crate) async fn publish_batch(
     State(api): State<Arc<Api>>,
     topic: Result<Path<String>, PathRejection>,
@@ -67,24 +71,20 @@ pub(crate) async fn publish_batch(
 ) -> Result<Json<Value>, ApiError> {
     let (server, topic) = publish_target(&api, topic, &headers)?;
     let body = api.read_body(body, api.max_body).await?;
-    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
-        return Err(ApiError::invalid(
-            "the body must be a JSON array of message objects",
-        ));
-    };
+    let items = batch_items(&body)?;
     let limit = server.config().max_message_size;
     let mut messages = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        if !item.is_object() {
+    for (i, item) in items.into_iter().enumerate() {
+        let text = item.message.get();
+        if !text.starts_with('{') {
             return Err(ApiError::invalid(format!("item {i} is not a JSON object")));
         }
-        let text = item.to_string();
         if text.len() > limit {
             return Err(ApiError::invalid(format!(
                 "item {i} is larger than max_message_size ({limit} bytes)"
             )));
         }
-        messages.push((text, None));
+        messages.push((text.to_owned(), item.id));
     }
     let taken = take(&server, &topic, messages).await?;
     let mut positions = Vec::with_capacity(taken.len());
@@ -92,6 +92,48 @@ pub(crate) async fn publish_batch(
         positions.push(position_json(b.acknowledged().await?));
     }
     Ok(Json(json!({"topic": topic, "positions": positions})))
+}
+
+/// One message of a batch: its exact text, and its publish id if any.
+#[derive(Deserialize)]
+struct BatchItem<'a> {
+    /// The message as sent (a raw value: stored without re-encoding).
+    #[serde(borrow)]
+    message: &'a RawValue,
+    /// The publish id: a second publish with it is not stored again.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The object form of a batch body.
+#[derive(Deserialize)]
+struct BatchItems<'a> {
+    /// The messages with their ids.
+    #[serde(borrow)]
+    items: Vec<BatchItem<'a>>,
+}
+
+/// The items of a batch body in either form (a bare array of messages, or
+/// `{"items": [...]}` with ids), or why it is not one. The form is told by
+/// the first byte rather than by serde's `untagged`, which would buffer the
+/// messages and lose their raw text.
+fn batch_items(body: &[u8]) -> Result<Vec<BatchItem<'_>>, ApiError> {
+    let refused = || {
+        ApiError::invalid(
+            "the body must be a JSON array of message objects, or \
+             {\"items\": [{\"message\": {...}, \"id\": \"...\"}, ...]}",
+        )
+    };
+    let text = std::str::from_utf8(body).map_err(|_| refused())?;
+    if text.trim_start().starts_with('[') {
+        let messages: Vec<&RawValue> = serde_json::from_str(text).map_err(|_| refused())?;
+        return Ok(messages
+            .into_iter()
+            .map(|message| BatchItem { message, id: None })
+            .collect());
+    }
+    let body: BatchItems<'_> = serde_json::from_str(text).map_err(|_| refused())?;
+    Ok(body.items)
 }
 
 /// `GET /v1/topics`: every topic clients can see (internal ones, such as
@@ -151,7 +193,9 @@ pub(crate) struct ReadQuery {
 
 /// `GET /v1/topics/{topic}/records?from=&limit=`: records of the topic's
 /// current history, oldest first; a payload that is JSON is shown as JSON,
-/// anything else as a string.
+/// anything else as a string (`data`), and, for tools that copy history
+/// exactly (`wse replay`), as the exact stored text (`text`, when it is
+/// UTF-8) with the record's kind.
 pub(crate) async fn records(
     State(api): State<Arc<Api>>,
     topic: Result<Path<String>, PathRejection>,
@@ -200,7 +244,12 @@ pub(crate) async fn records(
             let payload = r.payload();
             let data = serde_json::from_slice::<Value>(&payload)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&payload).into_owned()));
-            json!({"offset": r.offset(), "timestamp_us": r.timestamp_us(), "data": data})
+            let mut one = json!({"offset": r.offset(), "timestamp_us": r.timestamp_us(),
+                "kind": r.kind().as_str(), "data": data});
+            if let Ok(text) = std::str::from_utf8(&payload) {
+                one["text"] = Value::String(text.to_owned());
+            }
+            one
         })
         .collect();
     Ok(Json(json!({"topic": topic, "epoch": at.epoch.to_string(),

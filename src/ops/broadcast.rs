@@ -6,12 +6,19 @@
 //! appended on every node only once a majority committed it; the bytes are
 //! the same either way ([`encode`]), so a record reads alike on a single
 //! node and on every member of a cluster.
+//!
+//! A publish that carries an id is stored once per topic within a window
+//! of recent ids: in a cluster by the shard's state machine, on a single
+//! node by [`super::publish_ids`]. A duplicate is answered with the first
+//! copy's position.
 
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use wse_log::{Appended, LogError, Position, RecordKind, topic_name};
 
+pub use super::publish_ids::FirstCopy;
+use super::publish_ids::Taken;
 use crate::cluster::{Commit, PublishError, RecordEncoder};
 use crate::metrics::Metrics;
 use crate::protocol::stamp;
@@ -23,6 +30,9 @@ pub enum Broadcast {
     Appended(Appended),
     /// Handed to the cluster; acknowledged once committed and applied here.
     Replicating(Commit),
+    /// On a single node, a publish whose id the topic's window holds: not
+    /// appended again, acknowledged as its first copy is.
+    Duplicate(FirstCopy),
 }
 
 impl Broadcast {
@@ -35,13 +45,33 @@ impl Broadcast {
                 Ok(a.position)
             }
             Broadcast::Replicating(commit) => commit.await,
+            Broadcast::Duplicate(FirstCopy::Stored(p)) => Ok(p),
+            Broadcast::Duplicate(FirstCopy::Pending(a)) => {
+                a.visible().await?;
+                Ok(a.position)
+            }
         }
     }
 
-    /// The position, when already known (a local append).
+    /// [`Broadcast::acknowledged`] for a caller that may block its thread
+    /// (not a runtime worker); `None` for a replicated publish, which only
+    /// the runtime can wait for.
+    pub fn wait_local(&self) -> Option<Result<Position, LogError>> {
+        let a = match self {
+            Broadcast::Appended(a) | Broadcast::Duplicate(FirstCopy::Pending(a)) => a,
+            Broadcast::Duplicate(FirstCopy::Stored(p)) => return Some(Ok(*p)),
+            Broadcast::Replicating(_) => return None,
+        };
+        Some(a.wait().map(|()| a.position))
+    }
+
+    /// The position, when already known (a local append or a duplicate).
     pub fn position(&self) -> Option<Position> {
         match self {
-            Broadcast::Appended(a) => Some(a.position),
+            Broadcast::Appended(a) | Broadcast::Duplicate(FirstCopy::Pending(a)) => {
+                Some(a.position)
+            }
+            Broadcast::Duplicate(FirstCopy::Stored(p)) => Some(*p),
             Broadcast::Replicating(_) => None,
         }
     }
@@ -53,10 +83,11 @@ impl Broadcast {
 /// (an invalid topic, too large) are found here, before anything is
 /// replicated: a committed entry must apply on every node.
 ///
-/// `id` is the publisher's id for the message; in a cluster a publish whose
-/// id is already stored on the topic is not stored again (the idempotent
-/// producer). A single node has no retries to absorb (a publish there is
-/// either stored or refused) and ignores it.
+/// `id` is the publisher's id for the message: a publish whose id is
+/// already stored on the topic, within the last `cluster.dedup_window`
+/// identified publishes (of the shard in a cluster, of the topic on a
+/// single node), is not stored again (the idempotent producer), and is
+/// acknowledged with the first copy's position.
 pub fn broadcast(
     state: &ServerState,
     topic: &str,
@@ -64,14 +95,24 @@ pub fn broadcast(
     id: Option<&str>,
 ) -> Result<Broadcast, LogError> {
     let stamp = state.config.recovery_enabled;
-    let taken = match &state.cluster {
-        None => Broadcast::Appended(state.log.append_with(
+    let append = || {
+        state.log.append_with(
             topic,
             RecordKind::Message,
             text.len() + topic.len() + 48,
             |pos, buf| encode(stamp, topic, text, pos, buf),
-        )?),
-        Some(cluster) => {
+        )
+    };
+    let taken = match (&state.cluster, id) {
+        (None, None) => Broadcast::Appended(append()?),
+        (None, Some(id)) => match state.publish_ids.publish(&state.log, topic, id, append)? {
+            Taken::New(a) => Broadcast::Appended(a),
+            Taken::Duplicate(first) => {
+                Metrics::add(&state.metrics.publish_duplicates, 1);
+                return Ok(Broadcast::Duplicate(first));
+            }
+        },
+        (Some(cluster), _) => {
             check_replicable(state, stamp, topic, text)?;
             Broadcast::Replicating(cluster.publish(topic, text, id))
         }

@@ -6,6 +6,7 @@
 pub mod broadcast;
 pub mod client;
 pub(crate) mod ledger;
+pub(crate) mod publish_ids;
 pub mod recovery;
 pub mod send;
 pub mod subscribe;

@@ -50,7 +50,10 @@ impl Server {
         let Some(at) = state.log.position(topic) else {
             return Ok(None);
         };
-        Ok(state.log.delete_topic(topic)?.then_some(at.epoch))
+        let deleted = state.log.delete_topic(topic)?;
+        // Its publish ids name positions of the history just deleted.
+        state.publish_ids.forget(topic);
+        Ok(deleted.then_some(at.epoch))
     }
 
     /// Set (`None`: clear, back to `log.retention`) the retention of

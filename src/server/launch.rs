@@ -14,6 +14,7 @@ use crate::fanout::feed::Feed;
 use crate::metrics::Metrics;
 use crate::ops;
 use crate::ops::ledger::SendLedger;
+use crate::ops::publish_ids::PublishIds;
 use crate::presence::replicated::Replicated;
 use crate::state::ServerState;
 use crate::state::connections::Connections;
@@ -114,6 +115,7 @@ impl Server {
             None => None,
         };
         let budget = MemoryBudget::new(config.queue_memory_budget);
+        let publish_ids = PublishIds::new(config.cluster.dedup_window);
         let state = Arc::new(ServerState {
             conns: Connections::new(
                 config.max_connections,
@@ -129,6 +131,7 @@ impl Server {
             budget,
             life: Lifecycle::new(),
             sends: SendLedger::new(),
+            publish_ids,
             presence,
             cluster,
             tls,

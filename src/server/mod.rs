@@ -403,12 +403,14 @@ impl Server {
         self.publish_with_id(topic, text, None)
     }
 
-    /// [`Server::publish`] with an idempotence key: in a cluster, a publish
-    /// whose `id` is already stored on `topic` (within
-    /// `cluster.dedup_window`) is not stored again, and this returns the
-    /// first copy's position. So a publish that failed with a timeout can
-    /// be sent again with the same id without being stored twice. A single
-    /// node has no window: its acknowledgement never times out.
+    /// [`Server::publish`] with an idempotence key: a publish whose `id` is
+    /// already stored on `topic` (within `cluster.dedup_window` identified
+    /// publishes: of the topic's shard in a cluster, of the topic on a
+    /// single node) is not stored again, and this returns the first copy's
+    /// position. So a publish that failed with a timeout, or whose answer
+    /// was lost with its publisher, can be sent again with the same id
+    /// without being stored twice. A single node's window is in memory: a
+    /// restart forgets it.
     pub fn publish_with_id(
         &self,
         topic: &str,
@@ -416,16 +418,15 @@ impl Server {
         id: Option<&str>,
     ) -> Result<Position, ServerError> {
         let state = self.state()?;
-        match ops::broadcast::broadcast(&state, topic, text, id)? {
-            Broadcast::Appended(appended) => {
-                appended.wait()?;
-                Ok(appended.position)
-            }
-            Broadcast::Replicating(commit) => {
-                let handle = self.runtime_handle()?;
-                Ok(wait_on(&handle, commit, None).ok_or(ServerError::NotRunning)??)
-            }
+        let taken = ops::broadcast::broadcast(&state, topic, text, id)?;
+        if let Some(local) = taken.wait_local() {
+            return Ok(local?);
         }
+        let Broadcast::Replicating(commit) = taken else {
+            return Err(ServerError::NotRunning); // wait_local answers the rest
+        };
+        let handle = self.runtime_handle()?;
+        Ok(wait_on(&handle, commit, None).ok_or(ServerError::NotRunning)??)
     }
 
     /// The runtime of the running server.

@@ -23,6 +23,7 @@ use crate::fanout::Fanout;
 use crate::fanout::feed::Feed;
 use crate::metrics::Metrics;
 use crate::ops::ledger::SendLedger;
+use crate::ops::publish_ids::PublishIds;
 use crate::presence::Presence;
 use connections::Connections;
 use lifecycle::Lifecycle;
@@ -50,6 +51,9 @@ pub(crate) struct ServerState {
     pub(crate) life: Lifecycle,
     /// `send_event` deduplication and sequence numbers.
     pub(crate) sends: SendLedger,
+    /// On a single node, each topic's recent publish ids, so a publish sent
+    /// again is stored once (in a cluster the shards keep theirs).
+    pub(crate) publish_ids: PublishIds,
     /// Presence, when enabled.
     pub(crate) presence: Option<Presence>,
     /// The cluster broadcasts are replicated through (none: a single node).

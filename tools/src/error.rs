@@ -80,6 +80,9 @@ pub enum CliError {
     /// `wse token` could not mint a token.
     #[error(transparent)]
     Token(#[from] crate::token_cmd::TokenError),
+    /// `wse replay` could not read, publish or resume.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
     /// An export file could not be written or read.
     #[error("{}: {source}", file.display())]
     Archive {

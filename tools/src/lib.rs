@@ -21,6 +21,10 @@
 //! - `serve`: `wse serve`, the standalone server (and a cluster node with
 //!   `--node-id`, through `wse-replication`).
 //! - `cluster_cmd`: `wse cluster status`, asked of a node's peer port.
+//! - `replay`: `wse replay`, a range of a topic's history (from a data
+//!   directory or a server's HTTP API) published again into a live server
+//!   (HTTP batches or WebSocket publishes), stdout or a file: paced,
+//!   checkpointed, resumable without duplicates.
 //! - `token_cmd`: `wse token`, a JWT the server accepts, signed with the
 //!   `wse serve` key (HS256 secret, or the private half of an ES256/RS256
 //!   key), through `wse::auth::encode`.
@@ -94,6 +98,7 @@ mod cluster_cmd;
 mod error;
 mod log_cmd;
 mod output;
+mod replay;
 mod serve;
 mod serve_bench_app;
 mod token_cmd;
@@ -143,6 +148,9 @@ subcommands! {
         /// Look at a running cluster through a node's peer port.
         #[command(subcommand)]
         Cluster(cluster_cmd::ClusterCommand),
+        /// Publish a range of a topic's history again: into a live server
+        /// (HTTP or WebSocket), stdout or a file; paced, resumable.
+        Replay(Box<replay::ReplayArgs>),
         /// Mint a JWT that `wse serve` with the same key accepts (for
         /// tests and the docs' examples); prints the token alone.
         Token(token_cmd::TokenArgs),
