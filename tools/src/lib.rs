@@ -101,6 +101,7 @@ mod output;
 mod replay;
 mod serve;
 mod serve_bench_app;
+mod time_arg;
 mod token_cmd;
 
 /// WSE: a log-centric real-time WebSocket server.

@@ -2,11 +2,12 @@
 //! or append times (`--since`, `--until`), shared by `dump`, `tail` and
 //! `export`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use wse_log::{DirReader, TopicSummary};
 
 use crate::error::CliError;
+use crate::time_arg::TimeArg;
 
 /// A range of a topic, by offset or by time.
 #[derive(Debug, Default, clap::Args)]
@@ -56,41 +57,8 @@ impl RangeArgs {
     }
 }
 
-/// `text` as microseconds since the Unix epoch: an RFC 3339 time, or a
-/// duration (`humantime` syntax) before now.
+/// `text` ([`TimeArg`]: RFC 3339, or a duration before now) as
+/// microseconds since the Unix epoch.
 pub fn parse_time(text: &str) -> Result<u64, String> {
-    let time = match humantime::parse_rfc3339_weak(text) {
-        Ok(t) => t,
-        Err(_) => {
-            let ago = humantime::parse_duration(text).map_err(|_| {
-                format!("{text:?} is neither an RFC 3339 time nor a duration like 15m or 1h")
-            })?;
-            SystemTime::now()
-                .checked_sub(ago)
-                .ok_or_else(|| format!("{text:?} reaches before 1970"))?
-        }
-    };
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    u64::try_from(since_epoch.as_micros()).map_err(|_| format!("{text:?} is too far ahead"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_or_a_duration_ago() {
-        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(1_000_000));
-        assert_eq!(
-            parse_time("2026-12-07T10:00:00.5Z"),
-            Ok(1_796_637_600_500_000)
-        );
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let hour_ago = parse_time("1h").unwrap_or_default();
-        let want = now.as_micros() as u64 - 3_600_000_000;
-        assert!(hour_ago.abs_diff(want) < 60_000_000, "{hour_ago} vs {want}");
-        assert!(parse_time("yesterday").is_err());
-    }
+    Ok(text.parse::<TimeArg>()?.micros(SystemTime::now()))
 }
