@@ -21,6 +21,7 @@ mod limit;
 mod monitor;
 mod presence;
 mod retention;
+mod target;
 mod topics;
 
 use std::net::SocketAddr;

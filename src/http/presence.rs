@@ -1,16 +1,11 @@
 //! `GET /v1/topics/{topic}/presence`: who is in a topic, as the Python
 //! `presence()` and `presence_stats()` answer it.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::{Api, auth, topics};
+use super::target::TopicTarget;
 
 /// The members of the topic's presence: `{user: {connections, data}}`
 /// with the counts. A topic nobody joined has no members (presence has no
@@ -18,14 +13,8 @@ use super::{Api, auth, topics};
 /// the server runs without presence: an empty answer would read as
 /// "nobody there".
 pub(crate) async fn members(
-    State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    TopicTarget { server, topic }: TopicTarget,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    topics::check_topic(&api, &topic)?;
-    let server = api.server()?;
     if !server.config().presence_enabled {
         return Err(ApiError::presence_disabled());
     }

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wse_log::Retention;
 
 use super::error::ApiError;
-use super::{Api, auth, topics};
+use super::target::TopicTarget;
+use super::{Api, topics};
 
 /// Largest retention body: a few numbers.
 const MAX_BODY: usize = 4096;
@@ -42,16 +41,11 @@ struct RetentionBody {
 /// `NOT_REPLICATED` on a cluster node.
 pub(crate) async fn set(
     State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    TopicTarget { server, topic }: TopicTarget,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    topics::check_topic(&api, &topic)?;
     let body = api.read_body(body, MAX_BODY).await?;
     let wanted = parse(&body)?;
-    let server = api.server()?;
     let name = topic.clone();
     // The metadata store is written, and retention may delete segments.
     let now = topics::blocking(move || server.set_retention(&name, wanted)).await??;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use wse_log::{Position, ReadLimits};
 
 use super::error::ApiError;
+use super::target::TopicTarget;
 use super::{Api, auth};
 use crate::ops::broadcast::{Broadcast, broadcast};
 use crate::server::Server;
@@ -29,11 +30,10 @@ const MAX_READ: usize = 1000;
 /// cluster (the same key is stored once).
 pub(crate) async fn publish(
     State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
+    TopicTarget { server, topic }: TopicTarget,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (server, topic) = publish_target(&api, topic, &headers)?;
     let body = api
         .read_body(body, server.config().max_message_size)
         .await?;
@@ -65,11 +65,9 @@ pub(crate) async fn publish(
 /// refused before the log (not an object, too large).
 pub(crate) async fn publish_batch(
     State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    TopicTarget { server, topic }: TopicTarget,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (server, topic) = publish_target(&api, topic, &headers)?;
     let body = api.read_body(body, api.max_body).await?;
     let items = batch_items(&body)?;
     let limit = server.config().max_message_size;
@@ -164,14 +162,8 @@ pub(crate) async fn list(
 /// subscribers stay subscribed. Answers the deleted epoch; 404 for a
 /// topic without history, 409 `NOT_REPLICATED` on a cluster node.
 pub(crate) async fn delete(
-    State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    TopicTarget { server, topic }: TopicTarget,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    check_topic(&api, &topic)?;
-    let server = api.server()?;
     let name = topic.clone();
     // Directories are removed and the metadata store written.
     let Some(epoch) = blocking(move || server.delete_topic(&name)).await?? else {
@@ -197,13 +189,9 @@ pub(crate) struct ReadQuery {
 /// exactly (`wse replay`), as the exact stored text (`text`, when it is
 /// UTF-8) with the record's kind.
 pub(crate) async fn records(
-    State(api): State<Arc<Api>>,
-    topic: Result<Path<String>, PathRejection>,
+    TopicTarget { server, topic }: TopicTarget,
     query: Result<Query<ReadQuery>, QueryRejection>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    auth::require(api.token.as_ref(), &headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if limit > MAX_READ {
@@ -211,7 +199,6 @@ pub(crate) async fn records(
             "limit is at most {MAX_READ}"
         )));
     }
-    let server = api.server()?;
     let Some(at) = server.position(&topic)? else {
         return Err(ApiError::not_found(format!("no topic {topic:?}")));
     };
@@ -255,19 +242,6 @@ pub(crate) async fn records(
     Ok(Json(json!({"topic": topic, "epoch": at.epoch.to_string(),
         "first_offset": at.first_offset, "next_offset": batch.head,
         "records": records})))
-}
-
-/// The server and the topic of a publish: authorized, the path readable,
-/// the topic one clients could publish to.
-fn publish_target(
-    api: &Api,
-    topic: Result<Path<String>, PathRejection>,
-    headers: &HeaderMap,
-) -> Result<(Arc<Server>, String), ApiError> {
-    auth::require(api.token.as_ref(), headers)?;
-    let Path(topic) = topic.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    check_topic(api, &topic)?;
-    Ok((api.server()?, topic))
 }
 
 /// Hand `messages` (text, idempotency key) to the log in order, on the
