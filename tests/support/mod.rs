@@ -218,6 +218,7 @@ impl Client {
 pub mod client;
 pub mod e2e;
 pub mod events;
+pub mod http;
 pub mod jwt;
 pub mod raw;
 
