@@ -221,3 +221,98 @@ impl Write for SocketIo<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rcgen::{CertificateParams, KeyPair};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpSocket;
+
+    use super::*;
+    use crate::tls::{Tls, TlsFiles};
+
+    /// A client that stops reading fills the socket; rustls then holds the
+    /// records it encrypted. The session must see them as pending (so it
+    /// waits for the socket to take them) and write them once the client
+    /// reads, or the last message would sit in rustls until some other
+    /// event: with `has_pending_writes` answering false, this fails.
+    #[tokio::test]
+    async fn tls_records_the_socket_did_not_take_are_pending_until_the_peer_reads() {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        let tls = Tls::load(&files).unwrap();
+
+        // Small buffers on both ends: the socket fills after a few KiB.
+        let listen = TcpSocket::new_v4().unwrap();
+        listen.set_send_buffer_size(4096).unwrap();
+        listen.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listen.listen(1).unwrap();
+        let dial = TcpSocket::new_v4().unwrap();
+        dial.set_recv_buffer_size(4096).unwrap();
+        let (client_tcp, accepted) = tokio::join!(
+            dial.connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let (client, server) = tokio::join!(
+            connector.connect(name, client_tcp.unwrap()),
+            tls.accept(accepted.unwrap().0)
+        );
+        let mut client = client.unwrap();
+        let mut transport = Transport::tls(server.unwrap());
+
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        loop {
+            match transport.try_write_vectored(&[IoSlice::new(&chunk)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+            assert!(sent < 64 << 20, "the socket never filled");
+        }
+        assert!(
+            transport.has_pending_writes(),
+            "records the socket did not take are pending"
+        );
+
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0usize;
+            while got < sent {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed after {got} of {sent} bytes");
+                assert!(buf[..n].iter().all(|&b| b == 7));
+                got += n;
+            }
+            got
+        });
+        while transport.has_pending_writes() {
+            transport.writable().await.unwrap();
+            transport.flush_pending().unwrap();
+        }
+        assert_eq!(reader.await.unwrap(), sent, "every byte taken arrives");
+    }
+}
