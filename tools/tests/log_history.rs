@@ -531,17 +531,23 @@ fn a_backup_taken_while_a_publisher_writes_restores_every_record_at_its_position
                 for topic in ["chat", "news"] {
                     let body = format!(r#"{{"n":{i},"pad":"{}"}}"#, "x".repeat((i % 200) as usize));
                     // Stamped as the server stores a publish.
-                    log.append_with(topic, RecordKind::Message, body.len() + 64, |pos, b| {
-                        wse::protocol::write_stored_message(
-                            b,
-                            true,
-                            &body,
-                            topic,
-                            pos.epoch.0,
-                            pos.offset,
-                        )
-                    })
-                    .expect("append");
+                    let appended = log
+                        .append_with(topic, RecordKind::Message, body.len() + 64, |pos, b| {
+                            wse::protocol::write_stored_message(
+                                b,
+                                true,
+                                &body,
+                                topic,
+                                pos.epoch.0,
+                                pos.offset,
+                            )
+                        })
+                        .expect("append");
+                    // Once the 500th record of each topic is in its file
+                    // (visible), the backup may start: it must find them.
+                    if i == 499 {
+                        appended.wait().expect("visible");
+                    }
                 }
                 i += 1;
                 if i == 500 {
