@@ -217,14 +217,14 @@ async fn a_deletion_racing_publishes_never_mixes_histories_for_a_live_subscriber
         got.push(stamp(&live.expect_type("headline").await));
     }
     // The old history, then the new one from offset 0, each in order, with
-    // no offset twice or missing in the new one and nothing after it.
+    // no offset twice or missing in the new one and nothing after it. The
+    // old one may have a gap: a subscriber that lagged behind the deletion
+    // cannot receive the deleted records it had not read yet (seen in CI:
+    // 0..511, then 22691.. announced before the deletion).
     let split = got.iter().position(|(e, _, _)| *e == last_epoch).unwrap();
     let (before, after) = got.split_at(split);
     assert!(before.iter().all(|(e, _, _)| *e == first_epoch), "{got:?}");
-    assert!(
-        before.windows(2).all(|w| w[1].1 == w[0].1 + 1),
-        "{before:?}"
-    );
+    assert!(before.windows(2).all(|w| w[1].1 > w[0].1), "{before:?}");
     let offsets: Vec<u64> = after.iter().map(|(_, o, _)| *o).collect();
     assert_eq!(
         offsets,
